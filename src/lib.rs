@@ -1,0 +1,20 @@
+//! strata: deterministic OCI layers and images.
+//!
+//! The library holds the whole model; the CLI (`src/main.rs`, `src/cli.rs`)
+//! only parses flags and environment and calls in here. Invariants kept by
+//! every module:
+//! - no output byte depends on the clock, the host's uid/gid/umask/locale/TZ/
+//!   hostname, readdir order, inode numbers, hash-map order, thread count or
+//!   CPU features;
+//! - the library never prints and never reads the clock or the environment;
+//! - every output is written to a temporary file beside its destination and
+//!   renamed into place, so a failure leaves nothing half-written.
+#![deny(missing_docs)]
+
+pub mod digest;
+pub mod error;
+pub mod json;
+pub mod layer;
+
+pub use digest::Digest;
+pub use error::{Error, ErrorKind, Result};
