@@ -86,7 +86,13 @@ mod tests {
 
     #[test]
     fn keys_are_sorted_and_compact() {
-        assert_eq!(to_canonical(&S { zeta: 1, alpha: "a" }), br#"{"alpha":"a","zeta":1}"#);
+        assert_eq!(
+            to_canonical(&S {
+                zeta: 1,
+                alpha: "a"
+            }),
+            br#"{"alpha":"a","zeta":1}"#
+        );
         let v = json!({"b": {"y": 1, "x": [2, {"d": 0, "c": 1}]}, "a": "é\n"});
         assert_eq!(
             String::from_utf8(to_canonical(&v)).unwrap(),

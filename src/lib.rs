@@ -15,6 +15,13 @@ pub mod digest;
 pub mod error;
 pub mod json;
 pub mod layer;
+pub mod output;
+pub mod spec;
 
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
+pub mod archive;
+pub mod descriptor;
+pub mod image;
+pub mod layout;
+pub mod verify;

@@ -1,0 +1,13 @@
+//! Integration tests: they run the real `strata` binary.
+//!
+//! One test binary (`autotests = false`) with a module per topic; helpers in
+//! `util.rs`. Tests that need external consumers (skopeo, umoci,
+//! oci-image-tool) are installed by `.ci/run`; with `STRATA_REQUIRE_TOOLS=1`
+//! (set by `.ci/run`) a missing tool is a failure, otherwise a skip.
+mod util;
+
+mod consumers;
+mod errors;
+mod golden;
+mod image;
+mod layer;

@@ -1,0 +1,682 @@
+//! The command line: the only place that reads flags, environment variables
+//! (`SOURCE_DATE_EPOCH`) and the machine's core count, and the only place that
+//! prints. Everything else is a call into the library.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use strata::archive::{write_image, Format};
+use strata::descriptor::{is_index, Descriptor, Index, Platform, OCI_INDEX};
+use strata::digest::HashingReader;
+use strata::error::{Error, IoContext, Result};
+use strata::image::{
+    check_rfc3339, compose, rfc3339, tag_annotations, ConfigChanges, ImageOptions, NewLayer,
+};
+use strata::json::{self, to_canonical};
+use strata::layer::compress::{decompressor, detect, Compression};
+use strata::layer::dir::walk_dir;
+use strata::layer::entry::{normalize, NormalizeOptions};
+use strata::layer::path::LayerPath;
+use strata::layer::{read_small_file, write_layer_file, LayerDescriptor, LayerOptions};
+use strata::layout::{BlobSource, Layout, LayoutPlan};
+use strata::output;
+use strata::spec::LayerSpec;
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Deterministic OCI layers and images: same inputs, same digest."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build one layer blob from directories and/or specs.
+    Layer(LayerArgs),
+    /// Compose pre-built layers (onto an optional base) into an image.
+    Image(Box<ImageArgs>),
+    /// Make a multi-platform image index from single-platform images.
+    Index(IndexArgs),
+    /// Print the manifest (or index) digest of an image.
+    Digest(DigestArgs),
+    /// Check every blob, digest, size, diff_id and reference of an image.
+    Verify(PathArg),
+    /// Summarize an image (platform, config, layers).
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct LayerArgs {
+    /// Where to write the layer blob.
+    #[arg(long)]
+    out: Utf8PathBuf,
+    /// Also write a JSON descriptor {mediaType, digest, size, diffId} here.
+    #[arg(long)]
+    descriptor: Option<Utf8PathBuf>,
+    /// gzip (default), zstd or none.
+    #[arg(long, default_value = "gzip")]
+    compression: String,
+    /// Compression level (gzip 1-12, default 6; zstd 1-19, default 3).
+    #[arg(long)]
+    level: Option<i32>,
+    /// mtime of every entry, seconds since the epoch (default: SOURCE_DATE_EPOCH, else 0).
+    #[arg(long)]
+    mtime: Option<String>,
+    /// Compression threads (default: all cores; the bytes never depend on it).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// A layer spec (JSON, {"version":1,"entries":[...]}); repeatable.
+    #[arg(long)]
+    spec: Vec<Utf8PathBuf>,
+    /// Directories whose contents become the layer root; DIR=/prefix puts them under /prefix.
+    inputs: Vec<String>,
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    /// Output path (a directory for --format oci, a file otherwise).
+    #[arg(long)]
+    out: Utf8PathBuf,
+    /// oci (default), oci-archive or docker-archive.
+    #[arg(long, default_value = "oci")]
+    format: String,
+    /// Base image: an OCI layout (directory or archive).
+    #[arg(long)]
+    base: Option<Utf8PathBuf>,
+    /// Which image of the base layout, by its tag (when it holds several).
+    #[arg(long)]
+    base_ref: Option<String>,
+    /// A layer blob, optionally with its descriptor: FILE[:DESCRIPTOR]; repeatable, bottom first.
+    #[arg(long)]
+    layer: Vec<String>,
+    /// Entrypoint: a JSON array, or one argument per occurrence.
+    #[arg(long, allow_hyphen_values = true)]
+    entrypoint: Vec<String>,
+    /// Cmd: a JSON array, or one argument per occurrence.
+    #[arg(long, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+    /// Environment variable K=V; repeatable.
+    #[arg(long)]
+    env: Vec<String>,
+    /// Working directory.
+    #[arg(long)]
+    workdir: Option<String>,
+    /// User (name, uid or uid:gid).
+    #[arg(long)]
+    user: Option<String>,
+    /// Config label K=V; repeatable.
+    #[arg(long)]
+    label: Vec<String>,
+    /// Manifest annotation K=V; repeatable.
+    #[arg(long)]
+    annotation: Vec<String>,
+    /// Port to expose (8080/tcp); repeatable.
+    #[arg(long)]
+    exposed_port: Vec<String>,
+    /// Volume (/data); repeatable.
+    #[arg(long)]
+    volume: Vec<String>,
+    /// Stop signal (SIGTERM).
+    #[arg(long)]
+    stop_signal: Option<String>,
+    /// os/arch[/variant] (default: the base's, else linux/amd64).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Creation time, RFC 3339 (default: SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z).
+    #[arg(long)]
+    created: Option<String>,
+    /// NAME:TAG recorded in the layout (ref.name annotation, docker RepoTags).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Also write the manifest digest (sha256:…, no newline) to this file.
+    #[arg(long)]
+    digest_file: Option<Utf8PathBuf>,
+}
+
+#[derive(Args)]
+struct IndexArgs {
+    /// Output path.
+    #[arg(long)]
+    out: Utf8PathBuf,
+    /// oci (default) or oci-archive.
+    #[arg(long, default_value = "oci")]
+    format: String,
+    /// NAME:TAG recorded in the layout.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Also write the index digest (sha256:…, no newline) to this file.
+    #[arg(long)]
+    digest_file: Option<Utf8PathBuf>,
+    /// Single-platform images (OCI layouts or archives).
+    #[arg(required = true)]
+    images: Vec<Utf8PathBuf>,
+}
+
+#[derive(Args)]
+struct DigestArgs {
+    /// OCI layout directory, oci-archive or docker-archive.
+    path: Utf8PathBuf,
+    /// Which image, by tag, when the layout holds several.
+    #[arg(long = "ref")]
+    reference: Option<String>,
+    /// Print manifest, config and layer digests as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PathArg {
+    /// OCI layout directory, oci-archive or docker-archive.
+    path: Utf8PathBuf,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// OCI layout directory, oci-archive or docker-archive.
+    path: Utf8PathBuf,
+    /// Which image, by tag.
+    #[arg(long = "ref")]
+    reference: Option<String>,
+    /// For an index: which platform.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A usage error (exit 2) or a failure (exit 1).
+enum Failure {
+    Usage(Error),
+    Failed(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Failed(e)
+    }
+}
+
+fn usage<T>(r: Result<T>) -> std::result::Result<T, Failure> {
+    r.map_err(Failure::Usage)
+}
+
+type CliResult<T = i32> = std::result::Result<T, Failure>;
+
+/// Run the CLI; returns the exit code.
+pub fn main() -> i32 {
+    // Why: a killed build must not leave half-written outputs behind.
+    let _ = ctrlc::set_handler(|| {
+        output::remove_pending();
+        std::process::exit(130);
+    });
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Layer(a) => layer(a),
+        Command::Image(a) => image(*a),
+        Command::Index(a) => index(a),
+        Command::Digest(a) => digest(a),
+        Command::Verify(a) => verify(a),
+        Command::Inspect(a) => inspect(a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("strata: {e}");
+            2
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("strata: {e}");
+            1
+        }
+    }
+}
+
+/// SOURCE_DATE_EPOCH, or `None` when unset; malformed values are errors.
+fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(_) => Err(Error::invalid("SOURCE_DATE_EPOCH: not valid UTF-8")),
+        Ok(s) if s.is_empty() => Ok(None),
+        Ok(s) => s.parse::<u64>().map(Some).map_err(|_| {
+            Error::invalid(format!(
+                "SOURCE_DATE_EPOCH={s:?}: expected a non-negative integer (seconds since 1970)"
+            ))
+        }),
+    }
+}
+
+fn epoch(flag: Option<&str>, name: &str) -> Result<u64> {
+    match flag {
+        Some(s) => s.parse::<u64>().map_err(|_| {
+            Error::invalid(format!(
+                "--{name} {s:?}: expected a non-negative integer (seconds since 1970)"
+            ))
+        }),
+        None => Ok(source_date_epoch()?.unwrap_or(0)),
+    }
+}
+
+fn threads(flag: Option<usize>) -> usize {
+    flag.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+    .max(1)
+}
+
+fn layer(a: LayerArgs) -> CliResult {
+    let compression = usage(Compression::parse(&a.compression, a.level))?;
+    let mtime = usage(epoch(a.mtime.as_deref(), "mtime"))?;
+    if a.inputs.is_empty() && a.spec.is_empty() {
+        return Err(Failure::Usage(Error::invalid(
+            "no inputs: give directories and/or --spec FILE",
+        )));
+    }
+    let mut entries = Vec::new();
+    let mut nopts = NormalizeOptions::default();
+    for input in &a.inputs {
+        let (dir, prefix) = split_input(input).map_err(Failure::Usage)?;
+        entries.extend(walk_dir(&dir, prefix.as_ref())?);
+    }
+    for s in &a.spec {
+        let spec = LayerSpec::read(s)?;
+        nopts.parents &= spec.normalize_options().parents;
+        entries.extend(spec.entries(s.as_str())?);
+    }
+    let entries = normalize(entries, nopts)?;
+    let opts = LayerOptions {
+        compression,
+        mtime,
+        threads: threads(a.threads),
+    };
+    let desc = write_layer_file(&entries, &a.out, &opts)?;
+    if let Some(d) = &a.descriptor {
+        output::write_file(d, &to_canonical(&desc))?;
+    }
+    println!("{}", desc.digest);
+    Ok(0)
+}
+
+/// `DIR` or `DIR=/prefix`.
+fn split_input(s: &str) -> Result<(Utf8PathBuf, Option<LayerPath>)> {
+    if let Some((dir, prefix)) = s.rsplit_once('=') {
+        if prefix.starts_with('/') && !dir.is_empty() {
+            let p = prefix.trim_start_matches('/');
+            let lp = if p.is_empty() {
+                None
+            } else {
+                Some(LayerPath::parse(p).map_err(|e| e.context(format!("input {s}")))?)
+            };
+            return Ok((Utf8PathBuf::from(dir), lp));
+        }
+    }
+    Ok((Utf8PathBuf::from(s), None))
+}
+
+fn kv(items: &[String], flag: &str) -> Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Error::invalid(format!("--{flag} {s:?}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+fn argv(items: &[String], flag: &str) -> Result<Option<Vec<String>>> {
+    match items {
+        [] => Ok(None),
+        [one] if one.trim_start().starts_with('[') => serde_json::from_str::<Vec<String>>(one)
+            .map(Some)
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "--{flag} {one:?}: not a JSON array of strings: {e}"
+                ))
+            }),
+        many => Ok(Some(many.to_vec())),
+    }
+}
+
+fn image_options(a: &ImageArgs) -> Result<ImageOptions> {
+    let created = match &a.created {
+        Some(c) => {
+            check_rfc3339(c)?;
+            c.clone()
+        }
+        None => rfc3339(source_date_epoch()?.unwrap_or(0)),
+    };
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    Ok(ImageOptions {
+        changes: ConfigChanges {
+            entrypoint: argv(&a.entrypoint, "entrypoint")?,
+            cmd: argv(&a.cmd, "cmd")?,
+            env: kv(&a.env, "env")?,
+            workdir: a.workdir.clone(),
+            user: a.user.clone(),
+            labels: kv(&a.label, "label")?.into_iter().collect(),
+            exposed_ports: a.exposed_port.clone(),
+            volumes: a.volume.clone(),
+            stop_signal: a.stop_signal.clone(),
+        },
+        platform,
+        created,
+        annotations: kv(&a.annotation, "annotation")?
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        tag: a.tag.clone(),
+    })
+}
+
+/// Parse `FILE[:DESCRIPTOR]` and produce the layer's descriptor and source.
+fn new_layer(spec: &str) -> Result<NewLayer> {
+    let (file, desc_path) = match spec.rsplit_once(':') {
+        Some((f, d)) if !f.is_empty() && !d.is_empty() && !Utf8Path::new(spec).exists() => {
+            (Utf8PathBuf::from(f), Some(Utf8PathBuf::from(d)))
+        }
+        _ => (Utf8PathBuf::from(spec), None),
+    };
+    let meta = fs::metadata(&file).io_context(|| format!("layer {file}"))?;
+    if !meta.is_file() {
+        return Err(Error::invalid(format!("layer {file}: not a regular file")));
+    }
+    let desc = match desc_path {
+        Some(dp) => {
+            let bytes = read_small_file(&dp, json::MAX_JSON_BYTES)?;
+            let d: LayerDescriptor = json::parse(&bytes, dp.as_str())?;
+            if Compression::from_media_type(&d.media_type).is_none() {
+                return Err(Error::invalid(format!(
+                    "{dp}: unknown layer media type {:?}",
+                    d.media_type
+                )));
+            }
+            if d.size != meta.len() {
+                return Err(Error::corrupt(format!(
+                    "layer {file}: size mismatch: descriptor {dp} says {} bytes, file has {}",
+                    d.size,
+                    meta.len()
+                )));
+            }
+            d
+        }
+        None => describe_layer_file(&file)?,
+    };
+    Ok(NewLayer {
+        desc,
+        source: BlobSource::File(file),
+    })
+}
+
+/// Compute a layer file's descriptor by reading it once (no descriptor given).
+fn describe_layer_file(file: &Utf8Path) -> Result<LayerDescriptor> {
+    let mut f = fs::File::open(file).io_context(|| format!("reading {file}"))?;
+    let mut magic = [0u8; 4];
+    let n = f
+        .read(&mut magic)
+        .io_context(|| format!("reading {file}"))?;
+    let c = detect(&magic[..n]);
+    drop(f);
+    let f = fs::File::open(file).io_context(|| format!("reading {file}"))?;
+    let mut outer = HashingReader::new(f);
+    let diff = {
+        let mut inner = HashingReader::new(decompressor(&mut outer, c));
+        io::copy(&mut inner, &mut io::sink())
+            .io_context(|| format!("layer {file}: decompressing"))?;
+        inner.finish().0
+    };
+    io::copy(&mut outer, &mut io::sink()).io_context(|| format!("reading {file}"))?;
+    let (digest, size) = outer.finish();
+    Ok(LayerDescriptor {
+        media_type: c.media_type().to_string(),
+        digest,
+        size,
+        diff_id: diff,
+    })
+}
+
+fn image(a: ImageArgs) -> CliResult {
+    let format = usage(Format::parse(&a.format))?;
+    let opts = usage(image_options(&a))?;
+    let mtime = usage(epoch(None, "mtime"))?;
+    let base_layout = a.base.as_deref().map(Layout::open).transpose()?;
+    let base_image = match &base_layout {
+        Some(l) => Some(
+            l.image(a.base_ref.as_deref(), opts.platform.as_ref())
+                .map_err(|e| e.context(format!("base {}", l.path())))?,
+        ),
+        None => None,
+    };
+    let layers = a
+        .layer
+        .iter()
+        .map(|s| new_layer(s))
+        .collect::<Result<Vec<_>>>()?;
+    let base = base_layout.as_ref().zip(base_image.as_ref());
+    let composed = compose(base, layers, &opts)?;
+    write_image(&composed, format, &a.out, mtime)?;
+    if let Some(f) = &a.digest_file {
+        output::write_file(f, composed.manifest.digest.to_string().as_bytes())?;
+    }
+    println!("{}", composed.manifest.digest);
+    Ok(0)
+}
+
+fn index(a: IndexArgs) -> CliResult {
+    let format = usage(Format::parse(&a.format))?;
+    if format == Format::DockerArchive {
+        return Err(Failure::Usage(Error::invalid(
+            "--format docker-archive: a docker-archive holds one image, not an index; use oci or oci-archive",
+        )));
+    }
+    let mtime = usage(epoch(None, "mtime"))?;
+    let mut plan = LayoutPlan::default();
+    let mut entries: Vec<Descriptor> = Vec::new();
+    for path in &a.images {
+        let layout = Layout::open(path)?;
+        let img = layout.image(None, None).map_err(|e| e.context(path))?;
+        let platform = img.platform();
+        if entries
+            .iter()
+            .any(|d| d.platform.as_ref() == Some(&platform))
+        {
+            return Err(Failure::Failed(Error::invalid(format!(
+                "{path}: a second image for platform {platform}"
+            ))));
+        }
+        let mut d = Descriptor::new(
+            &img.manifest_desc.media_type,
+            img.manifest_desc.digest,
+            img.manifest_desc.size,
+        );
+        d.platform = Some(platform);
+        entries.push(d);
+        copy_image_blobs(&layout, &img, &mut plan)?;
+    }
+    let index_bytes = to_canonical(&Index::new(entries));
+    let (d, n) = plan.add_bytes(index_bytes);
+    let mut top = Descriptor::new(OCI_INDEX, d, n);
+    tag_annotations(&mut top, a.tag.as_deref()).map_err(Failure::Usage)?;
+    plan.index_json = to_canonical(&Index::new(vec![top]));
+    match format {
+        Format::Oci => plan.write_dir(&a.out)?,
+        _ => strata::archive::write_tar(&plan, &a.out, mtime)?,
+    }
+    if let Some(f) = &a.digest_file {
+        output::write_file(f, d.to_string().as_bytes())?;
+    }
+    println!("{d}");
+    Ok(0)
+}
+
+fn copy_image_blobs(
+    layout: &Layout,
+    img: &strata::layout::Image,
+    plan: &mut LayoutPlan,
+) -> Result<()> {
+    let mut all = vec![img.manifest_desc.clone(), img.manifest.config.clone()];
+    all.extend(img.manifest.layers.iter().cloned());
+    for d in all {
+        let src = layout.blob(&d.digest).ok_or_else(|| {
+            Error::corrupt(format!("{}: blob {} is missing", layout.path(), d.digest))
+        })?;
+        plan.blobs.insert(d.digest, (d.size, src));
+    }
+    Ok(())
+}
+
+fn digest(a: DigestArgs) -> CliResult {
+    let layout = Layout::open(&a.path)?;
+    let top = layout.top(a.reference.as_deref())?;
+    if !a.json {
+        println!("{}", top.digest);
+        return Ok(0);
+    }
+    let v = if is_index(&top.media_type) {
+        let idx = layout.read_index(&top)?;
+        let ms: Vec<Value> = idx
+            .manifests
+            .iter()
+            .map(|m| json!({"digest": m.digest, "platform": m.platform}))
+            .collect();
+        json!({"index": top.digest, "manifests": ms})
+    } else {
+        let img = layout.image_at(&top)?;
+        let ids = img.diff_ids()?;
+        json!({
+            "manifest": top.digest,
+            "config": img.manifest.config.digest,
+            "layers": img.manifest.layers.iter().map(|l| l.digest).collect::<Vec<_>>(),
+            "diffIds": ids,
+        })
+    };
+    print_json(&v);
+    Ok(0)
+}
+
+fn print_json(v: &Value) {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(&to_canonical(v));
+    let _ = out.write_all(b"\n");
+}
+
+fn verify(a: PathArg) -> CliResult {
+    let layout = Layout::open(&a.path)?;
+    let report = strata::verify::verify(&layout);
+    for p in &report.problems {
+        eprintln!("strata: {p}");
+    }
+    if report.ok() {
+        let top: Vec<String> = layout
+            .index
+            .manifests
+            .iter()
+            .map(|d| d.digest.to_string())
+            .collect();
+        println!(
+            "ok: {} ({} blobs, {} layers verified)",
+            top.join(", "),
+            report.blobs_checked,
+            report.layers_checked
+        );
+        Ok(0)
+    } else {
+        eprintln!(
+            "strata: {}: {} problem(s) found",
+            a.path,
+            report.problems.len()
+        );
+        Ok(1)
+    }
+}
+
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn inspect(a: InspectArgs) -> CliResult {
+    let layout = Layout::open(&a.path)?;
+    let platform = usage(a.platform.as_deref().map(Platform::parse).transpose())?;
+    let top = layout.top(a.reference.as_deref())?;
+    if is_index(&top.media_type) && platform.is_none() {
+        let idx = layout.read_index(&top)?;
+        if a.json {
+            print_json(
+                &json!({"digest": top.digest, "mediaType": top.media_type, "manifests": idx.manifests}),
+            );
+        } else {
+            println!("index     {}", top.digest);
+            for m in &idx.manifests {
+                let p = m
+                    .platform
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into());
+                println!("  {p:<16} {}  {}", m.digest, human(m.size));
+            }
+        }
+        return Ok(0);
+    }
+    let img = layout.image(a.reference.as_deref(), platform.as_ref())?;
+    let ids = img.diff_ids()?;
+    let cfg = img.config.get("config").cloned().unwrap_or(json!({}));
+    let layers: Vec<Value> = img
+        .manifest
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!({"digest": l.digest, "size": l.size, "mediaType": l.media_type, "diffId": ids.get(i)}))
+        .collect();
+    if a.json {
+        print_json(&json!({
+            "digest": img.manifest_desc.digest,
+            "platform": img.platform().to_string(),
+            "created": img.config.get("created"),
+            "configDigest": img.manifest.config.digest,
+            "config": cfg,
+            "layers": layers,
+            "annotations": img.manifest.annotations,
+        }));
+        return Ok(0);
+    }
+    println!("image     {}", img.manifest_desc.digest);
+    println!("platform  {}", img.platform());
+    if let Some(c) = img.config.get("created").and_then(|v| v.as_str()) {
+        println!("created   {c}");
+    }
+    println!("config    {}", img.manifest.config.digest);
+    if let Some(obj) = cfg.as_object() {
+        for (k, v) in obj {
+            println!("  {k:<13} {}", String::from_utf8_lossy(&to_canonical(v)));
+        }
+    }
+    let total: u64 = img.manifest.layers.iter().map(|l| l.size).sum();
+    println!("layers    {} ({})", img.manifest.layers.len(), human(total));
+    for l in &img.manifest.layers {
+        let kind = l.media_type.rsplit('.').next().unwrap_or(&l.media_type);
+        println!("  {}  {:>10}  {kind}", l.digest, human(l.size));
+    }
+    Ok(0)
+}

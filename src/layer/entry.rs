@@ -1,0 +1,328 @@
+//! Layer entries and their normalization: the one place where order, parents,
+//! duplicates, modes and hard links are decided.
+//!
+//! Invariants of [`normalize`]'s output:
+//! - sorted in the canonical order of [`LayerPath`] (parents before children);
+//! - every parent directory present (synthesized as 0755, 0:0 unless declared),
+//!   unless the caller turns synthesis off;
+//! - no path twice (identical directory declarations merge; anything else is
+//!   an error naming both origins);
+//! - no entry below a non-directory (a symlink `a -> /etc` then `a/passwd` is
+//!   refused: extracting it would write through the link);
+//! - each hard-link group has its content on the first path in canonical order
+//!   and links from every other path to it, whatever order the spec gave,
+//!   so the link target always precedes the link in the tar.
+
+use std::collections::BTreeMap;
+
+use camino::Utf8PathBuf;
+
+use super::path::LayerPath;
+use crate::error::{Error, Result};
+
+/// Where a regular file's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// A host file (read through symlinks), with the size seen when listed.
+    Path(Utf8PathBuf, u64),
+    /// Bytes given inline (spec `content`, whiteouts).
+    Inline(Vec<u8>),
+}
+
+impl Content {
+    /// The content length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Content::Path(_, n) => *n,
+            Content::Inline(b) => b.len() as u64,
+        }
+    }
+
+    /// True for empty content.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File(Content),
+    /// A directory.
+    Dir,
+    /// A symbolic link with its target, byte for byte.
+    Symlink(String),
+    /// A hard link to another regular file of the same layer.
+    Hardlink(LayerPath),
+}
+
+/// One entry of a layer, fully specified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path inside the layer.
+    pub path: LayerPath,
+    /// Type and content.
+    pub kind: EntryKind,
+    /// Permission bits, `& 0o7777`.
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u64,
+    /// Owner gid.
+    pub gid: u64,
+    /// Owner name (empty unless declared).
+    pub uname: String,
+    /// Group name (empty unless declared).
+    pub gname: String,
+    /// Where the entry was declared, for error messages.
+    pub origin: String,
+}
+
+/// Default mode of a regular file: 0755 if any executable bit is set, else 0644.
+///
+/// Why: host permissions carry the umask; only the executable bit is intent.
+pub fn default_file_mode(host_mode: u32) -> u32 {
+    if host_mode & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    }
+}
+
+/// Default directory mode (never the host's, which carries the umask).
+pub const DIR_MODE: u32 = 0o755;
+
+/// Mode of symlinks (Linux ignores it; fixed so the bytes are).
+pub const SYMLINK_MODE: u32 = 0o777;
+
+impl Entry {
+    /// A directory entry with default attributes.
+    pub fn dir(path: LayerPath, origin: impl Into<String>) -> Entry {
+        Entry {
+            path,
+            kind: EntryKind::Dir,
+            mode: DIR_MODE,
+            uid: 0,
+            gid: 0,
+            uname: String::new(),
+            gname: String::new(),
+            origin: origin.into(),
+        }
+    }
+
+    fn same_dir_attrs(&self, other: &Entry) -> bool {
+        self.kind == EntryKind::Dir
+            && other.kind == EntryKind::Dir
+            && (self.mode, self.uid, self.gid, &self.uname, &self.gname)
+                == (other.mode, other.uid, other.gid, &other.uname, &other.gname)
+    }
+
+    fn is_dir(&self) -> bool {
+        self.kind == EntryKind::Dir
+    }
+}
+
+/// Options for [`normalize`].
+#[derive(Debug, Clone, Copy)]
+pub struct NormalizeOptions {
+    /// Synthesize missing parent directories (default true).
+    pub parents: bool,
+}
+
+impl Default for NormalizeOptions {
+    fn default() -> Self {
+        NormalizeOptions { parents: true }
+    }
+}
+
+/// Check, complete and order `entries` (see the module docs).
+pub fn normalize(entries: Vec<Entry>, opts: NormalizeOptions) -> Result<Vec<Entry>> {
+    let mut by_path: BTreeMap<LayerPath, Entry> = BTreeMap::new();
+    for e in entries {
+        if let Some(prev) = by_path.get(&e.path) {
+            if prev.same_dir_attrs(&e) {
+                continue;
+            }
+            let what = if prev.is_dir() && e.is_dir() {
+                "declared twice with different attributes"
+            } else {
+                "duplicate path"
+            };
+            return Err(Error::invalid(format!(
+                "{}: {what} (from {} and {})",
+                e.path, prev.origin, e.origin
+            )));
+        }
+        by_path.insert(e.path.clone(), e);
+    }
+    // Parents: synthesize, and refuse anything below a non-directory.
+    let paths: Vec<LayerPath> = by_path.keys().cloned().collect();
+    for p in &paths {
+        for anc in p.ancestors() {
+            match by_path.get(&anc) {
+                Some(a) if a.is_dir() => {}
+                Some(a) => {
+                    let what = match a.kind {
+                        EntryKind::Symlink(_) => "a symlink",
+                        _ => "not a directory",
+                    };
+                    return Err(Error::invalid(format!(
+                        "{p}: parent {anc} is {what} in this layer (from {}); \
+                         writing through it is refused",
+                        a.origin
+                    )));
+                }
+                None if opts.parents => {
+                    by_path.insert(anc.clone(), Entry::dir(anc, "a synthesized parent"));
+                }
+                None => {}
+            }
+        }
+    }
+    resolve_hardlinks(&mut by_path)?;
+    Ok(by_path.into_values().collect())
+}
+
+/// Rewrite hard-link groups so content sits on the first path in canonical order.
+fn resolve_hardlinks(by_path: &mut BTreeMap<LayerPath, Entry>) -> Result<()> {
+    // Follow each link to the regular file it names (chains allowed, cycles not).
+    let mut groups: BTreeMap<LayerPath, Vec<LayerPath>> = BTreeMap::new();
+    for (path, e) in by_path.iter() {
+        let EntryKind::Hardlink(first) = &e.kind else {
+            continue;
+        };
+        let mut target = first.clone();
+        let mut hops = 0;
+        loop {
+            match by_path.get(&target).map(|t| &t.kind) {
+                Some(EntryKind::File(_)) => break,
+                Some(EntryKind::Hardlink(next)) if hops < by_path.len() => {
+                    target = next.clone();
+                    hops += 1;
+                }
+                Some(EntryKind::Hardlink(_)) => {
+                    return Err(Error::invalid(format!(
+                        "{path}: hard link cycle (from {})",
+                        e.origin
+                    )))
+                }
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "{path}: hard link target {first} is not a regular file in this layer (from {})",
+                        e.origin
+                    )))
+                }
+            }
+        }
+        groups.entry(target).or_default().push(path.clone());
+    }
+    for (file, links) in groups {
+        let first = links
+            .iter()
+            .chain([&file])
+            .min()
+            .cloned()
+            .expect("non-empty");
+        if first != file {
+            // Move content to `first`; the old file becomes a link to it.
+            let content_entry = by_path.get(&file).cloned().expect("present");
+            let link_entry = by_path.get_mut(&first).expect("present");
+            link_entry.kind = content_entry.kind;
+            link_entry.mode = content_entry.mode;
+            link_entry.uid = content_entry.uid;
+            link_entry.gid = content_entry.gid;
+            link_entry.uname = content_entry.uname;
+            link_entry.gname = content_entry.gname;
+            by_path.get_mut(&file).expect("present").kind = EntryKind::Hardlink(first.clone());
+        }
+        for l in links.iter().chain([&file]) {
+            if *l != first {
+                by_path.get_mut(l).expect("present").kind = EntryKind::Hardlink(first.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> LayerPath {
+        LayerPath::parse(s).unwrap()
+    }
+
+    fn file(path: &str) -> Entry {
+        Entry {
+            kind: EntryKind::File(Content::Inline(b"x".to_vec())),
+            mode: 0o644,
+            ..Entry::dir(p(path), format!("test {path}"))
+        }
+    }
+
+    fn link(path: &str, kind: EntryKind) -> Entry {
+        Entry {
+            kind,
+            ..Entry::dir(p(path), format!("test {path}"))
+        }
+    }
+
+    #[test]
+    fn synthesizes_parents_and_sorts() {
+        let out = normalize(vec![file("b/c/d"), file("a")], Default::default()).unwrap();
+        let names: Vec<_> = out.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(names, ["a", "b", "b/c", "b/c/d"]);
+        assert_eq!(out[1].mode, 0o755);
+        let out = normalize(vec![file("b/c/d")], NormalizeOptions { parents: false }).unwrap();
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn duplicates_are_errors_but_equal_dirs_merge() {
+        let err = normalize(vec![file("a"), file("a")], Default::default()).unwrap_err();
+        assert!(err.to_string().contains("a: duplicate path"), "{err}");
+        let d = Entry::dir(p("d"), "x");
+        assert_eq!(
+            normalize(vec![d.clone(), d], Default::default())
+                .unwrap()
+                .len(),
+            1
+        );
+        let err =
+            normalize(vec![file("d"), Entry::dir(p("d"), "y")], Default::default()).unwrap_err();
+        assert!(err.to_string().contains("duplicate"), "{err}");
+    }
+
+    #[test]
+    fn refuses_writing_through_symlinks() {
+        let err = normalize(
+            vec![
+                link("a", EntryKind::Symlink("/etc".into())),
+                file("a/passwd"),
+            ],
+            Default::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("a/passwd: parent a is a symlink"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn hardlink_content_moves_to_first_path() {
+        let out = normalize(
+            vec![file("z"), link("a", EntryKind::Hardlink(p("z")))],
+            Default::default(),
+        )
+        .unwrap();
+        assert!(matches!(out[0].kind, EntryKind::File(_)));
+        assert_eq!(out[1].kind, EntryKind::Hardlink(p("a")));
+        let err = normalize(
+            vec![link("a", EntryKind::Hardlink(p("nope")))],
+            Default::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+}

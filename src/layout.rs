@@ -1,0 +1,541 @@
+//! OCI image layouts: reading (a directory, or a tar holding one: oci-archive
+//! and strata's docker-archive) and writing (a directory).
+//!
+//! Reading never extracts: a tar is scanned once for entry offsets and blobs
+//! are read in place. Every JSON blob read is checked against its descriptor
+//! (size first, then digest) before it is parsed. Writing links blobs from
+//! their source files where the filesystem allows (composing gigabytes of
+//! layers costs no gigabytes of writes) and copies otherwise; the directory is
+//! assembled under a temporary name and renamed into place.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::descriptor::{is_index, is_manifest, Descriptor, Index, Manifest, Platform};
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::json;
+use crate::output::AtomicDir;
+
+/// The `oci-layout` file every layout carries.
+pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Most entries strata reads from an archive.
+pub const MAX_ARCHIVE_ENTRIES: usize = 1_000_000;
+
+/// Where a blob's bytes are.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    /// In memory (config, manifest, index).
+    Bytes(Arc<Vec<u8>>),
+    /// A whole file (a layer blob, a blob of a layout directory).
+    File(Utf8PathBuf),
+    /// A slice of a tar archive.
+    Slice {
+        /// The archive.
+        archive: Utf8PathBuf,
+        /// Offset of the content.
+        offset: u64,
+        /// Length of the content.
+        size: u64,
+    },
+}
+
+impl BlobSource {
+    /// Open the bytes for reading.
+    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            BlobSource::Bytes(b) => Box::new(io::Cursor::new(Arc::clone(b).to_vec())),
+            BlobSource::File(p) => Box::new(File::open(p).io_context(|| format!("reading {p}"))?),
+            BlobSource::Slice {
+                archive,
+                offset,
+                size,
+            } => {
+                let mut f = File::open(archive).io_context(|| format!("reading {archive}"))?;
+                f.seek(SeekFrom::Start(*offset))
+                    .io_context(|| format!("reading {archive}"))?;
+                Box::new(f.take(*size))
+            }
+        })
+    }
+}
+
+enum Root {
+    Dir(Utf8PathBuf),
+    Tar {
+        path: Utf8PathBuf,
+        entries: BTreeMap<String, (u64, u64)>,
+    },
+}
+
+/// An OCI layout opened for reading.
+pub struct Layout {
+    root: Root,
+    /// The parsed `index.json`.
+    pub index: Index,
+}
+
+/// One image resolved from a layout, its JSON blobs verified.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The manifest's descriptor (from index.json or the index blob).
+    pub manifest_desc: Descriptor,
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// The config blob, byte for byte.
+    pub config_bytes: Vec<u8>,
+    /// The parsed config.
+    pub config: serde_json::Value,
+}
+
+impl Image {
+    /// The platform the config declares.
+    pub fn platform(&self) -> Platform {
+        let s = |k: &str| {
+            self.config
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        Platform {
+            architecture: s("architecture").unwrap_or_default(),
+            os: s("os").unwrap_or_default(),
+            variant: s("variant"),
+            os_version: s("os.version"),
+            os_features: None,
+        }
+    }
+
+    /// The config's `rootfs.diff_ids`.
+    pub fn diff_ids(&self) -> Result<Vec<Digest>> {
+        let ids = self
+            .config
+            .pointer("/rootfs/diff_ids")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        ids.iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| Error::corrupt("config: rootfs.diff_ids holds a non-string"))
+                    .and_then(Digest::parse)
+            })
+            .collect()
+    }
+}
+
+impl Layout {
+    /// Open a layout directory or a tar archive holding one.
+    pub fn open(path: &Utf8Path) -> Result<Layout> {
+        let meta = fs::metadata(path).io_context(|| format!("opening {path}"))?;
+        let root = if meta.is_dir() {
+            Root::Dir(path.to_path_buf())
+        } else {
+            Root::Tar {
+                path: path.to_path_buf(),
+                entries: scan_tar(path)?,
+            }
+        };
+        let mut layout = Layout {
+            root,
+            index: Index::new(Vec::new()),
+        };
+        let oci_layout = layout
+            .read_file("oci-layout", 4096)?
+            .ok_or_else(|| layout.missing("oci-layout"))?;
+        let v: serde_json::Value = json::parse(&oci_layout, &layout.name("oci-layout"))?;
+        if v.get("imageLayoutVersion").and_then(|x| x.as_str()) != Some("1.0.0") {
+            return Err(Error::unsupported(format!(
+                "{}: unsupported imageLayoutVersion (expected \"1.0.0\")",
+                layout.name("oci-layout")
+            )));
+        }
+        let idx = layout
+            .read_file("index.json", json::MAX_JSON_BYTES)?
+            .ok_or_else(|| layout.missing("index.json"))?;
+        layout.index = json::parse(&idx, &layout.name("index.json"))?;
+        Ok(layout)
+    }
+
+    fn missing(&self, file: &str) -> Error {
+        let hint = if file == "oci-layout" && matches!(self.root, Root::Tar { .. }) {
+            " (a docker-archive from `docker save` before Docker 25 is not an OCI layout)"
+        } else {
+            ""
+        };
+        Error::corrupt(format!("{}: missing{hint}", self.name(file)))
+    }
+
+    /// A display name for a file inside the layout.
+    pub fn name(&self, file: &str) -> String {
+        match &self.root {
+            Root::Dir(d) => format!("{d}/{file}"),
+            Root::Tar { path, .. } => format!("{path}:{file}"),
+        }
+    }
+
+    /// Where the layout is.
+    pub fn path(&self) -> &Utf8Path {
+        match &self.root {
+            Root::Dir(d) => d,
+            Root::Tar { path, .. } => path,
+        }
+    }
+
+    fn source(&self, file: &str) -> Option<BlobSource> {
+        match &self.root {
+            Root::Dir(d) => {
+                let p = d.join(file);
+                // Why symlink_metadata: a blob that is a symlink could point anywhere.
+                match fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_file() => Some(BlobSource::File(p)),
+                    _ => None,
+                }
+            }
+            Root::Tar { path, entries } => {
+                entries.get(file).map(|&(offset, size)| BlobSource::Slice {
+                    archive: path.clone(),
+                    offset,
+                    size,
+                })
+            }
+        }
+    }
+
+    fn read_file(&self, file: &str, limit: usize) -> Result<Option<Vec<u8>>> {
+        let Some(src) = self.source(file) else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        src.open()?
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .io_context(|| format!("reading {}", self.name(file)))?;
+        if bytes.len() > limit {
+            return Err(Error::corrupt(format!(
+                "{}: larger than the {limit} byte limit",
+                self.name(file)
+            )));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// The blob's path inside the layout.
+    pub fn blob_name(d: &Digest) -> String {
+        format!("blobs/{}/{}", d.algorithm(), d.hex())
+    }
+
+    /// Where blob `d` is, or `None` when the layout lacks it.
+    pub fn blob(&self, d: &Digest) -> Option<BlobSource> {
+        self.source(&Layout::blob_name(d))
+    }
+
+    /// The size of blob `d` as stored, if present.
+    pub fn blob_size(&self, d: &Digest) -> Option<u64> {
+        match self.blob(d)? {
+            BlobSource::File(p) => fs::metadata(p).ok().map(|m| m.len()),
+            BlobSource::Slice { size, .. } => Some(size),
+            BlobSource::Bytes(b) => Some(b.len() as u64),
+        }
+    }
+
+    /// Read a JSON blob named by `desc`, checking its size and digest.
+    pub fn read_json_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let name = self.name(&Layout::blob_name(&desc.digest));
+        if desc.size > json::MAX_JSON_BYTES as u64 {
+            return Err(Error::corrupt(format!(
+                "{name}: descriptor size {} exceeds the {} byte limit for JSON blobs",
+                desc.size,
+                json::MAX_JSON_BYTES
+            )));
+        }
+        let src = self
+            .blob(&desc.digest)
+            .ok_or_else(|| Error::corrupt(format!("{name}: blob {} is missing", desc.digest)))?;
+        let mut r = HashingReader::new(src.open()?.take(desc.size + 1));
+        let mut bytes = Vec::new();
+        r.read_to_end(&mut bytes)
+            .io_context(|| format!("reading {name}"))?;
+        let (digest, n) = r.finish();
+        if n != desc.size {
+            return Err(Error::corrupt(format!(
+                "{name}: size mismatch: descriptor says {} bytes, blob has {}{}",
+                desc.size,
+                if n > desc.size { "more" } else { "" },
+                if n > desc.size {
+                    String::new()
+                } else {
+                    n.to_string()
+                }
+            )));
+        }
+        if digest != desc.digest {
+            return Err(Error::corrupt(format!(
+                "{name}: digest mismatch: descriptor says {}, content is {digest}",
+                desc.digest
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// The single top-level descriptor, or the one whose ref name is `reference`.
+    pub fn top(&self, reference: Option<&str>) -> Result<Descriptor> {
+        let ms = &self.index.manifests;
+        if let Some(r) = reference {
+            return ms
+                .iter()
+                .find(|d| d.ref_name() == Some(r))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{}: no image tagged {r:?}",
+                        self.name("index.json")
+                    ))
+                });
+        }
+        match ms.len() {
+            1 => Ok(ms[0].clone()),
+            0 => Err(Error::corrupt(format!(
+                "{}: lists no manifests",
+                self.name("index.json")
+            ))),
+            n => {
+                let refs: Vec<&str> = ms.iter().filter_map(|d| d.ref_name()).collect();
+                Err(Error::invalid(format!(
+                    "{}: lists {n} manifests; name one by tag (have: {})",
+                    self.name("index.json"),
+                    refs.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// Parse an index blob.
+    pub fn read_index(&self, desc: &Descriptor) -> Result<Index> {
+        let bytes = self.read_json_blob(desc)?;
+        json::parse(&bytes, &self.name(&Layout::blob_name(&desc.digest)))
+    }
+
+    /// Resolve one image: the top descriptor (or `reference`), through an index
+    /// if needed (choosing `platform`, or the only entry).
+    pub fn image(&self, reference: Option<&str>, platform: Option<&Platform>) -> Result<Image> {
+        let mut desc = self.top(reference)?;
+        let mut depth = 0;
+        while is_index(&desc.media_type) {
+            depth += 1;
+            if depth > 4 {
+                return Err(Error::corrupt(format!(
+                    "{}: indexes nested more than 4 deep",
+                    self.name("index.json")
+                )));
+            }
+            let idx = self.read_index(&desc)?;
+            desc = choose_platform(&idx, platform)
+                .map_err(|e| e.context(self.name(&Layout::blob_name(&desc.digest))))?;
+        }
+        if !is_manifest(&desc.media_type) {
+            return Err(Error::unsupported(format!(
+                "{}: {} is a {:?}, not an image manifest",
+                self.name("index.json"),
+                desc.digest,
+                desc.media_type
+            )));
+        }
+        self.image_at(&desc)
+    }
+
+    /// Read the image whose manifest `desc` names.
+    pub fn image_at(&self, desc: &Descriptor) -> Result<Image> {
+        let mname = self.name(&Layout::blob_name(&desc.digest));
+        let mbytes = self.read_json_blob(desc)?;
+        let manifest: Manifest = json::parse(&mbytes, &mname)?;
+        if manifest.schema_version != 2 {
+            return Err(Error::unsupported(format!(
+                "{mname}: schemaVersion {} (expected 2)",
+                manifest.schema_version
+            )));
+        }
+        if manifest.layers.len() > crate::image::MAX_LAYERS {
+            return Err(Error::corrupt(format!(
+                "{mname}: {} layers exceeds the limit of {}",
+                manifest.layers.len(),
+                crate::image::MAX_LAYERS
+            )));
+        }
+        if manifest.config.digest == desc.digest {
+            return Err(Error::corrupt(format!(
+                "{mname}: manifest names itself as its config"
+            )));
+        }
+        let config_bytes = self.read_json_blob(&manifest.config)?;
+        let config = json::parse(
+            &config_bytes,
+            &self.name(&Layout::blob_name(&manifest.config.digest)),
+        )?;
+        Ok(Image {
+            manifest_desc: desc.clone(),
+            manifest,
+            config_bytes,
+            config,
+        })
+    }
+}
+
+fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descriptor> {
+    let candidates: Vec<&Descriptor> = idx
+        .manifests
+        .iter()
+        .filter(|d| match (platform, &d.platform) {
+            (Some(want), Some(have)) => want.matches(have),
+            (Some(_), None) => false,
+            (None, _) => true,
+        })
+        .collect();
+    match (candidates.as_slice(), platform) {
+        ([one], _) => Ok((*one).clone()),
+        ([], Some(p)) => Err(Error::invalid(format!("no manifest for platform {p}"))),
+        ([], None) => Err(Error::corrupt("index lists no manifests")),
+        (_, _) => {
+            let have: Vec<String> = idx
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect();
+            Err(Error::invalid(format!(
+                "index has several manifests ({}); choose one with --platform",
+                have.join(", ")
+            )))
+        }
+    }
+}
+
+/// Scan a tar once: regular-file entry name → (content offset, size).
+fn scan_tar(path: &Utf8Path) -> Result<BTreeMap<String, (u64, u64)>> {
+    let f = File::open(path).io_context(|| format!("opening {path}"))?;
+    let mut ar = ::tar::Archive::new(io::BufReader::new(f));
+    let mut out = BTreeMap::new();
+    let bad = |e: io::Error| {
+        Error::corrupt(format!(
+            "{path}: not a readable tar archive: {}",
+            crate::error::describe_io(&e)
+        ))
+    };
+    for (n, ent) in ar.entries().map_err(bad)?.enumerate() {
+        let ent = ent.map_err(bad)?;
+        if n >= MAX_ARCHIVE_ENTRIES {
+            return Err(Error::corrupt(format!(
+                "{path}: more than {MAX_ARCHIVE_ENTRIES} entries"
+            )));
+        }
+        let et = ent.header().entry_type();
+        let name_bytes = ent.path_bytes().into_owned();
+        let name = String::from_utf8(name_bytes)
+            .map_err(|_| Error::corrupt(format!("{path}: entry name is not UTF-8")))?;
+        let name = name.strip_prefix("./").unwrap_or(&name).to_string();
+        if et.is_dir() || et.is_pax_global_extensions() {
+            continue;
+        }
+        if !et.is_file() {
+            continue;
+        }
+        if out
+            .insert(name.clone(), (ent.raw_file_position(), ent.size()))
+            .is_some()
+        {
+            return Err(Error::corrupt(format!(
+                "{path}: entry {name} appears twice"
+            )));
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::corrupt(format!(
+            "{path}: not an OCI layout archive (no files)"
+        )));
+    }
+    Ok(out)
+}
+
+/// Everything a layout directory or archive holds: index.json plus blobs.
+#[derive(Debug, Clone, Default)]
+pub struct LayoutPlan {
+    /// The bytes of `index.json`.
+    pub index_json: Vec<u8>,
+    /// Blobs by digest, with their size and source.
+    pub blobs: BTreeMap<Digest, (u64, BlobSource)>,
+    /// Extra top-level files (e.g. Docker's `manifest.json`).
+    pub extra_files: BTreeMap<String, Vec<u8>>,
+}
+
+impl LayoutPlan {
+    /// Add an in-memory blob; returns its digest and size.
+    pub fn add_bytes(&mut self, bytes: Vec<u8>) -> (Digest, u64) {
+        let d = Digest::of(&bytes);
+        let n = bytes.len() as u64;
+        self.blobs
+            .insert(d, (n, BlobSource::Bytes(Arc::new(bytes))));
+        (d, n)
+    }
+
+    /// Write the plan as a layout directory at `dest` (atomically).
+    pub fn write_dir(&self, dest: &Utf8Path) -> Result<()> {
+        let tmp = AtomicDir::create(dest)?;
+        let root = tmp.path().to_path_buf();
+        let put = |name: &str, bytes: &[u8]| -> Result<()> {
+            fs::write(root.join(name), bytes).io_context(|| format!("writing {dest}/{name}"))
+        };
+        put("oci-layout", OCI_LAYOUT_FILE)?;
+        let blob_dir = root.join("blobs/sha256");
+        fs::create_dir_all(&blob_dir).io_context(|| format!("writing {dest}/blobs/sha256"))?;
+        for (d, (size, src)) in &self.blobs {
+            let to = blob_dir.join(d.hex());
+            place_blob(src, *size, &to)
+                .map_err(|e| e.context(format!("writing blob {d} into {dest}")))?;
+        }
+        for (name, bytes) in &self.extra_files {
+            put(name, bytes)?;
+        }
+        put("index.json", &self.index_json)?;
+        tmp.commit()
+    }
+}
+
+/// Put one blob at `to`: hard link when possible, else copy; sizes checked.
+fn place_blob(src: &BlobSource, size: u64, to: &Utf8Path) -> Result<()> {
+    match src {
+        BlobSource::Bytes(b) => fs::write(to, b.as_slice()).io_context(|| "writing".to_string()),
+        BlobSource::File(p) => {
+            // Why canonicalize: link(2) does not follow symlinks, and Bazel
+            // presents inputs as symlinks into its execroot.
+            let real = fs::canonicalize(p).io_context(|| format!("reading {p}"))?;
+            let have = fs::metadata(&real)
+                .io_context(|| format!("reading {p}"))?
+                .len();
+            if have != size {
+                return Err(Error::corrupt(format!(
+                    "{p}: size mismatch: descriptor says {size} bytes, file has {have}"
+                )));
+            }
+            if fs::hard_link(&real, to).is_ok() {
+                return Ok(());
+            }
+            fs::copy(&real, to).io_context(|| format!("copying {p}"))?;
+            Ok(())
+        }
+        BlobSource::Slice { .. } => {
+            let mut r = src.open()?;
+            let mut f = File::create(to).io_context(|| "writing".to_string())?;
+            let n = io::copy(&mut r, &mut f).io_context(|| "copying".to_string())?;
+            if n != size {
+                return Err(Error::corrupt(format!(
+                    "source has {n} bytes, descriptor says {size}"
+                )));
+            }
+            f.flush().io_context(|| "writing".to_string())
+        }
+    }
+}

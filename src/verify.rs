@@ -1,0 +1,188 @@
+//! `strata verify`: check a layout from `index.json` down.
+//!
+//! Every reachable blob's size and digest, every manifest's and config's
+//! JSON, the references between index, manifest and config, and every layer's
+//! diff_id (by decompressing it, streaming) are checked. All problems are
+//! collected, each naming the blob and what is wrong; nothing stops at the
+//! first one, so an auditor sees the whole damage in one run.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+
+use crate::descriptor::{is_index, is_manifest, Descriptor};
+use crate::digest::{Digest, HashingReader};
+use crate::error::describe_io;
+use crate::layer::compress::{decompressor, Compression};
+use crate::layout::Layout;
+
+/// What verification found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// One line per problem.
+    pub problems: Vec<String>,
+    /// Blobs checked (each once).
+    pub blobs_checked: usize,
+    /// Layers whose diff_id was checked.
+    pub layers_checked: usize,
+}
+
+impl Report {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Verify everything `layout` references.
+pub fn verify(layout: &Layout) -> Report {
+    let mut v = Verifier {
+        layout,
+        seen: BTreeSet::new(),
+        report: Report::default(),
+    };
+    if layout.index.manifests.is_empty() {
+        v.report
+            .problems
+            .push(format!("{}: lists no manifests", layout.name("index.json")));
+    }
+    for d in &layout.index.manifests {
+        v.visit(d, 0);
+    }
+    v.report
+}
+
+struct Verifier<'a> {
+    layout: &'a Layout,
+    seen: BTreeSet<Digest>,
+    report: Report,
+}
+
+impl Verifier<'_> {
+    fn problem(&mut self, s: String) {
+        self.report.problems.push(s);
+    }
+
+    fn blob_name(&self, d: &Digest) -> String {
+        self.layout.name(&Layout::blob_name(d))
+    }
+
+    fn visit(&mut self, d: &Descriptor, depth: usize) {
+        if depth > 4 {
+            self.problem(format!(
+                "{}: indexes nested more than 4 deep",
+                self.blob_name(&d.digest)
+            ));
+            return;
+        }
+        if !self.seen.insert(d.digest) {
+            return;
+        }
+        if is_index(&d.media_type) {
+            self.report.blobs_checked += 1;
+            match self.layout.read_index(d) {
+                Ok(idx) => {
+                    for m in &idx.manifests {
+                        if m.digest == d.digest {
+                            self.problem(format!(
+                                "{}: index lists itself",
+                                self.blob_name(&d.digest)
+                            ));
+                            continue;
+                        }
+                        self.visit(m, depth + 1);
+                    }
+                }
+                Err(e) => self.problem(e.to_string()),
+            }
+        } else if is_manifest(&d.media_type) {
+            self.report.blobs_checked += 1;
+            match self.layout.image_at(d) {
+                Ok(img) => {
+                    self.report.blobs_checked += 1;
+                    self.seen.insert(img.manifest.config.digest);
+                    let ids = match img.diff_ids() {
+                        Ok(ids) => ids,
+                        Err(e) => {
+                            self.problem(format!(
+                                "{}: {e}",
+                                self.blob_name(&img.manifest.config.digest)
+                            ));
+                            return;
+                        }
+                    };
+                    if ids.len() != img.manifest.layers.len() {
+                        self.problem(format!(
+                            "{}: config lists {} diff_ids but the manifest has {} layers",
+                            self.blob_name(&d.digest),
+                            ids.len(),
+                            img.manifest.layers.len()
+                        ));
+                    }
+                    for (i, l) in img.manifest.layers.iter().enumerate() {
+                        self.layer(l, ids.get(i).copied());
+                    }
+                }
+                Err(e) => self.problem(e.to_string()),
+            }
+        } else {
+            self.problem(format!(
+                "{}: unknown media type {:?} in index",
+                self.blob_name(&d.digest),
+                d.media_type
+            ));
+        }
+    }
+
+    fn layer(&mut self, l: &Descriptor, diff_id: Option<Digest>) {
+        let name = self.blob_name(&l.digest);
+        let Some(src) = self.layout.blob(&l.digest) else {
+            self.problem(format!("{name}: layer blob is missing"));
+            return;
+        };
+        self.report.blobs_checked += 1;
+        let Some(c) = Compression::from_media_type(&l.media_type) else {
+            self.problem(format!(
+                "{name}: unknown layer media type {:?}",
+                l.media_type
+            ));
+            return;
+        };
+        let r = match src.open() {
+            Ok(r) => r,
+            Err(e) => return self.problem(e.to_string()),
+        };
+        let mut outer = HashingReader::new(r.take(l.size.saturating_add(1)));
+        let inner_result = {
+            let mut inner = HashingReader::new(decompressor(&mut outer, c));
+            let r = io::copy(&mut inner, &mut io::sink());
+            r.map(|_| inner.finish())
+        };
+        // Drain what the decompressor did not read so the compressed hash is complete.
+        let drained = io::copy(&mut outer, &mut io::sink());
+        let (digest, size) = outer.finish();
+        if size != l.size {
+            self.problem(format!(
+                "{name}: size mismatch: descriptor says {} bytes, blob has {size}",
+                l.size
+            ));
+        } else if digest != l.digest {
+            self.problem(format!("{name}: digest mismatch: content is {digest}"));
+        }
+        match (inner_result, drained) {
+            (Ok((got, _)), Ok(_)) => {
+                self.report.layers_checked += 1;
+                if let Some(want) = diff_id {
+                    if got != want {
+                        self.problem(format!(
+                            "{name}: diff_id mismatch: config says {want}, uncompressed content is {got}"
+                        ));
+                    }
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => self.problem(format!(
+                "{name}: cannot decompress layer: {}",
+                describe_io(&e)
+            )),
+        }
+    }
+}
