@@ -19,6 +19,7 @@ use strata::image::{
 };
 use strata::json::{self, to_canonical};
 use strata::layer::compress::{decompressor, detect, Compression};
+use strata::layer::dedupe::link_identical;
 use strata::layer::dir::walk_dir;
 use strata::layer::entry::{normalize, NormalizeOptions};
 use strata::layer::path::LayerPath;
@@ -74,6 +75,9 @@ struct LayerArgs {
     /// Compression threads (default: all cores; the bytes never depend on it).
     #[arg(long)]
     threads: Option<usize>,
+    /// Store identical files separately instead of as hard links to the first.
+    #[arg(long)]
+    no_dedupe: bool,
     /// A layer spec (JSON, {"version":1,"entries":[...]}); repeatable.
     #[arg(long)]
     spec: Vec<Utf8PathBuf>,
@@ -294,7 +298,10 @@ fn layer(a: LayerArgs) -> CliResult {
         nopts.parents &= spec.normalize_options().parents;
         entries.extend(spec.entries(s.as_str())?);
     }
-    let entries = normalize(entries, nopts)?;
+    let mut entries = normalize(entries, nopts)?;
+    if !a.no_dedupe {
+        link_identical(&mut entries)?;
+    }
     let opts = LayerOptions {
         compression,
         mtime,

@@ -250,3 +250,41 @@ fn descriptor_matches_blob() {
         }
     }
 }
+
+#[test]
+fn identical_files_are_stored_once_whatever_the_inodes() {
+    let t = tempdir();
+    let d = t.path();
+    // Host A: two copies. Host B: one inode, two names. Same layer.
+    write(&d.join("a/x/lib.so"), b"same bytes", 0o755);
+    write(&d.join("a/y/lib.so"), b"same bytes", 0o755);
+    write(&d.join("b/x/lib.so"), b"same bytes", 0o755);
+    fs::create_dir_all(d.join("b/y")).unwrap();
+    fs::hard_link(d.join("b/x/lib.so"), d.join("b/y/lib.so")).unwrap();
+    let la = ok_in(
+        d,
+        &["layer", "--out", "a.tar", "--compression", "none", "a"],
+    );
+    let lb = ok_in(
+        d,
+        &["layer", "--out", "b.tar", "--compression", "none", "b"],
+    );
+    assert_eq!(la, lb);
+    let got = entries(&d.join("a.tar"));
+    let y = got.iter().find(|e| e.0 == "y/lib.so").unwrap();
+    assert_eq!((y.1, y.6.as_str()), ('1', "x/lib.so"));
+    ok_in(
+        d,
+        &[
+            "layer",
+            "--out",
+            "c.tar",
+            "--compression",
+            "none",
+            "--no-dedupe",
+            "b",
+        ],
+    );
+    let got = entries(&d.join("c.tar"));
+    assert!(got.iter().filter(|e| e.1 == '0').count() == 2, "{got:?}");
+}

@@ -282,7 +282,8 @@ fn collect<W: Write>(mut out: HashingWriter<W>, rx: Receiver<io::Result<Done>>) 
 }
 
 enum Mode<W: Write> {
-    Plain(HashingWriter<W>),
+    /// Why unhashed: for a plain tar the digest is the diff_id; hash once.
+    Plain(W),
     Gzip(GzipPool<W>),
     Zstd(Box<zstd::stream::write::Encoder<'static, HashingWriter<W>>>),
     Done,
@@ -300,7 +301,7 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
     pub fn new(out: W, compression: Compression, threads: usize) -> Self {
         let threads = threads.max(1);
         let mode = match compression {
-            Compression::None => Mode::Plain(HashingWriter::new(out)),
+            Compression::None => Mode::Plain(out),
             Compression::Gzip { level } => Mode::Gzip(GzipPool::new(out, level, threads)),
             Compression::Zstd { level } => Mode::Zstd(Box::new(zstd_encoder(out, level, threads))),
         };
@@ -314,10 +315,17 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
     /// Flush everything, stop the threads, and return the output and digests.
     pub fn finish(mut self) -> io::Result<BlobSummary<W>> {
         let mode = std::mem::replace(&mut self.mode, Mode::Done);
+        let (diff_id, uncompressed_size) = std::mem::take(&mut self.diff).finish();
         let hashed = match mode {
-            Mode::Plain(mut w) => {
-                w.flush()?;
-                w
+            Mode::Plain(mut out) => {
+                out.flush()?;
+                return Ok(BlobSummary {
+                    out,
+                    digest: diff_id,
+                    size: uncompressed_size,
+                    diff_id,
+                    uncompressed_size,
+                });
             }
             Mode::Gzip(mut pool) => {
                 let block = std::mem::take(&mut self.block);
@@ -331,7 +339,6 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             Mode::Done => return Err(io::Error::other("blob writer already finished")),
         };
         let (out, digest, size) = hashed.finish();
-        let (diff_id, uncompressed_size) = std::mem::take(&mut self.diff).finish();
         Ok(BlobSummary {
             out,
             digest,

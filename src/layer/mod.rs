@@ -8,6 +8,7 @@
 //! or 0): *replace*, not clamp, so the host's timestamps never matter.
 
 pub mod compress;
+pub mod dedupe;
 pub mod dir;
 pub mod entry;
 pub mod path;
