@@ -66,7 +66,7 @@ struct LayerArgs {
     /// gzip (default), zstd or none.
     #[arg(long, default_value = "gzip")]
     compression: String,
-    /// Compression level (gzip 1-12, default 6; zstd 1-19, default 3).
+    /// Compression level (gzip 1-12, default 5; zstd 1-19, default 3).
     #[arg(long)]
     level: Option<i32>,
     /// mtime of every entry, seconds since the epoch (default: SOURCE_DATE_EPOCH, else 0).

@@ -95,8 +95,10 @@ impl AtomicFile {
     pub fn commit(mut self, file: File) -> Result<()> {
         let tmp = self.tmp.take().expect("not yet committed");
         let dest = self.dest.clone();
+        // No fsync: the guarantee is against failing or killed processes (the
+        // rename is atomic), as for Bazel and Nix outputs; an fsync cost 0.8 s
+        // per 690 MB layer.
         let res = (|| {
-            file.sync_all().io_context(|| format!("writing {dest}"))?;
             drop(file);
             set_mode(&tmp, 0o644).io_context(|| format!("writing {dest}"))?;
             fs::rename(&tmp, &dest).io_context(|| format!("renaming into {dest}"))
