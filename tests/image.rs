@@ -420,8 +420,29 @@ fn digest_file_holds_what_stdout_says() {
     let t = tempdir();
     let d = t.path();
     layer(d, "a", "a.txt", "a");
-    let dg = ok_in(d, &["image", "--out", "img", "--layer", "a.tgz:a.json", "--digest-file", "img.digest"]);
+    let dg = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "img",
+            "--layer",
+            "a.tgz:a.json",
+            "--digest-file",
+            "img.digest",
+        ],
+    );
     assert_eq!(fs::read_to_string(d.join("img.digest")).unwrap(), dg.trim());
-    let ix = ok_in(d, &["index", "--out", "idx", "--digest-file", "idx.digest", "img"]);
+    let ix = ok_in(
+        d,
+        &[
+            "index",
+            "--out",
+            "idx",
+            "--digest-file",
+            "idx.digest",
+            "img",
+        ],
+    );
     assert_eq!(fs::read_to_string(d.join("idx.digest")).unwrap(), ix.trim());
 }
