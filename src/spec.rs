@@ -43,6 +43,8 @@
 //! - `uid`, `gid` (file, dir, symlink; default 0), `uname`, `gname` (default
 //!   empty).
 
+use std::sync::Arc;
+
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
 
@@ -235,7 +237,7 @@ fn base_entry(path: &str, kind: EntryKind, mode: u32, owner: Owner, origin: &str
         gid: owner.gid,
         uname: owner.uname,
         gname: owner.gname,
-        origin: origin.to_string(),
+        origin: Arc::from(origin),
     })
 }
 

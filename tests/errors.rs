@@ -107,7 +107,7 @@ fn duplicate_paths() {
         d,
         &["layer", "--out", "out.tgz", "--spec", "spec.json", "tree"],
         1,
-        &["etc/motd: duplicate path", "tree/etc/motd"],
+        &["etc/motd: duplicate path", "input directory tree"],
     );
 }
 

@@ -256,9 +256,10 @@ fn identical_files_are_stored_once_whatever_the_inodes() {
     let t = tempdir();
     let d = t.path();
     // Host A: two copies. Host B: one inode, two names. Same layer.
-    write(&d.join("a/x/lib.so"), b"same bytes", 0o755);
-    write(&d.join("a/y/lib.so"), b"same bytes", 0o755);
-    write(&d.join("b/x/lib.so"), b"same bytes", 0o755);
+    let same = vec![7u8; 20_000];
+    write(&d.join("a/x/lib.so"), &same, 0o755);
+    write(&d.join("a/y/lib.so"), &same, 0o755);
+    write(&d.join("b/x/lib.so"), &same, 0o755);
     fs::create_dir_all(d.join("b/y")).unwrap();
     fs::hard_link(d.join("b/x/lib.so"), d.join("b/y/lib.so")).unwrap();
     let la = ok_in(

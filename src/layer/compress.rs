@@ -285,7 +285,7 @@ fn collect<W: Write>(mut out: HashingWriter<W>, rx: Receiver<io::Result<Done>>) 
 
 enum Mode<W: Write> {
     /// Why unhashed: for a plain tar the digest is the diff_id; hash once.
-    Plain(W),
+    Plain(io::BufWriter<W>),
     Gzip(GzipPool<W>),
     Zstd(Box<zstd::stream::write::Encoder<'static, HashingWriter<W>>>),
     Done,
@@ -303,7 +303,8 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
     pub fn new(out: W, compression: Compression, threads: usize) -> Self {
         let threads = threads.max(1);
         let mode = match compression {
-            Compression::None => Mode::Plain(out),
+            // Why buffered: tar headers arrive as 512-byte writes.
+            Compression::None => Mode::Plain(io::BufWriter::with_capacity(1 << 20, out)),
             Compression::Gzip { level } => Mode::Gzip(GzipPool::new(out, level, threads)),
             Compression::Zstd { level } => Mode::Zstd(Box::new(zstd_encoder(out, level, threads))),
         };
@@ -319,8 +320,8 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
         let mode = std::mem::replace(&mut self.mode, Mode::Done);
         let (diff_id, uncompressed_size) = std::mem::take(&mut self.diff).finish();
         let hashed = match mode {
-            Mode::Plain(mut out) => {
-                out.flush()?;
+            Mode::Plain(buffered) => {
+                let out = buffered.into_inner().map_err(|e| e.into_error())?;
                 return Ok(BlobSummary {
                     out,
                     digest: diff_id,

@@ -7,7 +7,9 @@
 //! the files' bytes: a host that has two copies and a host that has one inode
 //! with two names produce the same layer. Only files whose size is shared by
 //! another candidate are hashed, so the extra read is usually small.
-//! Empty files are never linked (whiteouts are empty files).
+//! Files smaller than [`DEDUPE_MIN_SIZE`] are never linked: they save little
+//! and hashing many of them costs a second open and read each (100,000 small
+//! files took 9 s instead of 1 s). Whiteouts, being empty, are never linked.
 //!
 //! Container semantics are unchanged: image layers are read-only lower
 //! layers, and writing either path at run time copies it up alone.
@@ -19,6 +21,9 @@ use super::entry::{Content, Entry, EntryKind};
 use super::path::LayerPath;
 use crate::digest::{digest_reader, Digest};
 use crate::error::{IoContext, Result};
+
+/// Smallest file considered for linking.
+pub const DEDUPE_MIN_SIZE: u64 = 16 * 1024;
 
 type Attrs = (u64, u32, u64, u64, String, String);
 
@@ -49,7 +54,7 @@ pub fn link_identical(entries: &mut [Entry]) -> Result<u64> {
     let mut by_attrs: BTreeMap<Attrs, Vec<usize>> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         if let EntryKind::File(c) = &e.kind {
-            if !c.is_empty() {
+            if c.len() >= DEDUPE_MIN_SIZE {
                 by_attrs.entry(attrs(e, c)).or_default().push(i);
             }
         }
@@ -107,16 +112,18 @@ mod tests {
 
     #[test]
     fn identical_files_become_links_to_the_first() {
+        let big = "x".repeat(DEDUPE_MIN_SIZE as usize);
+        let other = "y".repeat(DEDUPE_MIN_SIZE as usize);
         let mut v = vec![
-            file("a", "same", 0o644),
-            file("b", "same", 0o755),
-            file("c", "same", 0o644),
-            file("d", "", 0o644),
-            file("e", "", 0o644),
-            file("f", "other", 0o644),
+            file("a", &big, 0o644),
+            file("b", &big, 0o755),
+            file("c", &big, 0o644),
+            file("d", "small", 0o644),
+            file("e", "small", 0o644),
+            file("f", &other, 0o644),
         ];
         let saved = link_identical(&mut v).unwrap();
-        assert_eq!(saved, 4);
+        assert_eq!(saved, DEDUPE_MIN_SIZE);
         assert!(
             matches!(v[1].kind, EntryKind::File(_)),
             "different mode stays a file"

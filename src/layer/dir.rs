@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::sync::Arc;
 
 use camino::Utf8Path;
 
@@ -28,11 +29,17 @@ pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>) -> Result<Vec<Entry>
         return Err(Error::invalid(format!("input {dir}: not a directory")));
     }
     let mut out = Vec::new();
-    walk(dir, prefix, &mut out)?;
+    let origin: Arc<str> = Arc::from(format!("input directory {dir}"));
+    walk(dir, prefix, &origin, &mut out)?;
     Ok(out)
 }
 
-fn walk(dir: &Utf8Path, prefix: Option<&LayerPath>, out: &mut Vec<Entry>) -> Result<()> {
+fn walk(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    origin: &Arc<str>,
+    out: &mut Vec<Entry>,
+) -> Result<()> {
     let mut names = Vec::new();
     for ent in fs::read_dir(dir).io_context(|| format!("reading directory {dir}"))? {
         let ent = ent.io_context(|| format!("reading directory {dir}"))?;
@@ -52,11 +59,10 @@ fn walk(dir: &Utf8Path, prefix: Option<&LayerPath>, out: &mut Vec<Entry>) -> Res
         let path = LayerPath::join(prefix, &rel);
         let meta = fs::symlink_metadata(&host).io_context(|| format!("reading {host}"))?;
         let ft = meta.file_type();
-        let origin = host.to_string();
-        let mut entry = Entry::dir(path.clone(), origin);
+        let mut entry = Entry::dir(path.clone(), Arc::clone(origin));
         if ft.is_dir() {
             out.push(entry);
-            walk(&host, Some(&path), out)?;
+            walk(&host, Some(&path), origin, out)?;
         } else if ft.is_file() {
             entry.kind = EntryKind::File(Content::Path(host.clone(), meta.len()));
             entry.mode = default_file_mode(meta.permissions().mode());

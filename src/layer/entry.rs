@@ -14,6 +14,7 @@
 //!   so the link target always precedes the link in the tar.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use camino::Utf8PathBuf;
 
@@ -74,8 +75,9 @@ pub struct Entry {
     pub uname: String,
     /// Group name (empty unless declared).
     pub gname: String,
-    /// Where the entry was declared, for error messages.
-    pub origin: String,
+    /// Where the entry was declared, for error messages (shared: a walked
+    /// tree of 100,000 files holds one copy).
+    pub origin: Arc<str>,
 }
 
 /// Default mode of a regular file: 0755 if any executable bit is set, else 0644.
@@ -97,7 +99,7 @@ pub const SYMLINK_MODE: u32 = 0o777;
 
 impl Entry {
     /// A directory entry with default attributes.
-    pub fn dir(path: LayerPath, origin: impl Into<String>) -> Entry {
+    pub fn dir(path: LayerPath, origin: impl Into<Arc<str>>) -> Entry {
         Entry {
             path,
             kind: EntryKind::Dir,
@@ -136,108 +138,127 @@ impl Default for NormalizeOptions {
 }
 
 /// Check, complete and order `entries` (see the module docs).
-pub fn normalize(entries: Vec<Entry>, opts: NormalizeOptions) -> Result<Vec<Entry>> {
-    let mut by_path: BTreeMap<LayerPath, Entry> = BTreeMap::new();
+///
+/// Works on the sorted vector in place (binary search, no map of all
+/// entries): a 100,000-file tree is held once.
+pub fn normalize(mut entries: Vec<Entry>, opts: NormalizeOptions) -> Result<Vec<Entry>> {
+    // Stable: duplicates stay in declaration order for the error message.
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
     for e in entries {
-        if let Some(prev) = by_path.get(&e.path) {
-            if prev.same_dir_attrs(&e) {
-                continue;
+        if let Some(prev) = out.last() {
+            if prev.path == e.path {
+                if prev.same_dir_attrs(&e) {
+                    continue;
+                }
+                let what = if prev.is_dir() && e.is_dir() {
+                    "declared twice with different attributes"
+                } else {
+                    "duplicate path"
+                };
+                return Err(Error::invalid(format!(
+                    "{}: {what} (from {} and {})",
+                    e.path, prev.origin, e.origin
+                )));
             }
-            let what = if prev.is_dir() && e.is_dir() {
-                "declared twice with different attributes"
-            } else {
-                "duplicate path"
-            };
-            return Err(Error::invalid(format!(
-                "{}: {what} (from {} and {})",
-                e.path, prev.origin, e.origin
-            )));
         }
-        by_path.insert(e.path.clone(), e);
+        out.push(e);
     }
-    // Parents: synthesize, and refuse anything below a non-directory.
-    let paths: Vec<LayerPath> = by_path.keys().cloned().collect();
-    for p in &paths {
-        for anc in p.ancestors() {
-            match by_path.get(&anc) {
-                Some(a) if a.is_dir() => {}
-                Some(a) => {
+    let find = |v: &[Entry], p: &LayerPath| v.binary_search_by(|e| e.path.cmp(p)).ok();
+    // Parents: refuse anything below a non-directory; collect missing ones.
+    let mut missing: Vec<LayerPath> = Vec::new();
+    for e in &out {
+        for anc in e.path.ancestors() {
+            match find(&out, &anc) {
+                Some(i) if out[i].is_dir() => {}
+                Some(i) => {
+                    let a = &out[i];
                     let what = match a.kind {
                         EntryKind::Symlink(_) => "a symlink",
                         _ => "not a directory",
                     };
                     return Err(Error::invalid(format!(
-                        "{p}: parent {anc} is {what} in this layer (from {}); \
+                        "{}: parent {anc} is {what} in this layer (from {}); \
                          writing through it is refused",
-                        a.origin
+                        e.path, a.origin
                     )));
                 }
-                None if opts.parents => {
-                    by_path.insert(anc.clone(), Entry::dir(anc, "a synthesized parent"));
-                }
+                None if opts.parents => missing.push(anc),
                 None => {}
             }
         }
     }
-    resolve_hardlinks(&mut by_path)?;
-    Ok(by_path.into_values().collect())
+    if !missing.is_empty() {
+        missing.sort();
+        missing.dedup();
+        let synthesized: Arc<str> = Arc::from("a synthesized parent");
+        out.extend(
+            missing
+                .into_iter()
+                .map(|p| Entry::dir(p, Arc::clone(&synthesized))),
+        );
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    resolve_hardlinks(&mut out)?;
+    Ok(out)
 }
 
-/// Rewrite hard-link groups so content sits on the first path in canonical order.
-fn resolve_hardlinks(by_path: &mut BTreeMap<LayerPath, Entry>) -> Result<()> {
+/// Rewrite hard-link groups so content sits on the first path in canonical
+/// order. `v` is sorted by path.
+fn resolve_hardlinks(v: &mut [Entry]) -> Result<()> {
+    let find = |v: &[Entry], p: &LayerPath| v.binary_search_by(|e| e.path.cmp(p)).ok();
     // Follow each link to the regular file it names (chains allowed, cycles not).
-    let mut groups: BTreeMap<LayerPath, Vec<LayerPath>> = BTreeMap::new();
-    for (path, e) in by_path.iter() {
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, e) in v.iter().enumerate() {
         let EntryKind::Hardlink(first) = &e.kind else {
             continue;
         };
         let mut target = first.clone();
         let mut hops = 0;
-        loop {
-            match by_path.get(&target).map(|t| &t.kind) {
-                Some(EntryKind::File(_)) => break,
-                Some(EntryKind::Hardlink(next)) if hops < by_path.len() => {
+        let file = loop {
+            match find(v, &target).map(|t| (t, &v[t].kind)) {
+                Some((t, EntryKind::File(_))) => break t,
+                Some((_, EntryKind::Hardlink(next))) if hops < v.len() => {
                     target = next.clone();
                     hops += 1;
                 }
-                Some(EntryKind::Hardlink(_)) => {
+                Some((_, EntryKind::Hardlink(_))) => {
                     return Err(Error::invalid(format!(
-                        "{path}: hard link cycle (from {})",
-                        e.origin
+                        "{}: hard link cycle (from {})",
+                        e.path, e.origin
                     )))
                 }
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "{path}: hard link target {first} is not a regular file in this layer (from {})",
-                        e.origin
-                    )))
-                }
+                _ => return Err(Error::invalid(format!(
+                    "{}: hard link target {first} is not a regular file in this layer (from {})",
+                    e.path, e.origin
+                ))),
             }
-        }
-        groups.entry(target).or_default().push(path.clone());
+        };
+        groups.entry(file).or_default().push(i);
     }
     for (file, links) in groups {
+        // Sorted vector: the smallest index is the first path in canonical order.
         let first = links
             .iter()
-            .chain([&file])
+            .copied()
+            .chain([file])
             .min()
-            .cloned()
             .expect("non-empty");
         if first != file {
-            // Move content to `first`; the old file becomes a link to it.
-            let content_entry = by_path.get(&file).cloned().expect("present");
-            let link_entry = by_path.get_mut(&first).expect("present");
-            link_entry.kind = content_entry.kind;
-            link_entry.mode = content_entry.mode;
-            link_entry.uid = content_entry.uid;
-            link_entry.gid = content_entry.gid;
-            link_entry.uname = content_entry.uname;
-            link_entry.gname = content_entry.gname;
-            by_path.get_mut(&file).expect("present").kind = EntryKind::Hardlink(first.clone());
+            // Move content and attributes to `first`; the old file becomes a link.
+            let content = v[file].clone();
+            let e = &mut v[first];
+            e.kind = content.kind;
+            e.mode = content.mode;
+            e.uid = content.uid;
+            e.gid = content.gid;
+            e.uname = content.uname;
+            e.gname = content.gname;
         }
-        for l in links.iter().chain([&file]) {
-            if *l != first {
-                by_path.get_mut(l).expect("present").kind = EntryKind::Hardlink(first.clone());
+        let target = v[first].path.clone();
+        for i in links.into_iter().chain([file]) {
+            if i != first {
+                v[i].kind = EntryKind::Hardlink(target.clone());
             }
         }
     }

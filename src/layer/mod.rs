@@ -125,6 +125,10 @@ fn write_entry<W: Write>(
 }
 
 /// Copy exactly `n` bytes of `src` (listed with that size) into `w`.
+///
+/// Each read asks for one byte more than is left, so a file that grew since
+/// it was listed is caught without an extra read at the end (one read per
+/// small file, as GNU tar does).
 fn copy_exact<W: Write>(
     src: &Utf8Path,
     n: u64,
@@ -134,29 +138,34 @@ fn copy_exact<W: Write>(
 ) -> Result<()> {
     let mut f = File::open(src).io_context(|| format!("reading {src}"))?;
     let mut left = n;
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+    loop {
+        let want = buf
+            .len()
+            .min(usize::try_from(left.saturating_add(1)).unwrap_or(usize::MAX));
         let got = f
             .read(&mut buf[..want])
             .io_context(|| format!("reading {src}"))?;
-        if got == 0 {
+        if got as u64 > left {
             return Err(Error::invalid(format!(
-                "{src}: changed while reading (shrank below the {n} bytes listed)"
+                "{src}: changed while reading (grew beyond the {n} bytes listed)"
             )));
+        }
+        if got == 0 {
+            if left > 0 {
+                return Err(Error::invalid(format!(
+                    "{src}: changed while reading (shrank below the {n} bytes listed)"
+                )));
+            }
+            return Ok(());
         }
         w.write_all(&buf[..got])
             .io_context(|| format!("writing {out_name}"))?;
         left -= got as u64;
+        if left == 0 && got < want {
+            // A short read of a regular file is its end.
+            return Ok(());
+        }
     }
-    if f.read(&mut buf[..1])
-        .io_context(|| format!("reading {src}"))?
-        != 0
-    {
-        return Err(Error::invalid(format!(
-            "{src}: changed while reading (grew beyond the {n} bytes listed)"
-        )));
-    }
-    Ok(())
 }
 
 /// Write normalized `entries` as a layer blob at `dest`, atomically.
