@@ -306,7 +306,9 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             // Why buffered: tar headers arrive as 512-byte writes.
             Compression::None => Mode::Plain(io::BufWriter::with_capacity(1 << 20, out)),
             Compression::Gzip { level } => Mode::Gzip(GzipPool::new(out, level, threads)),
-            Compression::Zstd { level } => Mode::Zstd(Box::new(zstd_encoder(out, level, threads))),
+            // Why one extra worker: the calling thread is busy building and
+            // hashing the tar; the bytes are the same for any worker count.
+            Compression::Zstd { level } => Mode::Zstd(Box::new(zstd_encoder(out, level, threads + 1))),
         };
         BlobWriter {
             mode,
