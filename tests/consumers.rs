@@ -328,3 +328,96 @@ fn strata_composes_on_a_layout_skopeo_wrote() {
         b"hello from strata\n"
     );
 }
+
+/// strata's gzip layers are several gzip members (fixed 1 MiB blocks). Every
+/// reader a layer meets reads them all: GNU gunzip, Python's gzip, flate2's
+/// MultiGzDecoder (strata verify), Go's compress/gzip (skopeo, umoci; and
+/// docker/podman in tests/engines.rs). A single-member reader would stop after
+/// the first MiB — the test shows flate2's GzDecoder does.
+#[test]
+fn multi_member_gzip_is_read_whole_by_every_reader() {
+    if !have_tool("skopeo") || !have_tool("umoci") {
+        return;
+    }
+    let t = tempdir();
+    let d = t.path();
+    let mut x: u64 = 3;
+    let data: Vec<u8> = (0..3_500_000)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 3 == 0 {
+                b'a'
+            } else {
+                x as u8
+            }
+        })
+        .collect();
+    write(&d.join("t/big.bin"), &data, 0o644);
+    ok_in(
+        d,
+        &["layer", "--out", "l.tgz", "--descriptor", "l.json", "t"],
+    );
+    let desc: Value = serde_json::from_slice(&fs::read(d.join("l.json")).unwrap()).unwrap();
+    let diff_id = desc["diffId"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let members = fs::read(d.join("l.tgz"))
+        .unwrap()
+        .windows(10)
+        .filter(|w| w == &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])
+        .count();
+    assert!(
+        members >= 3,
+        "expected several gzip members, found {members}"
+    );
+    let gunzip = tool(d, "sh", &["-c", "gunzip -c l.tgz | sha256sum"]);
+    assert!(gunzip.starts_with(&diff_id), "gunzip: {gunzip}");
+    let py = tool(d, "python3", &["-c", "import gzip,hashlib;print(hashlib.sha256(gzip.decompress(open('l.tgz','rb').read())).hexdigest())"]);
+    assert_eq!(py.trim(), diff_id, "python gzip");
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(fs::File::open(d.join("l.tgz")).unwrap()),
+        &mut all,
+    )
+    .unwrap();
+    assert_eq!(
+        strata::digest::Digest::of(&all).hex(),
+        diff_id,
+        "flate2 MultiGzDecoder"
+    );
+    let mut first = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(fs::File::open(d.join("l.tgz")).unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(
+        first.len() < all.len(),
+        "GzDecoder stops after the first member"
+    );
+    // Go's gzip: skopeo copy recomputes nothing with --preserve-digests but umoci
+    // unpack decompresses the whole layer and checks the diff_id.
+    ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "img",
+            "--layer",
+            "l.tgz:l.json",
+            "--tag",
+            "x:1",
+        ],
+    );
+    tool(
+        d,
+        "umoci",
+        &["unpack", "--rootless", "--image", "img:1", "bundle"],
+    );
+    assert_eq!(fs::read(d.join("bundle/rootfs/big.bin")).unwrap(), data);
+    skopeo(d, &["copy", "oci:img:1", "docker-archive:d.tar:x:1"]);
+}

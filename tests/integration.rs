@@ -7,6 +7,7 @@
 mod util;
 
 mod consumers;
+mod engines;
 mod errors;
 mod golden;
 mod image;

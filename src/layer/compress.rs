@@ -308,7 +308,9 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             Compression::Gzip { level } => Mode::Gzip(GzipPool::new(out, level, threads)),
             // Why one extra worker: the calling thread is busy building and
             // hashing the tar; the bytes are the same for any worker count.
-            Compression::Zstd { level } => Mode::Zstd(Box::new(zstd_encoder(out, level, threads + 1))),
+            Compression::Zstd { level } => {
+                Mode::Zstd(Box::new(zstd_encoder(out, level, threads + 1)))
+            }
         };
         BlobWriter {
             mode,

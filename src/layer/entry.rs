@@ -228,10 +228,12 @@ fn resolve_hardlinks(v: &mut [Entry]) -> Result<()> {
                         e.path, e.origin
                     )))
                 }
-                _ => return Err(Error::invalid(format!(
+                _ => {
+                    return Err(Error::invalid(format!(
                     "{}: hard link target {first} is not a regular file in this layer (from {})",
                     e.path, e.origin
-                ))),
+                )))
+                }
             }
         };
         groups.entry(file).or_default().push(i);
