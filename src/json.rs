@@ -3,7 +3,9 @@
 //! Keys are sorted (serde_json's `Map` is a `BTreeMap` as long as the
 //! `preserve_order` feature is off: a unit test below fails if a dependency
 //! ever turns it on), output is compact, strings use serde_json's fixed
-//! escaping, and there is no trailing newline. Same value → same bytes, on any
+//! escaping, and there is no trailing newline; numbers are parsed correctly
+//! rounded (`float_roundtrip`), so parse → canonical → parse is a fixed point
+//! (the fuzzer found that it was not). Same value → same bytes, on any
 //! machine, so config and manifest digests are stable.
 //!
 //! Parsing is bounded: documents larger than [`MAX_JSON_BYTES`] or nested
@@ -98,6 +100,17 @@ mod tests {
             String::from_utf8(to_canonical(&v)).unwrap(),
             "{\"a\":\"é\\n\",\"b\":{\"x\":[2,{\"c\":1,\"d\":0}],\"y\":1}}"
         );
+    }
+
+    /// Found by `fuzz/` (oci_json): without serde_json's `float_roundtrip`,
+    /// huge numbers were not a fixed point of parse → canonical → parse.
+    #[test]
+    fn canonical_is_a_fixed_point_for_huge_numbers() {
+        let input = format!("{}2{}", "8".repeat(63), "8".repeat(7));
+        let v: serde_json::Value = parse(input.as_bytes(), "n").unwrap();
+        let c = to_canonical(&v);
+        let again: serde_json::Value = parse(&c, "n").unwrap();
+        assert_eq!(to_canonical(&again), c);
     }
 
     #[test]
