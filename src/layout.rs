@@ -191,8 +191,10 @@ impl Layout {
         match &self.root {
             Root::Dir(d) => {
                 let p = d.join(file);
-                // Why symlink_metadata: a blob that is a symlink could point anywhere.
-                match fs::symlink_metadata(&p) {
+                // Symlinks are read through: Bazel's sandbox presents every
+                // input file as one. Safe, as every blob read is checked
+                // against its digest and nothing is written through them.
+                match fs::metadata(&p) {
                     Ok(m) if m.is_file() => Some(BlobSource::File(p)),
                     _ => None,
                 }

@@ -446,3 +446,59 @@ fn digest_file_holds_what_stdout_says() {
     );
     assert_eq!(fs::read_to_string(d.join("idx.digest")).unwrap(), ix.trim());
 }
+
+/// Bazel's sandbox presents a base layout as a tree of symlinks.
+#[test]
+fn base_layout_of_symlinks_is_read_through() {
+    let t = tempdir();
+    let d = t.path();
+    layer(d, "a", "a.txt", "a");
+    ok_in(d, &["image", "--out", "real", "--layer", "a.tgz:a.json"]);
+    let real = d.join("real");
+    let linked = d.join("linked");
+    for e in walk_files(&real) {
+        let rel = e.strip_prefix(&real).unwrap();
+        fs::create_dir_all(linked.join(rel).parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&e, linked.join(rel)).unwrap();
+    }
+    ok_in(d, &["verify", "linked"]);
+    let a = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "top1",
+            "--base",
+            "real",
+            "--layer",
+            "a.tgz:a.json",
+        ],
+    );
+    let b = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "top2",
+            "--base",
+            "linked",
+            "--layer",
+            "a.tgz:a.json",
+        ],
+    );
+    assert_eq!(a, b);
+    ok_in(d, &["verify", "top2"]);
+}
+
+fn walk_files(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
