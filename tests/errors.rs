@@ -624,3 +624,77 @@ fn full_disk_fails_cleanly() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(leftovers(&small, &["out.tgz"]).is_empty());
 }
+
+#[test]
+fn truncated_compressed_layers() {
+    let t = tempdir();
+    let d = t.path();
+    let mut x: u64 = 9;
+    let noise: Vec<u8> = (0..300_000)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 2 == 0 {
+                b'z'
+            } else {
+                x as u8
+            }
+        })
+        .collect();
+    write(&d.join("t/f"), &noise, 0o644);
+    for comp in ["gzip", "zstd"] {
+        ok_in(d, &["layer", "--out", "full", "--compression", comp, "t"]);
+        let bytes = fs::read(d.join("full")).unwrap();
+        fs::write(d.join("cut.layer"), &bytes[..bytes.len() / 2]).unwrap();
+        // Without a descriptor strata reads the layer and must notice the cut.
+        rejects(
+            d,
+            &["image", "--out", "img", "--layer", "cut.layer"],
+            1,
+            &["cut.layer"],
+        );
+    }
+}
+
+#[test]
+fn archives_whose_tar_sizes_lie() {
+    let t = tempdir();
+    let d = t.path();
+    one_layer(d);
+    ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "a.tar",
+            "--format",
+            "oci-archive",
+            "--layer",
+            "l.tgz:l.json",
+        ],
+    );
+    let mut bytes = fs::read(d.join("a.tar")).unwrap();
+    // The first file entry (a blob): claim a size far past the end of the archive.
+    let hdr = (0..bytes.len())
+        .step_by(512)
+        .find(|&o| bytes[o + 156] == b'0')
+        .unwrap();
+    bytes[hdr + 124..hdr + 136].copy_from_slice(b"77777777777\0");
+    let sum: u32 = bytes[hdr..hdr + 512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    bytes[hdr + 148..hdr + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    fs::write(d.join("lies.tar"), bytes).unwrap();
+    let err = fail_in(d, &["verify", "lies.tar"], 1);
+    assert!(err.starts_with("strata: lies.tar"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
