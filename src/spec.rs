@@ -36,7 +36,8 @@
 //! - `opaque`: hides all lower-layer contents of directory `path`
 //!   (writes `<path>/.wh..wh..opq`).
 //! - `tree`: a host directory `src` whose contents go under `path` (optional;
-//!   the layer root when absent), walked like a directory INPUT.
+//!   the layer root when absent), walked like a directory INPUT. When `src` is
+//!   a regular file (a Nix store path can be one), it becomes the file `path`.
 //! - `mode` (file, dir): octal string (`"0755"`, `"4755"`) or a JSON number
 //!   (taken as the numeric mode, e.g. 493); at most 0o7777. setuid, setgid and
 //!   sticky bits come only from here.
@@ -348,7 +349,26 @@ fn entry_to_entries(e: &SpecEntry, origin: &str, out: &mut Vec<Entry>) -> Result
                 Some(p) => Some(LayerPath::parse(p)?),
                 None => None,
             };
-            out.extend(walk_dir(Utf8Path::new(src), prefix.as_ref())?);
+            let is_file = std::fs::metadata(src).map(|m| m.is_file()).unwrap_or(false);
+            match (is_file, prefix) {
+                (true, Some(p)) => {
+                    let (content, host_mode) = file_source(src)?;
+                    let mode = default_file_mode(host_mode);
+                    out.push(base_entry(
+                        p.as_str(),
+                        EntryKind::File(content),
+                        mode,
+                        Owner::default(),
+                        origin,
+                    )?);
+                }
+                (true, None) => {
+                    return Err(Error::invalid(format!(
+                        "tree {src}: a file needs a \"path\""
+                    )));
+                }
+                (false, prefix) => out.extend(walk_dir(Utf8Path::new(src), prefix.as_ref())?),
+            }
         }
     }
     Ok(())

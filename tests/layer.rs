@@ -289,3 +289,39 @@ fn identical_files_are_stored_once_whatever_the_inodes() {
     let got = entries(&d.join("c.tar"));
     assert!(got.iter().filter(|e| e.1 == '0').count() == 2, "{got:?}");
 }
+
+#[test]
+fn tree_entries_take_single_files() {
+    let t = tempdir();
+    let d = t.path();
+    write(&d.join("store/abc-lib1"), b"shared library\n", 0o444);
+    fs::write(
+        d.join("spec.json"),
+        r#"{"version":1,"entries":[{"type":"tree","path":"nix/store/abc-lib1","src":"store/abc-lib1"}]}"#,
+    )
+    .unwrap();
+    ok_in(
+        d,
+        &[
+            "layer",
+            "--out",
+            "l.tar",
+            "--compression",
+            "none",
+            "--spec",
+            "spec.json",
+        ],
+    );
+    let names: Vec<(String, u32)> = entries(&d.join("l.tar"))
+        .into_iter()
+        .map(|e| (e.0, e.2))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("nix/".to_string(), 0o755),
+            ("nix/store/".to_string(), 0o755),
+            ("nix/store/abc-lib1".to_string(), 0o644)
+        ]
+    );
+}

@@ -1,0 +1,35 @@
+# strata as a flake: `lib` (buildLayer, buildImage), `packages.<system>.strata`
+# (built with nixpkgs' rustPlatform) and `packages.<system>.image`, the example.
+# Offline (no nixpkgs), use nix/default.nix with a prebuilt binary instead; see
+# tests/nix/flake.nix and README "Nix".
+{
+  description = "strata: byte-identical OCI layers and images";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.05";
+
+  outputs = { self, nixpkgs }:
+    let
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAll = f: nixpkgs.lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
+    in
+    {
+      lib = forAll (system: _: import ./nix { strata = self.packages.${system}.strata; inherit system; });
+      packages = forAll (system: pkgs: {
+        strata = pkgs.rustPlatform.buildRustPackage {
+          pname = "strata";
+          version = "0.1.0";
+          src = self;
+          cargoLock.lockFile = ./Cargo.lock;
+          doCheck = false;
+        };
+        image = self.lib.${system}.buildImage {
+          name = "hello";
+          layers = [ (self.lib.${system}.buildLayer { name = "hello"; contents = [ ./examples/hello ]; }) ];
+          config = {
+            Env = [ "GREETING=hello" ];
+            WorkingDir = "/www";
+            Cmd = [ "cat" "/www/index.html" ];
+          };
+        };
+      });
+    };
+}
