@@ -106,11 +106,7 @@ fn encode_ustar(h: &TarHeader<'_>) -> [u8; BLOCK] {
     put_str(&mut b[297..329], h.gname.as_bytes());
     put_octal(&mut b[329..337], 0);
     put_octal(&mut b[337..345], 0);
-    // Checksum: sum of all bytes with the checksum field read as spaces.
-    b[148..156].copy_from_slice(b"        ");
-    let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
-    let s = format!("{:06o}\0 ", sum);
-    b[148..156].copy_from_slice(s.as_bytes());
+    fix_checksum(&mut b);
     b
 }
 
@@ -176,6 +172,8 @@ pub fn write_header(w: &mut impl Write, h: &TarHeader<'_>) -> io::Result<()> {
     w.write_all(&encode_ustar(h))
 }
 
+/// Checksum: the sum of all header bytes with the checksum field read as
+/// spaces, as 6 octal digits, NUL, space.
 fn fix_checksum(b: &mut [u8; BLOCK]) {
     b[148..156].copy_from_slice(b"        ");
     let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
