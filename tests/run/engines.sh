@@ -87,7 +87,7 @@ stop() {
 
 run_tests() {
   install
-  trap stop EXIT
+  trap 'stop; rm -rf "$D"' EXIT
   start
   # shellcheck disable=SC1090
   . "$ENV_FILE"
@@ -98,6 +98,11 @@ case "${1:-}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
-  test) run_tests ;;
+  # A state directory of its own, so concurrent runs on one machine never collide.
+  test)
+    D=$(mktemp -d /tmp/strata-engines.XXXXXX)
+    ENV_FILE=$D/env
+    run_tests
+    ;;
   *) echo "usage: tests/run/engines.sh install|start|stop|test" >&2; exit 2 ;;
 esac
