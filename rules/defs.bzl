@@ -1,6 +1,9 @@
-"""Public API of the strata Bazel rules: build byte-identical OCI layers and images.
+"""Public API of the strata Bazel rules: byte-identical OCI layers and images.
 
     load("@strata//rules:defs.bzl", "oci_image", "oci_image_index", "oci_layer", "oci_load")
+
+One rule per file in rules/private/; this file only re-exports them.
+`oci_push` is not here yet: it needs `strata push` (the registry issue).
 """
 
 load("//rules:providers.bzl", _OciImageInfo = "OciImageInfo", _OciLayerInfo = "OciLayerInfo")

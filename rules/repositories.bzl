@@ -1,68 +1,114 @@
 """WORKSPACE setup: a repository holding the strata binary, and its toolchain.
 
     load("@strata//rules:repositories.bzl", "strata_register_toolchains")
+
     strata_register_toolchains()
 
-By default the binary is built from this repository's sources with
-`cargo build --release --locked` (needs a Rust toolchain on the host; run once
-per output base). To pin a prebuilt binary instead, give its absolute path
-(`strata_register_toolchains(binary_path = "/opt/strata/bin/strata")`) or set
-`STRATA_BINARY=/path/to/strata` in the environment of the bazel client.
+Where the binary comes from, first match wins:
+
+1. `STRATA_BINARY=/abs/path/strata` in the environment of the bazel client
+   (`--repo_env=STRATA_BINARY=...` works too): a prebuilt binary;
+2. `strata_register_toolchains(url = "https://.../strata", sha256 = "...")`:
+   a prebuilt binary downloaded once and checked against its sha256
+   (`file:///...` URLs work, e.g. for a vendored binary);
+3. `strata_register_toolchains(binary_path = "/opt/strata/bin/strata")`;
+4. default: built from this repository's sources with
+   `cargo build --release --locked` (needs cargo on PATH; the build goes to
+   cargo's usual target directory: `$CARGO_TARGET_DIR`, else `target/` of the
+   strata sources, so it is incremental). Bazel re-runs it when its server
+   starts; after editing strata's sources, `bazel sync` picks them up.
+
+Whatever the source, the binary reaches actions as an input File through the
+toolchain, so its bytes are part of every action key.
 """
 
-def _strata_binary_repo_impl(rctx):
-    path = rctx.attr.binary_path or rctx.os.environ.get("STRATA_BINARY", "")
-    if path:
-        rctx.symlink(path, "strata")
-    else:
-        src = rctx.path(Label("@strata//:Cargo.toml")).dirname
-        cargo = rctx.which("cargo")
-        if not cargo:
-            fail("strata_register_toolchains: no `cargo` on PATH to build strata from source; " +
-                 "pass binary_path or set STRATA_BINARY")
-        target = rctx.path("cargo-target")
-        res = rctx.execute(
-            [cargo, "build", "--release", "--locked", "--manifest-path", str(src) + "/Cargo.toml"],
-            environment = {"CARGO_TARGET_DIR": str(target)},
-            quiet = True,
-            timeout = 1800,
-        )
-        if res.return_code != 0:
-            fail("building strata with cargo failed:\n" + res.stderr)
-        rctx.symlink(str(target) + "/release/strata", "strata")
-    rctx.file("BUILD.bazel", """
-load("@strata//rules:toolchain.bzl", "strata_toolchain")
+_BUILD = """\
+load("{toolchain_bzl}", "strata_toolchain")
 
 exports_files(["strata"])
 
 strata_toolchain(
-    name = "toolchain_impl",
+    name = "strata_toolchain",
     binary = ":strata",
+    visibility = ["//visibility:public"],
 )
 
 toolchain(
     name = "toolchain",
-    toolchain = ":toolchain_impl",
-    toolchain_type = "@strata//rules:toolchain_type",
+    toolchain = ":strata_toolchain",
+    toolchain_type = "{toolchain_type}",
+    visibility = ["//visibility:public"],
 )
-""")
+"""
+
+def _cargo_build(rctx):
+    src = rctx.path(Label("//:Cargo.toml")).dirname
+    cargo = rctx.which("cargo")
+    if not cargo:
+        fail("strata: no `cargo` on PATH to build strata from source; set STRATA_BINARY, " +
+             "or pass `url`+`sha256` or `binary_path` to strata_register_toolchains")
+    rctx.report_progress("Building strata from source (cargo build --release --locked)")
+    res = rctx.execute(
+        [cargo, "build", "--release", "--locked", "--bin", "strata", "--message-format=json-render-diagnostics"],
+        working_directory = str(src),
+        timeout = 3600,
+        quiet = True,
+    )
+    if res.return_code != 0:
+        fail("strata: `cargo build --release --locked` in %s failed:\n%s" % (src, res.stderr))
+
+    # cargo names the binary it built; this honors CARGO_TARGET_DIR and .cargo/config.
+    exe = None
+    for line in res.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        msg = json.decode(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "strata":
+            exe = msg["executable"]
+    if not exe:
+        fail("strata: cargo built no `strata` executable:\n" + res.stdout)
+    return exe
+
+def _strata_binary_repository_impl(rctx):
+    path = rctx.os.environ.get("STRATA_BINARY", "")
+    if path:
+        rctx.symlink(path, "strata")
+    elif rctx.attr.url:
+        if not rctx.attr.sha256:
+            fail("strata_binary_repository: `url` needs `sha256`")
+        rctx.download(url = rctx.attr.url, output = "strata", sha256 = rctx.attr.sha256, executable = True)
+    elif rctx.attr.binary_path:
+        rctx.symlink(rctx.attr.binary_path, "strata")
+    else:
+        rctx.symlink(_cargo_build(rctx), "strata")
+    rctx.file("BUILD.bazel", _BUILD.format(
+        toolchain_bzl = str(Label("//rules:toolchain.bzl")),
+        toolchain_type = str(Label("//rules:toolchain_type")),
+    ))
 
 strata_binary_repository = repository_rule(
-    implementation = _strata_binary_repo_impl,
-    doc = "A repository with the strata binary (prebuilt, or built from source with cargo) and its toolchain.",
+    implementation = _strata_binary_repository_impl,
+    doc = "A repository with the strata binary (`:strata`) and its toolchain (`:toolchain`). " +
+          "See the module docstring for where the binary comes from.",
     attrs = {
-        "binary_path": attr.string(doc = "Absolute path of a prebuilt strata binary; empty: build from source."),
+        "binary_path": attr.string(doc = "Absolute path of a prebuilt strata binary."),
+        "url": attr.string(doc = "URL of a prebuilt strata binary (with `sha256`)."),
+        "sha256": attr.string(doc = "sha256 of the binary at `url`."),
     },
-    environ = ["STRATA_BINARY"],
+    environ = ["STRATA_BINARY", "CARGO_TARGET_DIR"],
     local = True,
 )
 
-def strata_register_toolchains(name = "strata_bin", binary_path = ""):
-    """Creates the binary repository `name` and registers its toolchain.
+def strata_register_toolchains(name = "strata_bin", binary_path = "", url = "", sha256 = "", register = True):
+    """Creates the repository `name` holding the strata binary, and registers its toolchain.
 
     Args:
-      name: name of the repository holding the binary.
-      binary_path: absolute path of a prebuilt strata; empty builds from source.
+      name: name of the repository.
+      binary_path: absolute path of a prebuilt strata binary.
+      url: URL of a prebuilt strata binary; needs `sha256`.
+      sha256: sha256 of the binary at `url`.
+      register: whether to call `register_toolchains` (False for bzlmod).
     """
-    strata_binary_repository(name = name, binary_path = binary_path)
-    native.register_toolchains("@%s//:toolchain" % name)
+    strata_binary_repository(name = name, binary_path = binary_path, url = url, sha256 = sha256)
+    if register:
+        native.register_toolchains("@%s//:toolchain" % name)

@@ -1,14 +1,20 @@
-"""oci_image: pre-built layers (+ an optional base) → an OCI image layout, by `strata image`."""
+"""oci_image: layers (+ an optional base) → an OCI image layout, by `strata image`."""
 
 load("//rules:providers.bzl", "OciImageInfo", "OciLayerInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
 
-_DOC = """Composes an OCI image from `oci_layer`s onto an optional base.
+_DOC = """Composes an OCI image from `oci_layer`s onto an optional base, by
+`strata image` (mnemonic `StrataImage`).
 
-Outputs an OCI image layout directory named after the target and
-`<name>.digest` (the manifest digest). Layer blobs are referenced by their
-descriptors, so no layer byte is read again; nothing about Bazel (label,
-output paths, host) reaches the image. Example:
+Outputs the OCI image layout directory `<name>` and `<name>.digest` (the
+manifest digest, `sha256:...` without newline); provides `OciImageInfo`.
+Layer blobs are referenced with their descriptors, so no layer is compressed or
+hashed again. Nothing about Bazel (label, output paths, host, time) reaches the
+image: `created` defaults to the epoch.
+
+`base` is another `oci_image`, an OCI layout archive file, or an OCI layout
+directory checked into the workspace (a filegroup of all its files, e.g.
+`glob(["base/**"])`: the directory holding `oci-layout` is the base).
 
     oci_image(
         name = "image",
@@ -19,16 +25,19 @@ output paths, host) reaches the image. Example:
     )
 """
 
-def _base_path(ctx):
+def _base(ctx):
+    """(path of the base layout for --base, input files)"""
     base = ctx.attr.base
-    if not base:
-        return None, []
     if OciImageInfo in base:
-        return base[OciImageInfo].layout, [base[OciImageInfo].layout]
+        return base[OciImageInfo].layout.path, [base[OciImageInfo].layout]
     files = base[DefaultInfo].files.to_list()
-    if len(files) != 1:
-        fail("oci_image %s: base must be an oci_image or one OCI layout directory/archive" % ctx.label)
-    return files[0], files
+    if len(files) == 1:
+        return files[0].path, files
+    roots = [f.dirname for f in files if f.basename == "oci-layout"]
+    if len(roots) != 1:
+        fail("oci_image %s: 'base' must be an oci_image, one OCI layout archive, or the files of " % ctx.label +
+             "one OCI layout directory (found %d `oci-layout` files among %d)" % (len(roots), len(files)))
+    return roots[0], files
 
 def _impl(ctx):
     layout = ctx.actions.declare_directory(ctx.label.name)
@@ -38,12 +47,14 @@ def _impl(ctx):
     args.add("--out", layout.path)
     args.add("--digest-file", digest)
     inputs = []
-    base, base_inputs = _base_path(ctx)
-    if base:
-        args.add("--base", base.path)
+    if ctx.attr.base:
+        base_path, base_inputs = _base(ctx)
+        args.add("--base", base_path)
         inputs.extend(base_inputs)
-    for l in ctx.attr.layers:
-        info = l[OciLayerInfo]
+    elif not ctx.attr.layers:
+        fail("oci_image %s: needs 'base' or 'layers'" % ctx.label)
+    for layer in ctx.attr.layers:
+        info = layer[OciLayerInfo]
         args.add("--layer", "%s:%s" % (info.blob.path, info.descriptor.path))
         inputs.extend([info.blob, info.descriptor])
     if ctx.attr.entrypoint:
@@ -64,15 +75,14 @@ def _impl(ctx):
         args.add("--label", "%s=%s" % (k, v))
     for k, v in ctx.attr.annotations.items():
         args.add("--annotation", "%s=%s" % (k, v))
-    if ctx.attr.os or ctx.attr.architecture:
+    if ctx.attr.os or ctx.attr.architecture or ctx.attr.variant:
         if not (ctx.attr.os and ctx.attr.architecture):
-            fail("oci_image %s: 'os' and 'architecture' go together" % ctx.label)
+            fail("oci_image %s: 'os' and 'architecture' go together ('variant' needs both)" % ctx.label)
         platform = ctx.attr.os + "/" + ctx.attr.architecture
         if ctx.attr.variant:
             platform += "/" + ctx.attr.variant
         args.add("--platform", platform)
-    if ctx.attr.created:
-        args.add("--created", ctx.attr.created)
+    args.add("--created", ctx.attr.created)
     if ctx.attr.tag:
         args.add("--tag", ctx.attr.tag)
     ctx.actions.run(
@@ -84,7 +94,10 @@ def _impl(ctx):
         progress_message = "Composing OCI image %s" % ctx.label,
     )
     return [
-        DefaultInfo(files = depset([layout, digest]), runfiles = ctx.runfiles(files = [layout, digest])),
+        DefaultInfo(
+            files = depset([layout, digest]),
+            runfiles = ctx.runfiles(files = [layout, digest]),
+        ),
         OciImageInfo(layout = layout, digest = digest),
     ]
 
@@ -92,22 +105,25 @@ oci_image = rule(
     implementation = _impl,
     doc = _DOC,
     attrs = {
-        "base": attr.label(doc = "Base image: an `oci_image`, or a single OCI layout directory or archive.", allow_files = True),
-        "layers": attr.label_list(doc = "`oci_layer` targets, bottom first.", providers = [OciLayerInfo]),
-        "entrypoint": attr.string_list(doc = "Entrypoint argv. Setting it without `cmd` clears the base's Cmd (as Docker does)."),
-        "cmd": attr.string_list(doc = "Cmd argv."),
-        "env": attr.string_dict(doc = "Environment variables; an inherited variable of the same name is replaced in place."),
-        "user": attr.string(doc = "User: name, uid, or uid:gid."),
-        "workdir": attr.string(doc = "Working directory."),
-        "exposed_ports": attr.string_list(doc = "Ports, e.g. `8080/tcp`."),
-        "volumes": attr.string_list(doc = "Volumes, e.g. `/data`."),
-        "labels": attr.string_dict(doc = "Config labels."),
         "annotations": attr.string_dict(doc = "Manifest annotations."),
-        "os": attr.string(doc = "Operating system (with `architecture`); default: the base's, else linux."),
-        "architecture": attr.string(doc = "CPU architecture (with `os`); default: the base's, else amd64."),
-        "variant": attr.string(doc = "CPU variant, e.g. `v8`."),
-        "created": attr.string(doc = "RFC 3339 creation time; default 1970-01-01T00:00:00Z."),
-        "tag": attr.string(doc = "`name:tag` recorded in the layout's index.json (ref name annotations)."),
+        "architecture": attr.string(doc = "CPU architecture, e.g. `arm64` (with `os`). Default: the base's, else `amd64`."),
+        "base": attr.label(
+            doc = "Base image: an `oci_image`, an OCI layout archive, or the files of an OCI layout directory.",
+            allow_files = True,
+        ),
+        "cmd": attr.string_list(doc = "Cmd argv."),
+        "created": attr.string(doc = "Creation time, RFC 3339.", default = "1970-01-01T00:00:00Z"),
+        "entrypoint": attr.string_list(doc = "Entrypoint argv. Setting it without `cmd` clears the base's Cmd (as Docker does)."),
+        "env": attr.string_dict(doc = "Environment variables; one inherited from the base with the same name is replaced in place."),
+        "exposed_ports": attr.string_list(doc = "Ports to expose, e.g. `8080/tcp`."),
+        "labels": attr.string_dict(doc = "Config labels."),
+        "layers": attr.label_list(doc = "`oci_layer` targets, bottom first.", providers = [OciLayerInfo]),
+        "os": attr.string(doc = "Operating system, e.g. `linux` (with `architecture`). Default: the base's, else `linux`."),
+        "tag": attr.string(doc = "`name:tag` recorded in the layout's index.json (`org.opencontainers.image.ref.name`)."),
+        "user": attr.string(doc = "User: name, uid or uid:gid."),
+        "variant": attr.string(doc = "CPU variant, e.g. `v8` (with `os` and `architecture`)."),
+        "volumes": attr.string_list(doc = "Volumes, e.g. `/data`."),
+        "workdir": attr.string(doc = "Working directory."),
     },
     toolchains = [TOOLCHAIN_TYPE],
     provides = [OciImageInfo],

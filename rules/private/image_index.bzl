@@ -1,7 +1,18 @@
-"""oci_image_index: several single-platform oci_images → one multi-platform index."""
+"""oci_image_index: single-platform oci_images → one multi-platform index, by `strata index`."""
 
 load("//rules:providers.bzl", "OciImageInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+
+_DOC = """A multi-platform OCI image index of single-platform `oci_image`s, by
+`strata index` (mnemonic `StrataIndex`); the platforms are read from the images'
+configs. Outputs the layout directory `<name>` and `<name>.digest` (the index
+digest); provides `OciImageInfo`.
+
+    oci_image_index(
+        name = "multi",
+        images = [":app_amd64", ":app_arm64"],
+    )
+"""
 
 def _impl(ctx):
     layout = ctx.actions.declare_directory(ctx.label.name)
@@ -13,9 +24,9 @@ def _impl(ctx):
     if ctx.attr.tag:
         args.add("--tag", ctx.attr.tag)
     inputs = []
-    for img in ctx.attr.images:
-        args.add(img[OciImageInfo].layout.path)
-        inputs.append(img[OciImageInfo].layout)
+    for image in ctx.attr.images:
+        args.add(image[OciImageInfo].layout.path)
+        inputs.append(image[OciImageInfo].layout)
     ctx.actions.run(
         executable = strata_binary(ctx),
         arguments = [args],
@@ -25,15 +36,22 @@ def _impl(ctx):
         progress_message = "Making OCI image index %s" % ctx.label,
     )
     return [
-        DefaultInfo(files = depset([layout, digest]), runfiles = ctx.runfiles(files = [layout, digest])),
+        DefaultInfo(
+            files = depset([layout, digest]),
+            runfiles = ctx.runfiles(files = [layout, digest]),
+        ),
         OciImageInfo(layout = layout, digest = digest),
     ]
 
 oci_image_index = rule(
     implementation = _impl,
-    doc = "A multi-platform OCI image index of single-platform `oci_image`s (platforms read from their configs).",
+    doc = _DOC,
     attrs = {
-        "images": attr.label_list(doc = "Single-platform `oci_image` targets, one per platform.", providers = [OciImageInfo], mandatory = True),
+        "images": attr.label_list(
+            doc = "Single-platform `oci_image` targets, one per platform.",
+            providers = [OciImageInfo],
+            mandatory = True,
+        ),
         "tag": attr.string(doc = "`name:tag` recorded in the layout's index.json."),
     },
     toolchains = [TOOLCHAIN_TYPE],

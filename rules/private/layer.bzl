@@ -5,16 +5,44 @@ load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
 
 _DOC = """Builds one OCI layer from files with strata.
 
-The rule writes a strata layer spec (JSON, version 1) with the path of every
-file inside the layer and runs `strata layer --spec` on it. Order, mtimes,
-owners and modes are normalized by strata, so the layer's digest depends only
-on the files' bytes, their in-layer paths and the attributes below — never on
-the Bazel label, the output base or the host.
+The rule writes a strata layer spec (JSON, version 1) naming every file by its
+path inside the layer and runs `strata layer --spec` on it (mnemonic
+`StrataLayer`). Order, mtimes, owners and modes are normalized by strata, so
+the digest depends only on the files' bytes, their paths inside the layer and
+the attributes below: never on the Bazel label, the output base or the host.
 
-In-layer path of a file: `package_dir` + its path relative to `strip_prefix`
-(a path from the workspace root of the file's repository); by default the
-file's path relative to its own package. Directories (tree artifacts) are
-walked by strata. Example:
+Path of a file inside the layer: `package_dir` joined with the file's path
+after `strip_prefix`:
+
+- `strip_prefix = "."` (default): the path relative to the file's own package
+  (`//app:config/a.conf` → `config/a.conf`);
+- `strip_prefix = "/"`: the path from the root of the file's repository
+  (`app/config/a.conf`);
+- any other value, e.g. `"app/config"` (a leading `/` is optional): a prefix
+  of the path from the repository root, removed (`a.conf`); a file outside it
+  is an error.
+
+A directory (tree artifact) goes under its path the same way; its files keep
+their paths below it (read through symlinks, as Bazel's sandbox presents them;
+empty subdirectories of a tree artifact are not kept, and `modes`/`owners`
+cannot name files inside it: strata takes 0755/0644 from the executable bit).
+For a directory of the workspace, list its files (`glob(["dir/**"])`): Bazel
+does not track the contents of a source directory label.
+
+Modes: `modes` if it names the path, else 0755 for a file with an executable
+bit, else 0644. Bazel marks every file that an action writes executable, so
+generated files get 0755 unless `modes` says otherwise.
+
+Paths inside the layer are written without a leading `/`; the keys of
+`modes`, `owners`, `symlinks` and the entries of `empty_dirs` and `whiteouts`
+may have one. A key of `modes` or `owners` that names nothing in the layer is
+an error (a typo never silently changes an image).
+
+With `include_runfiles`, an executable in `srcs` gets its runfiles tree next
+to it, as `bazel run` lays it out (`<path>.runfiles/<workspace>/...`); the
+runfiles of a non-executable target go to their own paths.
+
+Example:
 
     oci_layer(
         name = "app_layer",
@@ -23,18 +51,13 @@ walked by strata. Example:
         modes = {"/opt/app/app": "0755"},
         symlinks = {"/usr/bin/app": "/opt/app/app"},
     )
+
+Outputs `<name>.tar.gz` (`.tar.zst`, `.tar`), `<name>.descriptor.json` and the
+spec `<name>.spec.json`; provides `OciLayerInfo`.
 """
 
-def _ws_path(f):
-    # short_path of an external file is "../<repo>/<path>"; make it workspace-relative.
-    p = f.short_path
-    if p.startswith("../"):
-        p = p.split("/", 2)[2]
-    return p
-
 def _norm(p):
-    p = p.strip("/")
-    return p
+    return p.strip("/")
 
 def _join(a, b):
     a = _norm(a)
@@ -45,111 +68,196 @@ def _join(a, b):
         return a
     return a + "/" + b
 
+def _repo_path(f):
+    # short_path of a file of another repository is "../<repo>/<path>".
+    p = f.short_path
+    if p.startswith("../"):
+        p = p.split("/", 2)[2]
+    return p
+
+def _runfiles_path(ctx, f):
+    p = f.short_path
+    if p.startswith("../"):
+        return p[3:]
+    return ctx.workspace_name + "/" + p
+
 def _layer_path(ctx, f):
-    ws = _ws_path(f)
+    path = _repo_path(f)
     sp = ctx.attr.strip_prefix
     if sp == ".":
-        pkg = f.owner.package
-        rel = ws[len(pkg) + 1:] if pkg and ws.startswith(pkg + "/") else ws
-    elif sp == "/" or sp == "":
-        rel = ws
-    else:
+        pkg = f.owner.package if f.owner else ""
+        if pkg and path.startswith(pkg + "/"):
+            path = path[len(pkg) + 1:]
+    elif _norm(sp):
         prefix = _norm(sp) + "/"
-        if not ws.startswith(prefix):
-            fail("oci_layer %s: file %s is not under strip_prefix %r" % (ctx.label, ws, sp))
-        rel = ws[len(prefix):]
-    return _join(ctx.attr.package_dir, rel)
+        if not path.startswith(prefix):
+            fail("oci_layer %s: %s is not under strip_prefix %r" % (ctx.label, path, sp))
+        path = path[len(prefix):]
+    return _join(ctx.attr.package_dir, path)
 
-def _owner_fields(ctx, path):
-    owner = ctx.attr.owners.get("/" + path, ctx.attr.owners.get(path, ""))
-    if not owner:
-        return {}
-    parts = owner.split(":")
-    if len(parts) != 2:
-        fail("oci_layer %s: owners[%r] = %r, expected \"uid:gid\"" % (ctx.label, path, owner))
-    return {"uid": int(parts[0]), "gid": int(parts[1])}
+def _append(st, entry, modable = True):
+    """Appends a spec entry, with the mode and owner `modes` and `owners` give its path."""
+    path = entry.get("path", "")
+    if modable and path in st.modes:
+        entry["mode"] = st.modes[path]
+        st.used["modes:" + path] = True
+    if path in st.owners:
+        entry.update(st.owners[path])
+        st.used["owners:" + path] = True
+    st.entries.append(entry)
+
+def _add(st, path, f):
+    """Puts File `f` (a file or a tree artifact) at `path` inside the layer."""
+    key = "tree:%s:%s" % (path, f.path) if f.is_directory else path
+    prev = st.files_at.get(key)
+    if prev:
+        if prev != f:
+            fail("oci_layer %s: two files for /%s: %s and %s" % (st.ctx.label, path, prev.short_path, f.short_path))
+        return
+    st.files_at[key] = f
+    st.inputs.append(f)
+    if f.is_directory:
+        st.trees.append((path, f))
+    else:
+        if not path:
+            fail("oci_layer %s: %s would be the layer root" % (st.ctx.label, f.short_path))
+        _append(st, {"path": path, "src": f.path, "type": "file"})
+
+def _tree_file(f):
+    # One file of a tree artifact; its tree_relative_path is known only at execution.
+    return json.encode(f.tree_relative_path)[1:-1] + "\",\"src\":" + json.encode(f.path)
+
+def _tree_spec(ctx, i, path, tree):
+    """A spec naming each file of a tree artifact, written when the tree exists.
+
+    Not a strata "tree" entry: Bazel's sandbox presents a tree artifact's files
+    as symlinks to the execroot, and strata would store those symlinks (host
+    paths) as they are. A "file" entry reads through them.
+    """
+    prefix = json.encode(path + "/" if path else "")[1:-1].replace("%", "%%")
+    args = ctx.actions.args()
+    args.set_param_file_format("multiline")
+    args.add("{\"version\":1,\"entries\":[")
+    args.add_joined(
+        [tree],
+        join_with = ",",
+        map_each = _tree_file,
+        format_each = "{\"type\":\"file\",\"path\":\"" + prefix + "%s}",
+        expand_directories = True,
+        omit_if_empty = False,
+    )
+    args.add("]}")
+    spec = ctx.actions.declare_file("%s.tree%d.spec.json" % (ctx.label.name, i))
+    ctx.actions.write(spec, args)
+    return spec
 
 def _impl(ctx):
-    entries = []
-    inputs = []
-    files = []
+    modes = {_norm(k): v for k, v in ctx.attr.modes.items()}
+    owners = {}
+    for k, v in ctx.attr.owners.items():
+        parts = v.split(":")
+        if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit():
+            fail("oci_layer %s: owners[%r] = %r, expected \"uid:gid\" (numbers)" % (ctx.label, k, v))
+        owners[_norm(k)] = {"gid": int(parts[1]), "uid": int(parts[0])}
+    st = struct(
+        ctx = ctx,
+        entries = [],
+        files_at = {},  # path inside the layer -> the File put there
+        inputs = [],
+        modes = modes,
+        owners = owners,
+        trees = [],  # (path inside the layer, tree artifact)
+        used = {},
+    )
     for src in ctx.attr.srcs:
-        files.extend(src[DefaultInfo].files.to_list())
-        if ctx.attr.include_runfiles:
-            files.extend(src[DefaultInfo].default_runfiles.files.to_list())
-    seen = {}
-    for f in files:
-        if f in seen:
+        info = src[DefaultInfo]
+        for f in info.files.to_list():
+            _add(st, _layer_path(ctx, f), f)
+        if not ctx.attr.include_runfiles:
             continue
-        seen[f] = True
-        inputs.append(f)
-        path = _layer_path(ctx, f)
-        if f.is_directory:
-            entry = {"type": "tree", "src": f.path}
-            if path:
-                entry["path"] = path
+        exe = info.files_to_run.executable if info.files_to_run else None
+        runfiles = info.default_runfiles
+        if exe:
+            root = _layer_path(ctx, exe) + ".runfiles/"
+            for f in runfiles.files.to_list():
+                _add(st, root + _runfiles_path(ctx, f), f)
+            for s in runfiles.symlinks.to_list():
+                _add(st, root + ctx.workspace_name + "/" + s.path, s.target_file)
+            for s in runfiles.root_symlinks.to_list():
+                _add(st, root + s.path, s.target_file)
         else:
-            entry = {"type": "file", "path": path, "src": f.path}
-            mode = ctx.attr.modes.get("/" + path, ctx.attr.modes.get(path, ""))
-            if mode:
-                entry["mode"] = mode
-            entry.update(_owner_fields(ctx, path))
-        entries.append(entry)
+            for f in runfiles.files.to_list():
+                _add(st, _layer_path(ctx, f), f)
+
     for d in ctx.attr.empty_dirs:
-        entry = {"type": "dir", "path": _norm(d)}
-        mode = ctx.attr.modes.get(d, "")
-        if mode:
-            entry["mode"] = mode
-        entry.update(_owner_fields(ctx, _norm(d)))
-        entries.append(entry)
+        _append(st, {"path": _norm(d), "type": "dir"})
     for link, target in ctx.attr.symlinks.items():
-        entries.append({"type": "symlink", "path": _norm(link), "target": target})
+        _append(st, {"path": _norm(link), "target": target, "type": "symlink"}, modable = False)
     for w in ctx.attr.whiteouts:
-        entries.append({"type": "whiteout", "path": _norm(w)})
+        st.entries.append({"path": _norm(w), "type": "whiteout"})
+
+    for what, d in [("modes", modes), ("owners", owners)]:
+        for path in d:
+            if not st.used.get(what + ":" + path):
+                fail("oci_layer %s: %s[%r] names no file, empty dir or symlink of this layer" % (ctx.label, what, "/" + path))
+
     spec = ctx.actions.declare_file(ctx.label.name + ".spec.json")
-    ctx.actions.write(spec, json.encode({"version": 1, "entries": entries}))
-    ext = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}[ctx.attr.compression]
+    ctx.actions.write(spec, json.encode({"entries": st.entries, "version": 1}))
+    specs = [spec] + [_tree_spec(ctx, i, path, tree) for i, (path, tree) in enumerate(st.trees)]
+    ext = {"gzip": ".tar.gz", "none": ".tar", "zstd": ".tar.zst"}[ctx.attr.compression]
     blob = ctx.actions.declare_file(ctx.label.name + ext)
-    desc = ctx.actions.declare_file(ctx.label.name + ".descriptor.json")
+    descriptor = ctx.actions.declare_file(ctx.label.name + ".descriptor.json")
     args = ctx.actions.args()
     args.add("layer")
-    args.add("--spec", spec)
+    args.add_all(specs, before_each = "--spec")
     args.add("--out", blob)
-    args.add("--descriptor", desc)
+    args.add("--descriptor", descriptor)
     args.add("--compression", ctx.attr.compression)
     args.add("--mtime", str(ctx.attr.mtime))
     ctx.actions.run(
         executable = strata_binary(ctx),
         arguments = [args],
-        inputs = inputs + [spec],
-        outputs = [blob, desc],
+        inputs = st.inputs + specs,
+        outputs = [blob, descriptor],
         mnemonic = "StrataLayer",
         progress_message = "Building OCI layer %s" % ctx.label,
     )
     return [
-        DefaultInfo(files = depset([blob, desc]), runfiles = ctx.runfiles(files = [blob, desc])),
-        OciLayerInfo(blob = blob, descriptor = desc),
+        DefaultInfo(
+            files = depset([blob, descriptor]),
+            runfiles = ctx.runfiles(files = [blob, descriptor]),
+        ),
+        OciLayerInfo(blob = blob, descriptor = descriptor),
+        OutputGroupInfo(spec = depset(specs)),
     ]
 
 oci_layer = rule(
     implementation = _impl,
     doc = _DOC,
     attrs = {
+        "compression": attr.string(
+            doc = "`gzip`, `zstd` or `none`.",
+            default = "gzip",
+            values = ["gzip", "zstd", "none"],
+        ),
+        "empty_dirs": attr.string_list(doc = "Directories to create, empty unless files go in them (0755 unless `modes` says otherwise)."),
+        "include_runfiles": attr.bool(
+            doc = "Also put the runfiles of `srcs` in the layer (an executable's as `<path>.runfiles/`).",
+            default = False,
+        ),
+        "modes": attr.string_dict(doc = "Path inside the layer → octal mode (`\"0755\"`, `\"4755\"`) of a file or empty dir. " +
+                                        "Default: 0755 if the file is executable, else 0644; 0755 for directories."),
+        "mtime": attr.int(doc = "mtime of every entry, in seconds since the epoch.", default = 0),
+        "owners": attr.string_dict(doc = "Path inside the layer → `\"uid:gid\"` of a file, empty dir or symlink. Default `0:0`."),
+        "package_dir": attr.string(doc = "Directory inside the layer that receives `srcs` (e.g. `/opt/app`); default: the layer root."),
         "srcs": attr.label_list(doc = "Files and directories (tree artifacts) to put in the layer.", allow_files = True),
-        "package_dir": attr.string(doc = "Directory inside the layer that receives the files (e.g. `/opt/app`).", default = ""),
         "strip_prefix": attr.string(
-            doc = "`.` (default): paths relative to each file's package; `/`: paths from the workspace root; " +
-                  "any other value: a workspace-relative prefix removed from every file's path.",
+            doc = "`.` (default): paths relative to each file's package; `/`: paths from the repository root; " +
+                  "anything else: a prefix of the paths from the repository root, removed.",
             default = ".",
         ),
-        "modes": attr.string_dict(doc = "In-layer path → octal mode (`\"0755\"`, `\"4755\"`). Default: 0755 if the file is executable, else 0644."),
-        "owners": attr.string_dict(doc = "In-layer path → `\"uid:gid\"`. Default `0:0`."),
-        "symlinks": attr.string_dict(doc = "In-layer path → symlink target, stored byte for byte."),
-        "empty_dirs": attr.string_list(doc = "Directories to create empty (0755 unless `modes` says otherwise)."),
-        "whiteouts": attr.string_list(doc = "Paths of lower layers this layer deletes (`.wh.` entries)."),
-        "compression": attr.string(doc = "`gzip`, `zstd` or `none`.", default = "gzip", values = ["gzip", "zstd", "none"]),
-        "mtime": attr.int(doc = "mtime of every entry, seconds since the epoch.", default = 0),
-        "include_runfiles": attr.bool(doc = "Also put the runfiles of `srcs` (e.g. a binary's data) in the layer.", default = False),
+        "symlinks": attr.string_dict(doc = "Path inside the layer → symlink target, stored byte for byte."),
+        "whiteouts": attr.string_list(doc = "Paths of lower layers that this layer deletes (`.wh.` entries)."),
     },
     toolchains = [TOOLCHAIN_TYPE],
     provides = [OciLayerInfo],
