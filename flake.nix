@@ -1,7 +1,7 @@
-# strata as a flake: `lib` (buildLayer, buildImage), `packages.<system>.strata`
-# (built with nixpkgs' rustPlatform) and `packages.<system>.image`, the example.
-# Offline (no nixpkgs), use nix/default.nix with a prebuilt binary instead; see
-# tests/nix/flake.nix and README "Nix".
+# strata as a flake: `lib.<system>` (buildLayer, buildImage from nix/default.nix),
+# `packages.<system>.strata` (built with nixpkgs' rustPlatform) and
+# `packages.<system>.image`, an example image. Without nixpkgs (offline, or a
+# prebuilt binary), import nix/default.nix directly; see README "Nix".
 {
   description = "strata: byte-identical OCI layers and images";
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.05";
@@ -12,7 +12,13 @@
       forAll = f: nixpkgs.lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
     in
     {
-      lib = forAll (system: _: import ./nix { strata = self.packages.${system}.strata; inherit system; });
+      lib = forAll (system: pkgs: import ./nix {
+        strata = self.packages.${system}.strata;
+        inherit system;
+        # Store paths, so closure layering also works in the build sandbox.
+        awk = "${pkgs.gawk}/bin/awk";
+        find = "${pkgs.findutils}/bin/find";
+      });
       packages = forAll (system: pkgs: {
         strata = pkgs.rustPlatform.buildRustPackage {
           pname = "strata";
@@ -21,6 +27,7 @@
           cargoLock.lockFile = ./Cargo.lock;
           doCheck = false;
         };
+        # The golden image (tests/golden/hello.json).
         image = self.lib.${system}.buildImage {
           name = "hello";
           layers = [ (self.lib.${system}.buildLayer { name = "hello"; contents = [ ./examples/hello ]; }) ];

@@ -1,32 +1,77 @@
 # strata for Nix: Nix writes JSON and flags, the strata binary writes every byte.
 #
-#   let s = import ./nix { strata = <strata package or binary>; }; in
-#   s.buildImage { name = "hello"; layers = [ (s.buildLayer { name = "www"; contents = [ ./www ]; }) ]; }
+#   let s = import ./nix { strata = <strata package, or the binary itself>; }; in
+#   s.buildImage {
+#     name = "app";
+#     layers = [ (s.buildLayer { name = "www"; contents = [ ./www ]; }) ];
+#     config.Entrypoint = [ "${app}/bin/app" ];   # app and its closure go to /nix/store
+#     maxLayers = 10;                              # ... in up to 10 layers, by popularity
+#   }
 #
 # Depends on nothing but builtins (no nixpkgs), so it works offline and with
-# any nixpkgs. Builders are raw derivations running strata (or /bin/sh only to
-# read a spec file Nix passes), so no shell, Python or jq touches the bytes.
+# any nixpkgs. Every builder is a raw derivation running strata, directly or
+# from /bin/sh (to read a file Nix passes, or to loop over closure layers).
+#
+# Closure layering: the runtime closure of store paths is only known at build
+# time (exportReferencesGraph). Splitting it into layers is done by
+# ./closure.awk today, a stand-in for the proposed `strata nix-layers`
+# subcommand with the same inputs and outputs; `closureTool = "strata"`
+# switches to it once it exists.
 {
-  # The strata package (with bin/strata) or the path of the strata binary itself.
+  # The strata package (an attribute set, e.g. a derivation, with bin/strata),
+  # or the strata binary itself (a path or string).
   strata,
   # The platform the builders run on.
   system ? builtins.currentSystem or "x86_64-linux",
+  # "awk": ./closure.awk; "strata": `strata nix-layers` (pending: not in
+  # strata yet).
+  closureTool ? "awk",
+  # The awk and GNU find closure.awk runs: commands found in /usr/bin:/bin by
+  # default (builds without the sandbox), or store paths such as
+  # "${pkgs.gawk}/bin/awk" and "${pkgs.findutils}/bin/find" (any sandbox).
+  awk ? "awk",
+  find ? "find",
 }:
 let
   bin = if builtins.isAttrs strata then "${strata}/bin/strata" else "${strata}";
   strip = p: let s = toString p; in if builtins.substring 0 1 s == "/" then builtins.substring 1 (-1) s else s;
+  words = builtins.concatStringsSep " ";
+  indexed = prefix: list: builtins.genList (i: { name = "${prefix}${toString i}"; value = builtins.elemAt list i; }) (builtins.length list);
+  # exportReferencesGraph pairs: [ "graph0" path0 "graph1" path1 ... ].
+  graphPairs = prefix: paths: builtins.concatMap (g: [ g.name "${g.value}" ]) (indexed prefix paths);
+  graphNames = prefix: paths: map (g: g.name) (indexed prefix paths);
+
+  # The shell command writing the closure's layer specs into `outDir` (see
+  # ./closure.awk for the exact semantics, shared with `strata nix-layers`).
+  closureSpecs = { graphs, excludeGraphs ? [ ], drop ? [ ], maxLayers, outDir }:
+    if closureTool == "strata" then
+      # Pending strata subcommand; the interface is documented in closure.awk.
+      "${bin} nix-layers --max-layers ${toString maxLayers} --out-dir ${outDir} "
+      + words (map (p: "--drop ${p}") drop ++ map (g: "--exclude-graph ${g}") excludeGraphs ++ graphs)
+    else if closureTool == "awk" then
+      "LC_ALL=C ${awk} -f ${./closure.awk} -v maxLayers=${toString maxLayers} -v outDir=${outDir} -v find=${find} "
+      + "-v drop='${words drop}' -v excludeGraphs='${words excludeGraphs}' ${words (graphs ++ excludeGraphs)}"
+    else throw "strata nix: closureTool must be \"awk\" or \"strata\", not \"${closureTool}\"";
+
+  # The store paths a string refers to, as context keys ("/nix/store/…drv!out"
+  # for a derivation output, the path for a source).
+  contextKeys = s: builtins.concatLists (builtins.attrValues (builtins.mapAttrs
+    (k: v: (if v.path or false then [ k ] else [ ]) ++ map (o: "${k}!${o}") (v.outputs or [ ]))
+    (builtins.getContext s)));
 in
 rec {
   # One layer: a strata layer spec written by Nix, turned into bytes by strata.
-  # Outputs: `out` (the blob) and `descriptor` (its JSON descriptor).
+  # Outputs: `out` (the blob) and `descriptor` (its JSON descriptor
+  # {mediaType, digest, size, diffId}).
   buildLayer =
     {
       name,
       # Directories (paths or derivations) whose contents go to the layer root.
       contents ? [ ],
-      # { "in/layer/path" = path-or-derivation; } single files.
+      # { "in/layer/path" = path-or-derivation; }: single files.
       files ? { },
-      # Store paths (files or directories) placed at their own /nix/store path.
+      # Store paths (derivations, or strings such as "${pkg}/bin/x") placed at
+      # their own /nix/store path, with their whole runtime closure.
       storePaths ? [ ],
       # [ { path = "in/layer/path"; mode = "0755"; uid = 0; gid = 0; } ]: extra
       # directories with explicit attributes (e.g. /tmp with 1777).
@@ -42,27 +87,42 @@ rec {
         entries =
           map (c: { type = "tree"; src = "${c}"; }) contents
           ++ builtins.attrValues (builtins.mapAttrs (p: src: { type = "file"; path = strip p; src = "${src}"; }) files)
-          ++ map (p: { type = "tree"; path = strip "${p}"; src = "${p}"; }) storePaths
           ++ map (p: { type = "dir"; path = strip p.path; } // builtins.removeAttrs p [ "path" ]) perms;
       };
+      layerCmd = ''${bin} layer --spec "$specPath" --out "$out" --descriptor "$descriptor" --compression ${compression} --mtime ${toString mtime}'';
     in
-    derivation {
+    derivation ({
       name = "${name}-layer";
       inherit system;
       outputs = [ "out" "descriptor" ];
       spec = builtins.toJSON spec;
       passAsFile = [ "spec" ];
-      # /bin/sh only reads the spec file's name from the environment.
       builder = "/bin/sh";
       args = [
         "-c"
-        ''exec ${bin} layer --spec "$specPath" --out "$out" --descriptor "$descriptor" --compression ${compression} --mtime ${toString mtime}''
+        (if storePaths == [ ] then
+          # /bin/sh only reads the spec file's name from the environment.
+          "exec ${layerCmd}"
+        else
+          # The closure as one more spec (one layer: no popularity split).
+          ''
+            set -e
+            ${closureSpecs { graphs = graphNames "graph" storePaths; maxLayers = 1; outDir = "."; }}
+            exec ${layerCmd} --spec 0001.json
+          '')
       ];
+    } // (if storePaths == [ ] then { } else {
+      exportReferencesGraph = graphPairs "graph" storePaths;
+      PATH = "/usr/bin:/bin";
+    })) // {
+      # For buildImage: these paths and their closure are in this layer.
+      strataStorePaths = storePaths;
     };
 
-  # An image: layers (from buildLayer) on an optional base, with a Docker-style
-  # config. `out` is an OCI layout directory (format "oci"), or an archive
-  # ("oci-archive", "docker-archive").
+  # An image: layers (from buildLayer) on an optional base, then the runtime
+  # closure of everything the image refers to, then copyToRoot, with a
+  # Docker-style config. `out` is an OCI layout directory (format "oci"), or an
+  # archive ("oci-archive", "docker-archive").
   buildImage =
     {
       name,
@@ -70,36 +130,64 @@ rec {
       tag ? null,
       # A base OCI layout (directory or archive), e.g. another buildImage.
       fromImage ? null,
-      # buildLayer results, bottom first.
+      # buildLayer results, bottom first, above the base. Store paths they
+      # hold (and their closures) are left out of the closure layers.
       layers ? [ ],
-      # Directories copied to the root in one extra top layer.
+      # Directories (paths or derivations) copied to the root in one top
+      # layer; the store paths they refer to join the closure layers.
       copyToRoot ? [ ],
+      # Store paths whose runtime closure goes to /nix/store. The store paths
+      # `config` mentions (e.g. Entrypoint = [ "${app}/bin/app" ]) always do.
+      storePaths ? [ ],
+      # At most this many layers for that closure, the most popular (most
+      # depended-on) store paths in their own layers, bottom first.
+      maxLayers ? 1,
       # { Entrypoint, Cmd, Env = [ "K=V" ], WorkingDir, User, ExposedPorts = { "80/tcp" = {}; },
       #   Volumes = { "/data" = {}; }, Labels = { }, StopSignal }
       config ? { },
-      # RFC 3339; default 1970-01-01T00:00:00Z.
-      created ? null,
+      # RFC 3339.
+      created ? "1970-01-01T00:00:00Z",
       architecture ? "amd64",
       os ? "linux",
       variant ? null,
       annotations ? { },
+      # "oci" (a layout directory), "oci-archive" or "docker-archive".
       format ? "oci",
+      # For the closure and copyToRoot layers.
+      compression ? "gzip",
+      mtime ? 0,
     }:
+    assert builtins.isInt maxLayers && maxLayers >= 1 || throw "buildImage ${name}: maxLayers must be an integer >= 1";
     let
-      allLayers = layers ++ (if copyToRoot == [ ] then [ ] else [ (buildLayer { name = "${name}-root"; contents = copyToRoot; }) ]);
+      c = config;
+      configJSON = builtins.toJSON c;
+      rootLayers = if copyToRoot == [ ] then [ ] else [ (buildLayer { name = "${name}-root"; contents = copyToRoot; inherit compression mtime; }) ];
+      # The store paths the image refers to, found by Nix's reference scan of
+      # one file holding the config, storePaths and copyToRoot.
+      hasClosure = storePaths != [ ] || copyToRoot != [ ] || builtins.hasContext configJSON;
+      roots = derivation {
+        name = "${name}-roots";
+        inherit system;
+        builder = "/bin/sh";
+        args = [ "-c" ''printf '%s\n' "$roots" > "$out"'' ];
+        roots = builtins.concatStringsSep "\n" ([ configJSON ] ++ map (p: "${p}") (storePaths ++ copyToRoot));
+      };
+      # copyToRoot items go to the root, not to /nix/store, unless config or
+      # storePaths refer to them too.
+      wanted = contextKeys (configJSON + builtins.concatStringsSep " " (map (p: "${p}") storePaths));
+      rootOnly = builtins.filter (p: builtins.all (k: !builtins.elem k wanted) (contextKeys "${p}")) copyToRoot;
+      layerPaths = builtins.concatMap (l: l.strataStorePaths or [ ]) layers;
+
       opt = flag: v: if v == null then [ ] else [ flag v ];
       kv = flag: set: builtins.concatMap (k: [ flag "${k}=${set.${k}}" ]) (builtins.attrNames set);
-      c = config;
       platform = "${os}/${architecture}" + (if variant == null then "" else "/${variant}");
-    in
-    derivation {
-      name = "${name}-image";
-      inherit system;
-      builder = bin;
-      args =
+      layerArgs = ls: builtins.concatMap (l: [ "--layer" "${l.out}:${l.descriptor}" ]) ls;
+      imageArgs =
         [ "image" "--out" (builtins.placeholder "out") "--format" format ]
         ++ (if fromImage == null then [ "--platform" platform ] else [ "--base" "${fromImage}" ])
-        ++ builtins.concatMap (l: [ "--layer" "${l.out}:${l.descriptor}" ]) allLayers
+        ++ layerArgs layers
+        ++ (if hasClosure then [ "@closure@" ] else [ ])
+        ++ layerArgs rootLayers
         ++ opt "--entrypoint" (if c ? Entrypoint then builtins.toJSON c.Entrypoint else null)
         ++ opt "--cmd" (if c ? Cmd then builtins.toJSON c.Cmd else null)
         ++ builtins.concatMap (e: [ "--env" e ]) (c.Env or [ ])
@@ -110,7 +198,46 @@ rec {
         ++ builtins.concatMap (v: [ "--volume" v ]) (builtins.attrNames (c.Volumes or { }))
         ++ kv "--label" (c.Labels or { })
         ++ kv "--annotation" annotations
-        ++ opt "--created" created
+        ++ [ "--created" created ]
         ++ opt "--tag" tag;
-    };
+    in
+    derivation ({
+      name = "${name}-image";
+      inherit system;
+    } // (if !hasClosure then {
+      # Nothing computed at build time: strata is the builder.
+      builder = bin;
+      args = imageArgs;
+    } else {
+      # /bin/sh runs the closure split, one `strata layer` per closure layer,
+      # and puts their --layer flags where "@closure@" stands.
+      builder = "/bin/sh";
+      PATH = "/usr/bin:/bin";
+      exportReferencesGraph = [ "graph" roots ] ++ graphPairs "exclude" layerPaths;
+      args = [
+        "-c"
+        ''
+          set -e
+          ${closureSpecs {
+            graphs = [ "graph" ];
+            excludeGraphs = graphNames "exclude" layerPaths;
+            drop = [ "${roots}" ] ++ map (p: "${p}") rootOnly;
+            inherit maxLayers;
+            outDir = ".";
+          }}
+          for a do
+            shift
+            if [ "$a" != @closure@ ]; then set -- "$@" "$a"; continue; fi
+            for s in [0-9][0-9][0-9][0-9].json; do
+              [ -e "$s" ] || continue
+              b=''${s%.json}
+              ${bin} layer --spec "$s" --out "$b.layer" --descriptor "$b.desc" --compression ${compression} --mtime ${toString mtime} >/dev/null
+              set -- "$@" --layer "$PWD/$b.layer:$PWD/$b.desc"
+            done
+          done
+          exec ${bin} "$@"
+        ''
+        "strata-image"
+      ] ++ imageArgs;
+    }));
 }

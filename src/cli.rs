@@ -223,7 +223,21 @@ pub fn main() -> i32 {
         output::remove_pending();
         std::process::exit(130);
     });
-    let cli = Cli::parse();
+    ignore_sigxfsz();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version (exit 0), and the help a bare `strata` prints.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("strata: {}", clap_line(&e));
+            return 2;
+        }
+    };
     let res = match cli.command {
         Command::Layer(a) => layer(a),
         Command::Image(a) => image(*a),
@@ -235,12 +249,65 @@ pub fn main() -> i32 {
     match res {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
-            eprintln!("strata: {e}");
+            eprintln!("strata: {}", one_line(&e.to_string()));
             2
         }
         Err(Failure::Failed(e)) => {
-            eprintln!("strata: {e}");
+            eprintln!("strata: {}", one_line(&e.to_string()));
             1
+        }
+    }
+}
+
+/// Why: an error is ONE line; a host file name may hold a newline.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// clap's multi-line usage error as one line: the message, its details and tips.
+fn clap_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let mut out = String::new();
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        }
+        let l = l.strip_prefix("error: ").unwrap_or(l);
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(l);
+    }
+    if out.is_empty() {
+        out.push_str("invalid arguments");
+    }
+    one_line(&(out + " (see --help)"))
+}
+
+/// Why: with `ulimit -f` exceeded, SIGXFSZ would kill strata before it could
+/// remove its temporary; ignored, write() fails with EFBIG ("file too large").
+fn ignore_sigxfsz() {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        #[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+        const SIGXFSZ: i32 = 31;
+        #[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+        const SIGXFSZ: i32 = 25;
+        const SIG_IGN: usize = 1;
+        // SAFETY: installing SIG_IGN for one signal touches no Rust state.
+        unsafe {
+            signal(SIGXFSZ, SIG_IGN);
         }
     }
 }
@@ -307,12 +374,27 @@ fn layer(a: LayerArgs) -> CliResult {
         mtime,
         threads: threads(a.threads),
     };
+    let desc_out = side_output(a.descriptor.as_deref())?;
     let desc = write_layer_file(&entries, &a.out, &opts)?;
-    if let Some(d) = &a.descriptor {
-        output::write_file(d, &to_canonical(&desc))?;
-    }
+    finish_side_output(desc_out, &to_canonical(&desc))?;
     println!("{}", desc.digest);
     Ok(0)
+}
+
+/// A small extra output (--descriptor, --digest-file), its temporary created
+/// before the main output is committed. Why: a bad path for it must fail the
+/// run before the main output exists, so a failed run leaves no output.
+fn side_output(path: Option<&Utf8Path>) -> Result<Option<(fs::File, output::AtomicFile)>> {
+    path.map(output::AtomicFile::create).transpose()
+}
+
+fn finish_side_output(out: Option<(fs::File, output::AtomicFile)>, bytes: &[u8]) -> Result<()> {
+    let Some((mut f, atomic)) = out else {
+        return Ok(());
+    };
+    f.write_all(bytes)
+        .io_context(|| format!("writing {}", atomic.dest()))?;
+    atomic.commit(f)
 }
 
 /// `DIR` or `DIR=/prefix`.
@@ -358,6 +440,9 @@ fn argv(items: &[String], flag: &str) -> Result<Option<Vec<String>>> {
 }
 
 fn image_options(a: &ImageArgs) -> Result<ImageOptions> {
+    if let Some(t) = &a.tag {
+        strata::descriptor::split_tag(t)?;
+    }
     let created = match &a.created {
         Some(c) => {
             check_rfc3339(c)?;
@@ -472,10 +557,9 @@ fn image(a: ImageArgs) -> CliResult {
         .collect::<Result<Vec<_>>>()?;
     let base = base_layout.as_ref().zip(base_image.as_ref());
     let composed = compose(base, layers, &opts)?;
+    let digest_out = side_output(a.digest_file.as_deref())?;
     write_image(&composed, format, &a.out, mtime)?;
-    if let Some(f) = &a.digest_file {
-        output::write_file(f, composed.manifest.digest.to_string().as_bytes())?;
-    }
+    finish_side_output(digest_out, composed.manifest.digest.to_string().as_bytes())?;
     println!("{}", composed.manifest.digest);
     Ok(0)
 }
@@ -516,13 +600,12 @@ fn index(a: IndexArgs) -> CliResult {
     let mut top = Descriptor::new(OCI_INDEX, d, n);
     tag_annotations(&mut top, a.tag.as_deref()).map_err(Failure::Usage)?;
     plan.index_json = to_canonical(&Index::new(vec![top]));
+    let digest_out = side_output(a.digest_file.as_deref())?;
     match format {
         Format::Oci => plan.write_dir(&a.out)?,
         _ => strata::archive::write_tar(&plan, &a.out, mtime)?,
     }
-    if let Some(f) = &a.digest_file {
-        output::write_file(f, d.to_string().as_bytes())?;
-    }
+    finish_side_output(digest_out, d.to_string().as_bytes())?;
     println!("{d}");
     Ok(0)
 }
@@ -581,9 +664,6 @@ fn print_json(v: &Value) {
 fn verify(a: PathArg) -> CliResult {
     let layout = Layout::open(&a.path)?;
     let report = strata::verify::verify(&layout);
-    for p in &report.problems {
-        eprintln!("strata: {p}");
-    }
     if report.ok() {
         let top: Vec<String> = layout
             .index
@@ -599,11 +679,12 @@ fn verify(a: PathArg) -> CliResult {
         );
         Ok(0)
     } else {
-        eprintln!(
-            "strata: {}: {} problem(s) found",
-            a.path,
-            report.problems.len()
-        );
+        // One line, as every error: the problem itself, or all of them.
+        let line = match report.problems.as_slice() {
+            [one] => one.clone(),
+            all => format!("{}: {} problems: {}", a.path, all.len(), all.join("; ")),
+        };
+        eprintln!("strata: {}", one_line(&line));
         Ok(1)
     }
 }

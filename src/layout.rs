@@ -418,7 +418,16 @@ fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descripto
 
 /// Scan a tar once: regular-file entry name → (content offset, size).
 fn scan_tar(path: &Utf8Path) -> Result<BTreeMap<String, (u64, u64)>> {
-    let f = File::open(path).io_context(|| format!("opening {path}"))?;
+    let mut f = File::open(path).io_context(|| format!("opening {path}"))?;
+    // Why: for a file that is no tar at all, the tar reader's error quotes its
+    // first bytes (binary noise); say plainly what it is not instead.
+    if !starts_like_tar(&mut f).io_context(|| format!("reading {path}"))? {
+        return Err(Error::corrupt(format!(
+            "{path}: not an OCI layout (neither a directory nor a tar archive)"
+        )));
+    }
+    f.seek(SeekFrom::Start(0))
+        .io_context(|| format!("reading {path}"))?;
     let mut ar = ::tar::Archive::new(io::BufReader::new(f));
     let mut out = BTreeMap::new();
     let bad = |e: io::Error| {
@@ -460,6 +469,34 @@ fn scan_tar(path: &Utf8Path) -> Result<BTreeMap<String, (u64, u64)>> {
         )));
     }
     Ok(out)
+}
+
+/// Whether the first 512 bytes are a tar header with a valid checksum.
+fn starts_like_tar(f: &mut File) -> io::Result<bool> {
+    let mut block = [0u8; 512];
+    let mut n = 0;
+    while n < block.len() {
+        match f.read(&mut block[n..])? {
+            0 => return Ok(false),
+            got => n += got,
+        }
+    }
+    let field = String::from_utf8_lossy(&block[148..156]);
+    let Ok(stored) = u32::from_str_radix(field.trim_matches(|c| c == ' ' || c == '\0'), 8) else {
+        return Ok(false);
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    Ok(stored == sum)
 }
 
 /// Everything a layout directory or archive holds: index.json plus blobs.

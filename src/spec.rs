@@ -76,7 +76,10 @@ pub struct LayerSpec {
 
 /// A mode as octal string or number.
 #[derive(Debug, Deserialize, Clone)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "mode: expected an octal string (\"0755\") or a number"
+)]
 pub enum ModeValue {
     /// Numeric mode.
     Num(u64),

@@ -1,54 +1,77 @@
-# The Nix suite's flake (tests/nix/run.sh copies it, nix/, examples/hello and a
-# cargo-built strata binary into a temporary git repository and builds it).
-# No inputs: no nixpkgs can be fetched here.
+# The Nix suite's stand-in for the root flake: no inputs (no nixpkgs can be
+# fetched here), the same `lib.<system>` (nix/default.nix) but on the
+# cargo-built strata binary, which tests/nix/run.sh copies beside this file
+# with nix/ and examples/hello. Its packages are the suite's scenarios; the
+# README's flake (tests/nix/example/flake.nix) is built against this one with
+# `--override-input strata`.
 {
   outputs = { self }:
     let
       system = "x86_64-linux";
       s = import ./nix { strata = ./strata; inherit system; };
-      helloLayer = s.buildLayer { name = "hello"; contents = [ ./examples/hello ]; };
-      # Two raw derivations, one referencing the other: a small closure.
-      lib1 = derivation {
-        name = "lib1";
-        inherit system;
+      sh = name: script: derivation {
+        inherit name system;
         builder = "/bin/sh";
-        args = [ "-c" "echo 'shared library' > $out" ];
+        PATH = "/usr/bin:/bin";
+        args = [ "-c" "set -e; ${script}" ];
       };
-      app = derivation {
-        name = "app";
-        inherit system;
-        PATH = "/bin:/usr/bin";
-        builder = "/bin/sh";
-        args = [ "-c" "mkdir -p $out/bin && printf '#!/bin/sh\\ncat ${lib1}\\n' > $out/bin/app && chmod 755 $out/bin/app" ];
+      # A closure of raw derivations referring to each other:
+      # app -> lib2 -> lib1, app -> link -> lib2 (link is a symlink), tool -> lib1.
+      lib1 = sh "lib1" "echo 'shared library' > $out";
+      lib2 = sh "lib2" "mkdir -p $out/lib; echo 'lib2 uses ${lib1}' > $out/lib/lib2; ln -s ${lib1} $out/lib/lib1";
+      link = sh "link" "ln -s ${lib2} $out";
+      app = sh "app" "mkdir -p $out/bin; printf '#!/bin/sh\\ncat ${lib2}/lib/lib2 ${link}/lib/lib1\\n' > $out/bin/app; chmod 555 $out/bin/app";
+      tool = sh "tool" "echo 'tool uses ${lib1}' > $out";
+      # What nixpkgs' buildEnv makes: symlinks into the store.
+      env = sh "env" "mkdir -p $out/bin; ln -s ${app}/bin/app $out/bin/app";
+      hello = {
+        Env = [ "GREETING=hello" ];
+        WorkingDir = "/www";
+        Cmd = [ "cat" "/www/index.html" ];
       };
     in
     {
+      lib.${system} = s;
       packages.${system} = rec {
-        hello-layer = helloLayer;
-        # The golden image: its digests equal tests/golden/hello.json (the CLI's and Bazel's).
-        hello = s.buildImage {
+        inherit app tool;
+        # An image from a directory (copyToRoot): the golden image again.
+        dir = s.buildImage { name = "hello"; copyToRoot = [ ./examples/hello ]; config = hello; };
+        # The same as a docker-archive.
+        dir-archive = s.buildImage { name = "hello"; tag = "hello:1"; copyToRoot = [ ./examples/hello ]; config = hello; format = "docker-archive"; };
+        # The golden image as an oci-archive, a base for `layered`.
+        hello-archive = s.buildImage {
           name = "hello";
-          layers = [ helloLayer ];
-          config = {
-            Env = [ "GREETING=hello" ];
-            WorkingDir = "/www";
-            Cmd = [ "cat" "/www/index.html" ];
-          };
+          layers = [ (s.buildLayer { name = "hello"; contents = [ ./examples/hello ]; }) ];
+          config = hello;
+          format = "oci-archive";
         };
-        # Store paths at their /nix/store paths, on top of the hello image.
-        app-image = s.buildImage {
-          name = "app";
-          tag = "app:1";
-          fromImage = hello;
-          layers = [ (s.buildLayer { name = "app"; storePaths = [ lib1 app ]; perms = [ { path = "tmp"; mode = "1777"; } ]; }) ];
+        # The closure of app (via config) and tool, popular paths first:
+        # [lib1] [lib2] [app link tool].
+        closure = s.buildImage {
+          name = "closure";
+          tag = "closure:1";
+          storePaths = [ tool ];
           config.Entrypoint = [ "${app}/bin/app" ];
+          maxLayers = 3;
         };
-        # copyToRoot, as a docker-archive.
-        www-archive = s.buildImage {
-          name = "www";
-          tag = "www:1";
-          copyToRoot = [ ./examples/hello ];
-          format = "docker-archive";
+        # copyToRoot refers to store paths: env's contents at the root, its
+        # references' closure (not env itself) in one layer below:
+        # [app lib1 lib2 link] [bin].
+        rootenv = s.buildImage {
+          name = "rootenv";
+          tag = "rootenv:1";
+          copyToRoot = [ env ];
+          config.Entrypoint = [ "/bin/app" ];
+        };
+        # On an oci-archive base: an explicit layer holding lib2's closure and
+        # /tmp, then what is left of app's closure: [hello] [lib1 lib2 tmp] [link] [app].
+        layered = s.buildImage {
+          name = "layered";
+          tag = "layered:1";
+          fromImage = hello-archive;
+          layers = [ (s.buildLayer { name = "libs"; storePaths = [ lib2 ]; perms = [ { path = "tmp"; mode = "1777"; } ]; }) ];
+          config.Entrypoint = [ "${app}/bin/app" ];
+          maxLayers = 5;
         };
       };
     };

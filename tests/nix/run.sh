@@ -1,83 +1,217 @@
 #!/usr/bin/env bash
-# The Nix suite, with Debian's nix-bin (2.8), offline, no nixpkgs:
-# copies tests/nix/flake.nix, nix/, examples/hello and a cargo-built strata
-# into a temporary git repository (flakes see only tracked files), then
-#  1. builds the golden hello image and checks its digests against
-#     tests/golden/hello.json (the CLI's and Bazel's);
-#  2. rebuilds it with --rebuild (Nix fails on any non-determinism);
-#  3. builds an image of store paths on top of it and a docker-archive;
-#  4. strata verify, oci-image-tool, skopeo and umoci accept them.
+# The Nix suite, with Debian's nix-bin (2.8), offline, no nixpkgs.
+#
+# Lays out, under a temporary directory, as `path:` flakes (no git needed):
+#   strata/   tests/nix/flake.nix (no inputs) + nix/ + examples/hello + the
+#             cargo-built strata binary: the stand-in for the root flake;
+#   example/  tests/nix/example/flake.nix, the README's flake, locked to
+#             strata/ with --override-input;
+#   root/     the repository's flake.nix + nix/, with nixpkgs overridden by
+#             tests/nix/fake-nixpkgs (which packages the same binary).
+# Then:
+#  1. the README's image equals tests/golden/hello.json (the CLI's and
+#     Bazel's digests), and so do the image from a directory (copyToRoot) and
+#     the root flake's packages.<system>.image;
+#  2. closure layering: the closure of raw derivations referring to each
+#     other lands under /nix/store, split by popularity into maxLayers layers,
+#     left out where an explicit layer holds it, referred to by copyToRoot,
+#     on an OCI layout base and an oci-archive base; the root flake's lib
+#     (fake nixpkgs' awk and find) makes the same image as the stand-in;
+#  3. nix build --rebuild finds every image and layer bit-identical;
+#  4. strata verify, oci-image-tool, skopeo and umoci (--rootless) accept them
+#     (skipped when not installed, unless STRATA_REQUIRE_TOOLS=1);
+#  5. the README's "Nix" flake is tests/nix/example/flake.nix, when the README
+#     marks it.
 set -euo pipefail
 cd "$(dirname "$0")"
+HERE=$(pwd)
 ROOT=$(cd ../.. && pwd)
 export DEBIAN_FRONTEND=noninteractive
+T0=$SECONDS
+lap() { echo "    (at $((SECONDS - T0)) s)"; }
+
 if ! command -v nix >/dev/null 2>&1; then
+  echo "--- installing nix-bin"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends nix-bin >/dev/null
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 nix-bin >/dev/null
 fi
-(cd "$ROOT" && cargo build --release --locked -q)
-STRATA=$ROOT/target/release/strata
+nix --version
+echo "--- cargo build --release"
+STRATA=$(cd "$ROOT" && cargo build --release --locked -q && realpath "${CARGO_TARGET_DIR:-target}/release/strata")
+lap
 
 WORK=$(mktemp -d /tmp/strata-nix.XXXXXX)
 trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
-echo '{"flakes":[],"version":2}' > "$WORK/registry.json"
+# Offline: no build users, no sandbox, no substituters, an empty flake
+# registry; through NIX_CONFIG, so /etc is left alone.
+echo '{"flakes":[],"version":2}' >"$WORK/registry.json"
 export NIX_CONFIG="build-users-group =
 experimental-features = nix-command flakes
 sandbox = false
 substituters =
 flake-registry = $WORK/registry.json"
 
-R=$WORK/repo
-mkdir -p "$R/examples"
-cp "$ROOT/tests/nix/flake.nix" "$R/flake.nix"
-cp -r "$ROOT/nix" "$R/nix"
-cp -r "$ROOT/examples/hello" "$R/examples/hello"
-cp "$STRATA" "$R/strata"
-git -C "$R" init -q
-git -C "$R" add -A
+mkdir -p "$WORK/strata/examples" "$WORK/example/examples" "$WORK/root/examples" "$WORK/fake-nixpkgs"
+cp "$HERE/flake.nix" "$WORK/strata/flake.nix"
+cp -r "$ROOT/nix" "$WORK/strata/nix"
+cp "$STRATA" "$WORK/strata/strata"
+cp "$HERE/example/flake.nix" "$WORK/example/flake.nix"
+cp "$ROOT/flake.nix" "$ROOT/Cargo.lock" "$WORK/root/"
+cp -r "$ROOT/nix" "$WORK/root/nix"
+cp "$HERE/fake-nixpkgs/flake.nix" "$WORK/fake-nixpkgs/flake.nix"
+cp "$STRATA" "$WORK/fake-nixpkgs/strata"
+for d in strata example root; do cp -r "$ROOT/examples/hello" "$WORK/$d/examples/hello"; done
+LIB=path:$WORK/strata
+EX=path:$WORK/example
+RT=path:$WORK/root
+lock() { nix flake lock --offline --override-input "$@" 2>"$WORK/lock.log" || { cat "$WORK/lock.log"; exit 1; }; }
+lock strata "$LIB" "$EX"
+lock nixpkgs "path:$WORK/fake-nixpkgs" "$RT"
 
-out() { nix path-info "$R#$1"; }
-want() { sed -n 's/.*"'"$1"'": "\(sha256:[0-9a-f]*\)".*/\1/p' "$ROOT/tests/golden/hello.json"; }
-desc() { sed -n 's/.*"'"$2"'":"\(sha256:[0-9a-f]*\)".*/\1/p' "$1"; }
-
-echo "--- golden hello image"
-nix build --offline --no-link "$R#hello"
-HELLO=$(out hello)
-LAYER_DESC=$(nix path-info "$R#hello-layer.descriptor")
+build() { nix build --offline --no-link "$@"; }
+out() { nix path-info --offline "$1"; }
 fail=0
-check() { if [ "$2" = "$3" ]; then echo "ok   $1 $2"; else echo "FAIL $1: golden $2, nix built $3"; fail=1; fi; }
-check layer "$(want layer)" "$(desc "$LAYER_DESC" digest)"
-check diff_id "$(want diff_id)" "$(desc "$LAYER_DESC" diffId)"
-check manifest "$(want manifest)" "$("$STRATA" digest "$HELLO")"
-[ $fail = 0 ]
+check() {
+  if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else
+    echo "FAIL $1: want $2, got $3"
+    fail=1
+  fi
+}
+golden() { sed -n 's/.*"'"$1"'": "\(sha256:[0-9a-f]*\)".*/\1/p' "$ROOT/tests/golden/hello.json"; }
+# Layer digests of an image, bottom first; diff_ids; a layer's top-level entries.
+layers() { "$STRATA" inspect --json "$1" | grep -o '"digest":"sha256:[0-9a-f]*","mediaType":"application/vnd.oci.image.layer' | cut -d'"' -f4; }
+diffids() { "$STRATA" inspect --json "$1" | grep -o '"diffId":"sha256:[0-9a-f]*"' | cut -d'"' -f4; }
+# "lib1 tmp": the store path names (hash dropped) and other top-level entries.
+entries() {
+  tar -tzf "$1/blobs/sha256/${2#sha256:}" |
+    sed -n -e 's|^nix/store/[0-9a-z]*-\([^/]*\)/\{0,1\}$|\1|p;t' -e 's|^\([^/]*\)/\{0,1\}$|\1|p' |
+    grep -vx nix | sort | paste -sd' '
+}
+nth() { sed -n "$1p"; }
 
-echo "--- rebuild: nix checks the outputs are bit-identical"
-nix build --offline --no-link --rebuild "$R#hello"
-nix build --offline --no-link --rebuild "$R#hello-layer"
+echo "--- 1. golden: the README's image, an image from a directory, the root flake's image"
+[ -f "$ROOT/tests/golden/hello.json" ] || { echo "FAIL: tests/golden/hello.json is missing" >&2; exit 1; }
+build "$EX#image" "$LIB#dir" "$LIB#dir-archive" "$RT#packages.x86_64-linux.image"
+HELLO=$(out "$EX#image")
+check "layer digest" "$(golden layer)" "$(layers "$HELLO")"
+check "layer diff_id" "$(golden diff_id)" "$(diffids "$HELLO")"
+check "manifest" "$(golden manifest)" "$("$STRATA" digest "$HELLO")"
+check "copyToRoot image manifest" "$(golden manifest)" "$("$STRATA" digest "$(out "$LIB#dir")")"
+check "root flake image manifest" "$(golden manifest)" "$("$STRATA" digest "$(out "$RT#packages.x86_64-linux.image")")"
+lap
 
-echo "--- store paths on a base image, and a docker-archive"
-nix build --offline --no-link "$R#app-image" "$R#www-archive"
-APP=$(out app-image)
-"$STRATA" verify "$HELLO"
-"$STRATA" verify "$APP"
-"$STRATA" verify "$(out www-archive)"
+echo "--- 2. closure layering"
+build "$EX#greet" "$LIB#closure" "$LIB#layered" "$LIB#hello-archive" "$LIB#rootenv"
+GREET=$(out "$EX#greet")
+CLOSURE=$(out "$LIB#closure")
+LAYERED=$(out "$LIB#layered")
+ROOTENV=$(out "$LIB#rootenv")
+L=$(layers "$GREET")
+check "greet: base layer" "$(golden layer)" "$(echo "$L" | nth 1)"
+check "greet: layers" "hello|words|greet" "$(for i in 1 2 3; do entries "$GREET" "$(echo "$L" | nth $i)" | sed 's/^etc www$/hello/'; done | paste -sd'|')"
+L=$(layers "$CLOSURE")
+check "closure: maxLayers 3, by popularity" "lib1|lib2|app link tool" "$(for d in $L; do entries "$CLOSURE" "$d"; done | paste -sd'|')"
+# The root flake's lib (awk and find as store paths) makes the same image.
+cat >"$WORK/root-closure.nix" <<EOF
+let
+  s = (builtins.getFlake "$RT").lib.x86_64-linux;
+  t = (builtins.getFlake "$LIB").packages.x86_64-linux;
+in
+s.buildImage { name = "closure"; storePaths = [ t.tool ]; config.Entrypoint = [ "\${t.app}/bin/app" ]; maxLayers = 3; }
+EOF
+build -f "$WORK/root-closure.nix"
+check "closure: the root flake's lib, same manifest" "$("$STRATA" digest "$CLOSURE")" \
+  "$("$STRATA" digest "$(nix path-info --offline -f "$WORK/root-closure.nix")")"
+check "rootenv: copyToRoot's references, then copyToRoot" "app lib1 lib2 link|bin" \
+  "$(for d in $(layers "$ROOTENV"); do entries "$ROOTENV" "$d"; done | paste -sd'|')"
+L=$(layers "$LAYERED")
+check "layered: oci-archive base" "$(golden layer)" "$(echo "$L" | nth 1)"
+check "layered: explicit layer, then the rest of the closure" "lib1 lib2 tmp|link|app" \
+  "$(for i in 2 3 4; do entries "$LAYERED" "$(echo "$L" | nth $i)"; done | paste -sd'|')"
+check "layered: 4 layers" 4 "$(echo "$L" | wc -l)"
+lap
+
+echo "--- 3. rebuild: nix checks the outputs are bit-identical"
+LAYER_DRV=$(nix-store --query --references "$(nix path-info --offline --derivation "$EX#image")" | grep -- '-hello-layer\.drv$')
+if build --rebuild "$EX#image" "$LAYER_DRV" "$EX#greet" "$LIB#closure" "$LIB#layered" "$LIB#rootenv" "$LIB#dir-archive" 2>"$WORK/rebuild.log"; then
+  echo "ok   nix build --rebuild: $(grep -c '^checking outputs of' "$WORK/rebuild.log") derivations bit-identical"
+else
+  cat "$WORK/rebuild.log"
+  echo "FAIL nix build --rebuild"
+  fail=1
+fi
+lap
+
+echo "--- 4. consumers"
 require() {
   if command -v "$1" >/dev/null 2>&1; then return 0; fi
-  if [ "${STRATA_REQUIRE_TOOLS:-}" = 1 ]; then echo "FAIL: $1 is required" >&2; exit 1; fi
+  if [ "${STRATA_REQUIRE_TOOLS:-}" = 1 ]; then
+    echo "FAIL: $1 is required" >&2
+    exit 1
+  fi
   echo "skipping $1 checks: not installed"
   return 1
 }
-if require oci-image-tool; then oci-image-tool validate --type image "$APP"; fi
+for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV" "$(out "$LIB#dir-archive")" "$(out "$LIB#hello-archive")"; do
+  "$STRATA" verify "$img"
+done
+if require oci-image-tool; then
+  for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV"; do
+    oci-image-tool validate --type image "$img" >/dev/null
+  done
+  echo "ok   oci-image-tool validate"
+fi
 if require skopeo; then
-  test "$(skopeo inspect --format '{{.Digest}}' "oci:$APP")" = "$("$STRATA" digest "$APP")"
+  for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV"; do
+    check "skopeo inspect oci:${img#/nix/store/}" "$("$STRATA" digest "$img")" "$(skopeo inspect --format '{{.Digest}}' "oci:$img")"
+  done
+  skopeo inspect "docker-archive:$(out "$LIB#dir-archive")" >/dev/null && echo "ok   skopeo inspect docker-archive"
 fi
 if require umoci; then
-  umoci unpack --rootless --image "$APP:1" "$WORK/bundle" >/dev/null
-  ls "$WORK/bundle/rootfs/nix/store" | tee "$WORK/store.txt"
-  grep -q -- '-lib1$' "$WORK/store.txt"
-  grep -q -- '-app$' "$WORK/store.txt"
-  test "$(cat "$WORK"/bundle/rootfs/nix/store/*-lib1)" = "shared library"
-  test "$(stat -c %a "$WORK/bundle/rootfs/tmp")" = 1777
-  test -f "$WORK/bundle/rootfs/www/index.html"
+  # Store path names (hash dropped) under a rootfs, and every /nix/store
+  # reference (in files and symlinks) that does not resolve inside it.
+  names() { ls "$1/nix/store" | sed 's/^[0-9a-z]*-//' | sort | paste -sd' '; }
+  dangling() {
+    { grep -rhoa "$P" "$1/nix/store" || true; find "$1/nix/store" -type l -printf '%l\n' | { grep -o "$P" || true; }; } |
+      sort -u | while read -r r; do [ -e "$1$r" ] || [ -L "$1$r" ] || echo "$r"; done | paste -sd' '
+  }
+  P='/nix/store/[0-9a-z]\{32\}-[-+._?=0-9A-Za-z]*'
+  for img in closure:"$CLOSURE" layered:"$LAYERED" greet:"$GREET" rootenv:"$ROOTENV"; do
+    n=${img%%:*}
+    umoci unpack --rootless --image "${img#*:}:1" "$WORK/$n" >/dev/null # tag NAME:1
+  done
+  check "umoci: closure store paths" "app lib1 lib2 link tool" "$(names "$WORK/closure/rootfs")"
+  check "umoci: closure: no dangling store reference" "" "$(dangling "$WORK/closure/rootfs")"
+  check "umoci: link is a symlink to lib2" "lib2" "$(readlink "$WORK"/closure/rootfs/nix/store/*-link | sed 's/^[^-]*-//')"
+  check "umoci: app" "755" "$(stat -c %a "$WORK"/closure/rootfs/nix/store/*-app/bin/app)"
+  check "umoci: layered store paths" "app lib1 lib2 link" "$(names "$WORK/layered/rootfs")"
+  check "umoci: layered: no dangling store reference" "" "$(dangling "$WORK/layered/rootfs")"
+  check "umoci: layered /tmp and the base's files" "1777 yes" \
+    "$(stat -c %a "$WORK/layered/rootfs/tmp") $(test -f "$WORK/layered/rootfs/www/index.html" && echo yes)"
+  check "umoci: greet store paths" "greet words" "$(names "$WORK/greet/rootfs")"
+  check "umoci: greet: no dangling store reference" "" "$(dangling "$WORK/greet/rootfs")"
+  check "umoci: rootenv /bin/app" "/nix/store/$(basename "$WORK"/rootenv/rootfs/nix/store/*-app)/bin/app" \
+    "$(readlink "$WORK/rootenv/rootfs/bin/app")"
+  check "umoci: rootenv: no dangling store reference" "" "$(dangling "$WORK/rootenv/rootfs")"
 fi
-echo "--- nix suite: ok"
+lap
+
+echo "--- 5. README"
+# The README's "Nix" section shows tests/nix/example/flake.nix verbatim, in
+# the ```nix block after the line <!-- tests/nix/example/flake.nix -->.
+if grep -q '^<!-- tests/nix/example/flake.nix -->$' "$ROOT/README.md"; then
+  awk '/^<!-- tests\/nix\/example\/flake.nix -->$/ { on = 1; next }
+       on && /^```nix$/ { body = 1; next }
+       body && /^```$/ { exit }
+       body { print }' "$ROOT/README.md" >"$WORK/readme.nix"
+  if cmp -s "$WORK/readme.nix" "$HERE/example/flake.nix"; then echo "ok   README flake = tests/nix/example/flake.nix"; else
+    echo "FAIL README flake differs from tests/nix/example/flake.nix:"
+    diff "$WORK/readme.nix" "$HERE/example/flake.nix" || true
+    fail=1
+  fi
+else
+  echo "note: README.md does not mark its Nix flake yet (<!-- tests/nix/example/flake.nix -->); not compared"
+fi
+
+[ $fail = 0 ] || { echo "--- nix suite: FAILED"; exit 1; }
+echo "--- nix suite: ok ($(($SECONDS - T0)) s)"
