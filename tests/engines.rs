@@ -1,194 +1,192 @@
 //! The images run: every scenario is built by strata and then run by four
-//! real engines — `docker load` + `docker run` of the docker-archive, `podman
-//! load` + `podman run` of the same file, `podman run oci:<layout>`, and
-//! `umoci unpack` + `runc run` of the layout — and every engine must print the
-//! same output, which must be what the config says.
+//! real engines, which must all give the exit code and output the config
+//! implies:
 //!
-//! The engines are started by `tests/run/engines.sh test` (a private dockerd
-//! on a unix socket, podman with vfs storage), which sets `STRATA_ENGINES=1`;
-//! without it these tests skip.
+//! - `docker load -i IMAGE.tar` + `docker run --rm --network none TAG`
+//! - `podman load -i IMAGE.tar` + `podman run --rm --network none docker.io/library/TAG`
+//! - `podman run --rm --network none oci:LAYOUT:REF`
+//! - `umoci unpack --image LAYOUT:REF BUNDLE` + `runc run -b BUNDLE ID`
+//!
+//! (`IMAGE.tar` is strata's `--format docker-archive`, `LAYOUT` its `--format
+//! oci` of the same image.) After `docker load`, `docker image inspect` must
+//! show the config strata wrote, with the image ID = strata's config digest.
+//!
+//! The engines are started once per run by `tests/run/engines.sh start` (or
+//! `test`, which also runs these tests and stops the engines), which exports
+//! `STRATA_ENGINES_DIR`; its `env` file says where dockerd and podman's config
+//! are. Without it these tests skip, or fail under `STRATA_REQUIRE_TOOLS=1`.
+//! A failure prints each disagreeing engine's command, exit code, stdout and
+//! stderr; an engine refusing an image fails the test with its own message.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{ok_in, tempdir, write};
+use crate::util::ok_in;
 
-fn enabled() -> bool {
-    let on = std::env::var("STRATA_ENGINES").as_deref() == Ok("1");
-    if !on {
-        eprintln!("skipping: engines not started (run tests/run/engines.sh test)");
-    }
-    on
-}
-
-/// Run a command; on failure panic with the engine's own message.
-fn sh(dir: &Path, prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{prog} {args:?} failed ({:?}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// An image strata built: its layout (at a lowercase path, as
-/// `podman run oci:` needs) and its docker-archive.
-struct Built {
+/// The engines `tests/run/engines.sh start` set up.
+struct Engines {
+    /// Its state directory (lowercase: layouts under it work with `podman run oci:`).
     dir: PathBuf,
+    /// DOCKER_HOST, CONTAINERS_CONF, CONTAINERS_STORAGE_CONF, STRATA_RUNC_ROOT.
+    env: Vec<(String, String)>,
+}
+
+fn engines() -> Option<Engines> {
+    let required = std::env::var("STRATA_REQUIRE_TOOLS").as_deref() == Ok("1");
+    let Some(dir) = std::env::var_os("STRATA_ENGINES_DIR") else {
+        let msg = "container engines not started: run `bash tests/run/engines.sh test`, or \
+                   `eval \"$(bash tests/run/engines.sh start | tail -1)\"` before cargo test";
+        assert!(!required, "{msg} (STRATA_REQUIRE_TOOLS=1)");
+        eprintln!("skipping: {msg}");
+        return None;
+    };
+    let dir = PathBuf::from(dir);
+    let text = fs::read_to_string(dir.join("env")).unwrap_or_else(|e| {
+        panic!(
+            "{}/env: {e} (STRATA_ENGINES_DIR is set but tests/run/engines.sh start did not run)",
+            dir.display()
+        )
+    });
+    let env = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Some(Engines { dir, env })
+}
+
+/// What a command did.
+struct Ran {
+    cmd: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    /// The test failure for a command that had to succeed (None if it did).
+    fn failure(&self) -> Option<String> {
+        (self.code != Some(0)).then(|| format!("command failed:\n{}", self.report()))
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "$ {}\nexit code: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.cmd, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A fresh per-test directory under the engines' state dir (lowercase path);
+/// kept when the test fails.
+struct Work(PathBuf);
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Engines {
+    fn work(&self, name: &str) -> Work {
+        let w = self
+            .dir
+            .join("work")
+            .join(format!("{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&w);
+        fs::create_dir_all(&w).unwrap();
+        Work(w)
+    }
+
+    fn run(&self, dir: &Path, prog: &str, args: &[&str]) -> Ran {
+        let out = Command::new(prog)
+            .current_dir(dir)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap_or_else(|e| panic!("{prog}: {e}"));
+        Ran {
+            cmd: format!("{prog} {}", args.join(" ")),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Run a command that must succeed (an engine refusing an image fails
+    /// the test with the engine's message); returns stdout.
+    fn ok(&self, dir: &Path, prog: &str, args: &[&str]) -> String {
+        let r = self.run(dir, prog, args);
+        if let Some(msg) = r.failure() {
+            panic!("{msg}");
+        }
+        r.stdout
+    }
+
+    fn runc_root(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "STRATA_RUNC_ROOT")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| self.dir.join("runc").display().to_string())
+    }
+}
+
+/// An image strata built twice: an OCI layout and a docker-archive.
+struct Image {
     layout: PathBuf,
     archive: PathBuf,
-    name: String,
+    /// `strata-NAME:1`
+    tag: String,
 }
 
-impl Drop for Built {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.layout);
-    }
-}
+const REF: &str = "1";
 
-/// `strata image` with `args` into both formats, tagged `strata-NAME:1`.
-fn build(d: &Path, name: &str, args: &[&str]) -> Built {
-    let tag = format!("strata-{name}:1");
-    let layout = std::env::temp_dir().join(format!("strata-engines-oci-{name}"));
-    let _ = fs::remove_dir_all(&layout);
-    let layout_s = layout.to_str().unwrap().to_string();
-    let mut a: Vec<&str> = vec!["image", "--out", &layout_s, "--tag", &tag];
-    a.extend_from_slice(args);
-    let d1 = ok_in(d, &a);
-    let archive = d.join(format!("{name}.tar"));
-    let archive_s = archive.to_str().unwrap().to_string();
-    let mut b: Vec<&str> = vec![
+/// `strata image ARGS --tag strata-NAME:1` as `--format oci` (`NAME.oci`)
+/// and `--format docker-archive` (`NAME.tar`); both must have one digest.
+fn build(w: &Path, name: &str, args: &[&str]) -> Image {
+    let tag = format!("strata-{name}:{REF}");
+    let layout = w.join(format!("{name}.oci"));
+    let archive = w.join(format!("{name}.tar"));
+    let (l, a) = (layout.to_str().unwrap(), archive.to_str().unwrap());
+    let mut oci = vec!["image", "--out", l, "--tag", &tag];
+    oci.extend_from_slice(args);
+    let mut docker = vec![
         "image",
         "--out",
-        &archive_s,
+        a,
         "--format",
         "docker-archive",
         "--tag",
         &tag,
     ];
-    b.extend_from_slice(args);
-    assert_eq!(ok_in(d, &b), d1, "archive and layout hold the same image");
-    Built {
-        dir: d.to_path_buf(),
+    docker.extend_from_slice(args);
+    let d1 = ok_in(w, &oci);
+    assert_eq!(
+        ok_in(w, &docker),
+        d1,
+        "the archive and the layout hold one image"
+    );
+    Image {
         layout,
         archive,
-        name: tag,
+        tag,
     }
 }
 
-fn docker(b: &Built) -> String {
-    let loaded = sh(
-        &b.dir,
-        "docker",
-        &["load", "-i", b.archive.to_str().unwrap()],
-    );
-    assert!(loaded.contains(&b.name), "docker load: {loaded}");
-    // Docker's image ID is strata's config digest.
-    let j: Value = serde_json::from_str(&ok_in(
-        &b.dir,
-        &["digest", "--json", b.layout.to_str().unwrap()],
-    ))
-    .unwrap();
-    let id = sh(
-        &b.dir,
-        "docker",
-        &["image", "inspect", "--format", "{{.Id}}", &b.name],
-    );
-    assert_eq!(id.trim(), j["config"].as_str().unwrap());
-    sh(
-        &b.dir,
-        "docker",
-        &["run", "--rm", "--network", "none", &b.name],
-    )
-}
-
-fn podman_load(b: &Built) -> String {
-    let loaded = sh(
-        &b.dir,
-        "podman",
-        &["load", "-i", b.archive.to_str().unwrap()],
-    );
-    assert!(loaded.contains(&b.name), "podman load: {loaded}");
-    let full = format!("docker.io/library/{}", b.name);
-    sh(
-        &b.dir,
-        "podman",
-        &["run", "--rm", "--network", "none", &full],
-    )
-}
-
-fn podman_oci(b: &Built) -> String {
-    let r = format!("oci:{}:1", b.layout.display());
-    sh(&b.dir, "podman", &["run", "--rm", "--network", "none", &r])
-}
-
-fn runc(b: &Built) -> String {
-    let bundle = b
-        .dir
-        .join(format!("bundle-{}", b.name.replace([':', '/'], "-")));
-    let _ = fs::remove_dir_all(&bundle);
-    let image = format!("{}:1", b.layout.display());
-    sh(
-        &b.dir,
-        "umoci",
-        &["unpack", "--image", &image, bundle.to_str().unwrap()],
-    );
-    let cfg_path = bundle.join("config.json");
-    let mut cfg: Value = serde_json::from_slice(&fs::read(&cfg_path).unwrap()).unwrap();
-    cfg["process"]["terminal"] = Value::Bool(false);
-    fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let root = std::env::var("STRATA_RUNC_ROOT").unwrap_or_else(|_| "/tmp/strata-runc".into());
-    let id = format!("strata-{}", std::process::id());
-    let out = sh(
-        &b.dir,
-        "runc",
-        &["--root", &root, "run", "-b", bundle.to_str().unwrap(), &id],
-    );
-    let _ = Command::new("runc")
-        .args(["--root", &root, "delete", "-f", &id])
-        .output();
-    out
-}
-
-/// Run `b` in every engine; all outputs must be equal. Returns the output.
-fn run_everywhere(b: &Built) -> String {
-    let want = docker(b);
-    for (engine, got) in [
-        ("podman load", podman_load(b)),
-        ("podman oci:", podman_oci(b)),
-        ("umoci+runc", runc(b)),
-    ] {
-        assert_eq!(got, want, "{engine} printed something else than docker");
-    }
-    want
-}
-
-/// A spec file with a static busybox at /bin/busybox plus `extra` entries.
-fn busybox_spec(d: &Path, name: &str, extra: &str) -> String {
-    let spec = format!(
-        r#"{{"version":1,"entries":[
-          {{"type":"file","path":"bin/busybox","src":"/bin/busybox","mode":"0755"}},
-          {{"type":"symlink","path":"bin/sh","target":"busybox"}},
-          {{"type":"symlink","path":"bin/ls","target":"busybox"}}{extra}]}}"#
-    );
-    let p = format!("{name}.spec.json");
-    fs::write(d.join(&p), spec).unwrap();
-    p
-}
-
-fn layer(d: &Path, name: &str, spec: &str) -> String {
+/// `strata layer --spec NAME.spec.json` from `spec`; returns `NAME.tgz:NAME.json`.
+fn layer(w: &Path, name: &str, spec: &str) -> String {
+    fs::write(w.join(format!("{name}.spec.json")), spec).unwrap();
     ok_in(
-        d,
+        w,
         &[
             "layer",
             "--out",
@@ -196,89 +194,334 @@ fn layer(d: &Path, name: &str, spec: &str) -> String {
             "--descriptor",
             &format!("{name}.json"),
             "--spec",
-            spec,
+            &format!("{name}.spec.json"),
         ],
     );
     format!("{name}.tgz:{name}.json")
 }
 
+/// Debian's static busybox (busybox-static); a dynamic one would not run in
+/// an image without its libraries.
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Spec entries: a static busybox at /bin/busybox with /bin/sh and /bin/ls.
+fn busybox_entries() -> String {
+    let ldd = Command::new("ldd").arg(BUSYBOX).output();
+    assert!(
+        matches!(&ldd, Ok(o) if !o.status.success()),
+        "{BUSYBOX} must be static (apt-get install busybox-static): ldd {ldd:?}"
+    );
+    format!(
+        r#"{{"type":"file","path":"bin/busybox","src":"{BUSYBOX}","mode":"0755"}},
+           {{"type":"symlink","path":"bin/sh","target":"busybox"}},
+           {{"type":"symlink","path":"bin/ls","target":"busybox"}}"#
+    )
+}
+
+/// The config strata wrote for `img` and its digest.
+fn strata_config(w: &Path, layout: &Path) -> (String, Value) {
+    let j: Value =
+        serde_json::from_str(&ok_in(w, &["digest", "--json", layout.to_str().unwrap()])).unwrap();
+    let digest = j["config"].as_str().unwrap().to_string();
+    let blob = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    (
+        digest,
+        serde_json::from_slice(&fs::read(blob).unwrap()).unwrap(),
+    )
+}
+
+/// null, "", [] and {} all mean "not set" (docker prints unset fields so).
+fn unset_is_null(v: Option<&Value>) -> Value {
+    match v {
+        None | Some(Value::Null) => Value::Null,
+        Some(Value::String(s)) if s.is_empty() => Value::Null,
+        Some(Value::Array(a)) if a.is_empty() => Value::Null,
+        Some(Value::Object(o)) if o.is_empty() => Value::Null,
+        Some(v) => v.clone(),
+    }
+}
+
+/// `docker image inspect` (after `docker load`) shows what strata wrote:
+/// image ID = config digest, the config fields, platform, created, diff_ids.
+/// Also podman's image ID. Returns docker's inspect object.
+fn inspect_matches_config(e: &Engines, w: &Path, img: &Image, podman_name: &str) -> Value {
+    let (digest, cfg) = strata_config(w, &img.layout);
+    let arr: Value = serde_json::from_str(&e.ok(w, "docker", &["image", "inspect", &img.tag]))
+        .expect("docker image inspect prints JSON");
+    let d = &arr[0];
+    assert_eq!(d["Id"], Value::String(digest.clone()), "docker image ID");
+    let c = &cfg["config"];
+    let mut diffs = String::new();
+    for key in [
+        "Entrypoint",
+        "Cmd",
+        "Env",
+        "WorkingDir",
+        "User",
+        "Labels",
+        "ExposedPorts",
+        "Volumes",
+        "StopSignal",
+    ] {
+        let (dv, sv) = (
+            unset_is_null(d["Config"].get(key)),
+            unset_is_null(c.get(key)),
+        );
+        if dv != sv {
+            writeln!(diffs, "  {key}: docker {dv}, strata {sv}").unwrap();
+        }
+    }
+    for (dk, sk) in [
+        ("Os", "os"),
+        ("Architecture", "architecture"),
+        ("Created", "created"),
+    ] {
+        if d[dk] != cfg[sk] {
+            writeln!(diffs, "  {dk}: docker {}, strata {}", d[dk], cfg[sk]).unwrap();
+        }
+    }
+    if d["RootFS"]["Layers"] != cfg["rootfs"]["diff_ids"] {
+        writeln!(
+            diffs,
+            "  RootFS.Layers: docker {}, strata {}",
+            d["RootFS"]["Layers"], cfg["rootfs"]["diff_ids"]
+        )
+        .unwrap();
+    }
+    assert!(
+        diffs.is_empty(),
+        "docker image inspect {} differs from strata's config {digest}:\n{diffs}",
+        img.tag
+    );
+    let pid = e.ok(
+        w,
+        "podman",
+        &["image", "inspect", "--format", "{{.Id}}", podman_name],
+    );
+    assert_eq!(
+        format!("sha256:{}", pid.trim()),
+        digest,
+        "podman image ID of {podman_name}"
+    );
+    d.clone()
+}
+
+fn docker_run(e: &Engines, w: &Path, tag: &str, extra: &[&str]) -> Ran {
+    let mut a = vec!["run", "--rm", "--network", "none"];
+    a.extend_from_slice(extra);
+    a.push(tag);
+    e.run(w, "docker", &a)
+}
+
+fn podman_run(e: &Engines, w: &Path, image: &str, extra: &[&str]) -> Ran {
+    let mut a = vec!["run", "--rm", "--network", "none"];
+    a.extend_from_slice(extra);
+    a.push(image);
+    e.run(w, "podman", &a)
+}
+
+/// `umoci unpack` (as root: real owners and setuid bits) + `runc run`.
+fn umoci_runc(e: &Engines, w: &Path, layout: &Path, reference: &str, id: &str) -> Ran {
+    let bundle = w.join(format!("bundle-{id}"));
+    let _ = fs::remove_dir_all(&bundle);
+    let image = format!("{}:{reference}", layout.display());
+    e.ok(
+        w,
+        "umoci",
+        &["unpack", "--image", &image, bundle.to_str().unwrap()],
+    );
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: Value = serde_json::from_slice(&fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = Value::Bool(false);
+    fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let root = e.runc_root();
+    let id = format!("strata-{}-{id}", std::process::id());
+    let r = e.run(
+        w,
+        "runc",
+        &["--root", &root, "run", "-b", bundle.to_str().unwrap(), &id],
+    );
+    let _ = e.run(w, "runc", &["--root", &root, "delete", "-f", &id]);
+    let _ = fs::remove_dir_all(&bundle);
+    r
+}
+
+/// Every engine must have exited with `code` and printed `want` (after
+/// `normalize`); otherwise fail showing each one that did not.
+fn expect_all(runs: &[(&str, Ran)], code: i32, want: &str, normalize: fn(&str) -> String) {
+    let mut bad = String::new();
+    for (engine, r) in runs {
+        let got = normalize(&r.stdout);
+        if r.code != Some(code) || got != want {
+            writeln!(
+                bad,
+                "=== {engine}: exit {:?} (want {code}), stdout (normalized) {got:?}\n{}",
+                r.code,
+                r.report()
+            )
+            .unwrap();
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "want exit {code} and stdout {want:?} from every engine; these differ:\n{bad}"
+    );
+}
+
+fn same(s: &str) -> String {
+    s.to_string()
+}
+
+/// Load `img` into docker and podman, check the inspected config, run it in
+/// all four engines, and require `code` and `want` from each. Returns
+/// docker's inspect object.
+fn run_everywhere(
+    e: &Engines,
+    w: &Path,
+    img: &Image,
+    code: i32,
+    want: &str,
+    normalize: fn(&str) -> String,
+) -> Value {
+    let archive = img.archive.to_str().unwrap();
+    let loaded = e.ok(w, "docker", &["load", "-i", archive]);
+    assert!(
+        loaded.contains(&format!("Loaded image: {}", img.tag)),
+        "docker load -i {archive}: {loaded}"
+    );
+    let loaded = e.ok(w, "podman", &["load", "-i", archive]);
+    let podman_name = format!("docker.io/library/{}", img.tag);
+    assert!(
+        loaded.contains(&podman_name),
+        "podman load -i {archive}: {loaded}"
+    );
+    let inspect = inspect_matches_config(e, w, img, &podman_name);
+    let oci = format!("oci:{}:{REF}", img.layout.display());
+    let id = img.tag.replace([':', '/'], "-");
+    let runs = [
+        ("docker load + docker run", docker_run(e, w, &img.tag, &[])),
+        (
+            "podman load + podman run",
+            podman_run(e, w, &podman_name, &[]),
+        ),
+        ("podman run oci:", podman_run(e, w, &oci, &[])),
+        (
+            "umoci unpack + runc run",
+            umoci_runc(e, w, &img.layout, REF, &id),
+        ),
+    ];
+    expect_all(&runs, code, want, normalize);
+    inspect
+}
+
+/// Scenario 1: a static binary sees exactly the argv, env, cwd and uid/gid of its config.
 #[test]
 fn static_binary_sees_exactly_its_config() {
-    if !enabled() {
-        return;
-    }
-    let t = tempdir();
-    let d = t.path();
-    let spec = busybox_spec(
-        d,
+    let Some(e) = engines() else { return };
+    let work = e.work("s1");
+    let w = &work.0;
+    let l = layer(
+        w,
         "s1",
-        r#",{"type":"dir","path":"work","uid":1000,"gid":1000}"#,
+        &format!(
+            r#"{{"version":1,"entries":[{},
+              {{"type":"dir","path":"work","mode":"0750","uid":1000,"gid":1000}}]}}"#,
+            busybox_entries()
+        ),
     );
-    let l = layer(d, "s1", &spec);
-    let script = r#"["/bin/sh","-c","echo ARGS:$0 $@; echo CWD:$(pwd); echo ID:$(busybox id -u):$(busybox id -g); echo FOO:$FOO; echo PATH:$PATH"]"#;
-    let b = build(
-        d,
+    // Not `Groups:`: docker and podman add the primary gid as a supplementary
+    // group, umoci's runtime config does not (an engine choice, not the image's).
+    let script = r#"for a in "$0" "$@"; do echo "arg:[$a]"; done
+echo "FOO:[$FOO]"; echo "PATH:[$PATH]"; echo "EMPTY:[${EMPTY-unset}]"
+echo "cwd:[$(busybox pwd -P)]"
+busybox grep -E '^(Uid|Gid):' /proc/self/status
+exit 3"#;
+    let entrypoint = serde_json::to_string(&["/bin/sh", "-c", script, "zero"]).unwrap();
+    let img = build(
+        w,
         "s1",
         &[
             "--layer",
             &l,
             "--entrypoint",
-            script,
+            &entrypoint,
             "--cmd",
-            r#"["first","second","third"]"#,
+            r#"["one","two  words",""]"#,
             "--env",
-            "FOO=bar baz",
+            "FOO=bar baz=qux",
             "--env",
             "PATH=/bin",
+            "--env",
+            "EMPTY=",
             "--workdir",
             "/work",
             "--user",
             "1000:1000",
+            "--label",
+            "org.example.scenario=static",
+            "--exposed-port",
+            "8080/tcp",
+            "--volume",
+            "/data",
+            "--stop-signal",
+            "SIGUSR1",
         ],
     );
-    let out = run_everywhere(&b);
+    let inspect = run_everywhere(
+        &e,
+        w,
+        &img,
+        3,
+        "arg:[zero]\narg:[one]\narg:[two  words]\narg:[]\n\
+         FOO:[bar baz=qux]\nPATH:[/bin]\nEMPTY:[]\ncwd:[/work]\n\
+         Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n",
+        same,
+    );
+    // What inspect_matches_config compared, spelled out once.
+    let c = &inspect["Config"];
     assert_eq!(
-        out,
-        "ARGS:first second third\nCWD:/work\nID:1000:1000\nFOO:bar baz\nPATH:/bin\n"
+        c["Env"],
+        serde_json::json!(["FOO=bar baz=qux", "PATH=/bin", "EMPTY="])
     );
-    let env = sh(
-        d,
-        "docker",
-        &[
-            "image",
-            "inspect",
-            "--format",
-            "{{json .Config.Env}} {{.Config.WorkingDir}} {{.Config.User}}",
-            &b.name,
-        ],
+    assert_eq!(c["Entrypoint"][2], script);
+    assert_eq!(c["Cmd"], serde_json::json!(["one", "two  words", ""]));
+    assert_eq!(
+        (&c["WorkingDir"], &c["User"], &c["StopSignal"]),
+        (&"/work".into(), &"1000:1000".into(), &"SIGUSR1".into())
     );
-    assert_eq!(env.trim(), r#"["FOO=bar baz","PATH=/bin"] /work 1000:1000"#);
+    assert_eq!(c["Labels"]["org.example.scenario"], "static");
+    assert!(c["ExposedPorts"].get("8080/tcp").is_some(), "{c}");
+    assert!(c["Volumes"].get("/data").is_some(), "{c}");
 }
 
-/// The libraries `ldd` lists for `bin`, as (path in the image, host path).
-fn ldd(bin: &str) -> Vec<(String, String)> {
-    let out = sh(Path::new("/"), "ldd", &[bin]);
+/// The files `ldd` says `bin` needs (the loader included), host paths.
+fn ldd(bin: &str) -> Vec<String> {
+    let out = Command::new("ldd").arg(bin).output().unwrap();
+    assert!(out.status.success(), "ldd {bin}: {out:?}");
     let mut v = Vec::new();
-    for line in out.lines() {
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
         let line = line.trim();
         let path = match line.split_once("=>") {
-            Some((_, rhs)) => rhs.trim().split(' ').next().unwrap_or("").to_string(),
-            None => line.split(' ').next().unwrap_or("").to_string(),
+            Some((_, rhs)) => rhs.split_whitespace().next().unwrap_or(""),
+            None => line.split_whitespace().next().unwrap_or(""),
         };
         if path.starts_with('/') {
-            v.push((path.trim_start_matches('/').to_string(), path));
+            v.push(path.to_string());
         }
     }
+    assert!(!v.is_empty(), "ldd {bin} lists no library");
     v
 }
 
+/// Scenario 2: a dynamic binary runs with the libraries `ldd` lists, /etc/passwd and
+/// /etc/group, and PATH=/bin.
 #[test]
 fn dynamic_binary_with_its_libraries() {
-    if !enabled() {
-        return;
-    }
-    let t = tempdir();
-    let d = t.path();
+    let Some(e) = engines() else { return };
+    let work = e.work("s2");
+    let w = &work.0;
     let mut entries = vec![
         r#"{"type":"file","path":"bin/bash","src":"/bin/bash"}"#.to_string(),
         r#"{"type":"file","path":"bin/id","src":"/usr/bin/id"}"#.to_string(),
@@ -286,21 +529,24 @@ fn dynamic_binary_with_its_libraries() {
             .to_string(),
         r#"{"type":"file","path":"etc/group","content":"root:x:0:\n"}"#.to_string(),
     ];
-    let mut libs: Vec<(String, String)> = ldd("/bin/bash");
+    let mut libs = ldd("/bin/bash");
     libs.extend(ldd("/usr/bin/id"));
     libs.sort();
     libs.dedup();
-    for (p, src) in libs {
-        entries.push(format!(r#"{{"type":"file","path":"{p}","src":"{src}"}}"#));
+    for lib in &libs {
+        // Read through symlinks (/lib64/ld-linux-x86-64.so.2 is one on Debian).
+        entries.push(format!(
+            r#"{{"type":"file","path":"{}","src":"{lib}"}}"#,
+            lib.trim_start_matches('/')
+        ));
     }
-    fs::write(
-        d.join("s2.json"),
-        format!(r#"{{"version":1,"entries":[{}]}}"#, entries.join(",")),
-    )
-    .unwrap();
-    let l = layer(d, "s2", "s2.json");
-    let b = build(
-        d,
+    let l = layer(
+        w,
+        "s2",
+        &format!(r#"{{"version":1,"entries":[{}]}}"#, entries.join(",")),
+    );
+    let img = build(
+        w,
         "s2",
         &[
             "--layer",
@@ -311,94 +557,168 @@ fn dynamic_binary_with_its_libraries() {
             r#"["bash","-c","echo ok; id -un"]"#,
         ],
     );
-    assert_eq!(run_everywhere(&b), "ok\nroot\n");
+    run_everywhere(&e, w, &img, 0, "ok\nroot\n", same);
 }
 
+/// Mount points and files the engines add themselves (/dev, /proc, /sys,
+/// /run, /etc/{hostname,hosts,resolv.conf}): not what the image holds.
+fn without_engine_dirs(s: &str) -> String {
+    s.lines()
+        .filter(|l| !matches!(*l, "dev" | "etc" | "proc" | "run" | "sys"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Scenario 3: a layer added to a base image umoci wrote, with Cmd ["/bin/ls","/"];
+/// then a whiteout layer deleting a base file and a base directory and making
+/// a base directory opaque.
 #[test]
 fn a_layer_added_to_an_image_another_tool_wrote() {
-    if !enabled() {
-        return;
+    let Some(e) = engines() else { return };
+    let work = e.work("s3");
+    let w = &work.0;
+    // The base: umoci's own layout, layer (its tar and gzip) and config.
+    let rootfs = w.join("rootfs");
+    for (p, content) in [
+        ("data/old", "old\n"),
+        ("data/keep", "keep\n"),
+        ("opt/dir/a", "a\n"),
+        ("opt/dir/b", "b\n"),
+        ("opt/gone/x", "x\n"),
+    ] {
+        fs::create_dir_all(rootfs.join(p).parent().unwrap()).unwrap();
+        fs::write(rootfs.join(p), content).unwrap();
     }
-    let t = tempdir();
-    let d = t.path();
-    let spec = busybox_spec(
-        d,
-        "base",
-        r#",{"type":"file","path":"etc/old","content":"old"},{"type":"file","path":"etc/keep","content":"k"},
-           {"type":"file","path":"opt/dir/a","content":"a"},{"type":"file","path":"opt/dir/b","content":"b"}"#,
-    );
-    let l = layer(d, "base", &spec);
-    ok_in(
-        d,
+    fs::create_dir_all(rootfs.join("bin")).unwrap();
+    fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/ls")).unwrap();
+    let base = "base:b";
+    e.ok(w, "umoci", &["init", "--layout", "base"]);
+    e.ok(w, "umoci", &["new", "--image", base]);
+    e.ok(w, "umoci", &["insert", "--image", base, "rootfs", "/"]);
+    e.ok(
+        w,
+        "umoci",
         &[
-            "image",
-            "--out",
-            "base",
-            "--layer",
-            &l,
-            "--tag",
-            "base:1",
-            "--env",
+            "config",
+            "--image",
+            base,
+            "--config.env",
             "PATH=/bin",
+            "--config.label",
+            "from=umoci",
         ],
     );
-    // The base as another tool writes it: skopeo's own layout and index.json.
-    sh(
-        d,
-        "skopeo",
-        &["--insecure-policy", "copy", "oci:base:1", "oci:skbase:b"],
+    let top = layer(
+        w,
+        "top",
+        r#"{"version":1,"entries":[{"type":"file","path":"some-file","content":"new\n"}]}"#,
     );
-    fs::write(
-        d.join("top.json"),
-        r#"{"version":1,"entries":[
-          {"type":"file","path":"some-file","content":"new"},
-          {"type":"whiteout","path":"etc/old"},
-          {"type":"opaque","path":"opt/dir"},
-          {"type":"file","path":"opt/dir/c","content":"c"}]}"#,
-    )
-    .unwrap();
-    let top = layer(d, "top", "top.json");
-    // Engines add their own /dev, /proc, /sys, /run and /etc/{hostname,hosts,
-    // mtab,resolv.conf}; the comparison is about what the image holds.
-    let cmd = r#"["/bin/sh","-c","/bin/ls / | busybox grep -vxE 'dev|proc|sys|run'; echo ---; for f in /etc/keep /etc/old /opt/dir/a /opt/dir/b /opt/dir/c /some-file; do if [ -e $f ]; then echo yes $f; else echo no $f; fi; done"]"#;
-    let b = build(
-        d,
+    let img = build(
+        w,
         "s3",
-        &["--base", "skbase", "--layer", &top, "--cmd", cmd],
+        &[
+            "--base",
+            "base",
+            "--base-ref",
+            "b",
+            "--layer",
+            &top,
+            "--cmd",
+            r#"["/bin/ls","/"]"#,
+        ],
     );
-    assert_eq!(
-        run_everywhere(&b),
-        "bin\netc\nopt\nsome-file\n---\nyes /etc/keep\nno /etc/old\nno /opt/dir/a\nno /opt/dir/b\nyes /opt/dir/c\nyes /some-file\n"
+    let inspect = run_everywhere(
+        &e,
+        w,
+        &img,
+        0,
+        "bin\ndata\nopt\nsome-file\n",
+        without_engine_dirs,
+    );
+    assert_eq!(inspect["Config"]["Env"], serde_json::json!(["PATH=/bin"]));
+    assert_eq!(inspect["Config"]["Labels"]["from"], "umoci");
+    assert_eq!(inspect["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+
+    // The whiteout layer, on top of that image.
+    let wh = layer(
+        w,
+        "wh",
+        r#"{"version":1,"entries":[
+          {"type":"whiteout","path":"data/old"},
+          {"type":"whiteout","path":"opt/gone"},
+          {"type":"opaque","path":"opt/dir"},
+          {"type":"file","path":"opt/dir/c","content":"c\n"}]}"#,
+    );
+    let layout = img.layout.to_str().unwrap().to_string();
+    let img = build(
+        w,
+        "s3w",
+        &[
+            "--base",
+            &layout,
+            "--base-ref",
+            REF,
+            "--layer",
+            &wh,
+            "--cmd",
+            r#"["/bin/ls","-A","/data","/opt","/opt/dir"]"#,
+        ],
+    );
+    run_everywhere(
+        &e,
+        w,
+        &img,
+        0,
+        "/data:\nkeep\n\n/opt:\ndir\n\n/opt/dir:\nc\n",
+        same,
     );
 }
 
+/// Scenario 4: several layers: a file overwritten, a symlink replaced by a file, a
+/// symlink, a hard link, an executable 0750, a setuid file, owners and a
+/// sticky directory from the spec: the container sees the final state.
 #[test]
 fn later_layers_win_and_metadata_survives() {
-    if !enabled() {
-        return;
-    }
-    let t = tempdir();
-    let d = t.path();
-    let spec = busybox_spec(
-        d,
+    let Some(e) = engines() else { return };
+    let work = e.work("s4");
+    let w = &work.0;
+    let one = layer(
+        w,
         "one",
-        r#",{"type":"file","path":"data/f","content":"one\n"}"#,
+        &format!(
+            r##"{{"version":1,"entries":[{},
+              {{"type":"file","path":"data/f","content":"one\n"}},
+              {{"type":"symlink","path":"data/l2","target":"f"}},
+              {{"type":"file","path":"bin/x","content":"#!/bin/sh\necho old\n","mode":"0755"}}]}}"##,
+            busybox_entries()
+        ),
     );
-    let one = layer(d, "one", &spec);
-    fs::write(
-        d.join("two.json"),
+    // data/owned is world-readable: umoci's runtime config gives root no
+    // CAP_DAC_OVERRIDE (docker's and podman's do).
+    let two = layer(
+        w,
+        "two",
         r##"{"version":1,"entries":[
           {"type":"file","path":"data/f","content":"two\n"},
           {"type":"symlink","path":"data/l","target":"f"},
           {"type":"hardlink","path":"data/h","target":"data/f"},
+          {"type":"file","path":"data/l2","content":"was a link\n"},
+          {"type":"file","path":"data/owned","content":"mine\n","mode":"0604","uid":1000,"gid":1000},
+          {"type":"dir","path":"data/sticky","mode":"1777"},
           {"type":"file","path":"bin/x","content":"#!/bin/sh\necho x-ran\n","mode":"0750"},
           {"type":"file","path":"bin/su","content":"not really su\n","mode":"4755"}]}"##,
-    )
-    .unwrap();
-    let two = layer(d, "two", "two.json");
-    let cmd = r#"["/bin/sh","-c","cat /data/f /data/h; busybox readlink /data/l; busybox stat -c %a /bin/x /bin/su; /bin/x"]"#;
-    let b = build(
-        d,
+    );
+    let script = r#"cd /data && cat f h l l2 owned
+busybox readlink l; busybox readlink l2 || echo l2-not-a-link
+[ f -ef h ] && echo f-h-same-inode
+busybox stat -c '%n %a %u:%g %h' /bin/x /bin/su /data/f /data/owned
+busybox stat -c '%n %a %u:%g' /data/sticky
+/bin/x"#;
+    let cmd = serde_json::to_string(&["/bin/sh", "-c", script]).unwrap();
+    let img = build(
+        w,
         "s4",
         &[
             "--layer",
@@ -408,110 +728,146 @@ fn later_layers_win_and_metadata_survives() {
             "--env",
             "PATH=/bin",
             "--cmd",
-            cmd,
+            &cmd,
         ],
     );
-    assert_eq!(run_everywhere(&b), "two\ntwo\nf\n750\n4755\nx-ran\n");
+    run_everywhere(
+        &e,
+        w,
+        &img,
+        0,
+        "two\ntwo\ntwo\nwas a link\nmine\nf\nl2-not-a-link\nf-h-same-inode\n\
+         /bin/x 750 0:0 1\n/bin/su 4755 0:0 1\n/data/f 644 0:0 2\n/data/owned 604 1000:1000 1\n\
+         /data/sticky 1777 0:0\nx-ran\n",
+        same,
+    );
 }
 
+/// Scenario 5: a multi-platform index (amd64 + arm64): engines pick the amd64 entry on
+/// this host, and `--platform linux/arm64` the other one.
 #[test]
 fn the_amd64_entry_of_an_index_runs() {
-    if !enabled() {
-        return;
-    }
-    let t = tempdir();
-    let d = t.path();
-    let spec = busybox_spec(d, "s5", "");
-    let l = layer(d, "s5", &spec);
-    let cmd = r#"["/bin/sh","-c","echo amd64-ok"]"#;
-    ok_in(
-        d,
-        &[
-            "image",
-            "--out",
-            "amd",
-            "--layer",
-            &l,
-            "--platform",
-            "linux/amd64",
-            "--cmd",
-            cmd,
-        ],
+    let Some(e) = engines() else { return };
+    let work = e.work("s5");
+    let w = &work.0;
+    let l = layer(
+        w,
+        "s5",
+        &format!(r#"{{"version":1,"entries":[{}]}}"#, busybox_entries()),
     );
-    ok_in(
-        d,
-        &[
-            "image",
-            "--out",
-            "arm",
-            "--layer",
-            &l,
-            "--platform",
-            "linux/arm64",
-            "--cmd",
-            r#"["/bin/false"]"#,
-        ],
-    );
-    let idx = std::env::temp_dir().join("strata-engines-oci-index");
-    let _ = fs::remove_dir_all(&idx);
-    ok_in(
-        d,
-        &[
-            "index",
-            "--out",
-            idx.to_str().unwrap(),
-            "--tag",
-            "multi:1",
-            "amd",
-            "arm",
-        ],
-    );
-    let r = format!("oci:{}:1", idx.display());
-    let podman = sh(
-        d,
-        "podman",
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--platform",
-            "linux/amd64",
-            &r,
-        ],
-    );
-    assert_eq!(podman, "amd64-ok\n");
-    // docker 20.10 loads single images: let skopeo pick the amd64 entry.
-    let out = d.join("amd64.tar");
-    sh(
-        d,
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "--override-arch",
-            "amd64",
-            "copy",
-            &r,
-            &format!("docker-archive:{}:multi:1", out.display()),
-        ],
-    );
-    sh(d, "docker", &["load", "-i", out.to_str().unwrap()]);
-    assert_eq!(
-        sh(
-            d,
-            "docker",
+    // Both carry the amd64 busybox, so running the wrong entry would show.
+    for arch in ["amd64", "arm64"] {
+        ok_in(
+            w,
             &[
-                "run",
-                "--rm",
-                "--network",
-                "none",
+                "image",
+                "--out",
+                arch,
+                "--layer",
+                &l,
                 "--platform",
-                "linux/amd64",
-                "multi:1"
-            ]
-        ),
-        "amd64-ok\n"
+                &format!("linux/{arch}"),
+                "--cmd",
+                &format!(r#"["/bin/sh","-c","echo {arch}-entry"]"#),
+            ],
+        );
+    }
+    let tag = format!("strata-s5:{REF}");
+    for (out, format) in [("idx.oci", "oci"), ("idx.tar", "oci-archive")] {
+        ok_in(
+            w,
+            &[
+                "index", "--out", out, "--format", format, "--tag", &tag, "amd64", "arm64",
+            ],
+        );
+    }
+    let (amd64_config, _) = strata_config(w, &w.join("amd64"));
+    let idx = format!("oci:{}:{REF}", w.join("idx.oci").display());
+    // docker 20.10 and umoci load single images: skopeo picks the amd64
+    // entry, keeping its config (the image ID stays its config digest).
+    let sel = format!("oci:{}:{REF}", w.join("sel").display());
+    let docker_tar = format!("docker-archive:{}:{tag}", w.join("sel.tar").display());
+    for dest in [&sel, &docker_tar] {
+        e.ok(
+            w,
+            "skopeo",
+            &[
+                "--insecure-policy",
+                "--override-os",
+                "linux",
+                "--override-arch",
+                "amd64",
+                "copy",
+                &idx,
+                dest,
+            ],
+        );
+    }
+    e.ok(
+        w,
+        "docker",
+        &["load", "-i", w.join("sel.tar").to_str().unwrap()],
     );
-    let _ = fs::remove_dir_all(&idx);
-    write(&d.join("done"), b"", 0o644);
+    let id = e.ok(
+        w,
+        "docker",
+        &["image", "inspect", "--format", "{{.Id}}", &tag],
+    );
+    assert_eq!(id.trim(), amd64_config, "docker loaded the amd64 entry");
+    let loaded = e.ok(w, "podman", &["load", "-i", "idx.tar"]);
+    assert!(loaded.contains(&tag), "podman load -i idx.tar: {loaded}");
+    let podman_name = format!("docker.io/library/{tag}");
+    let amd = ["--platform", "linux/amd64"];
+    let runs = [
+        ("docker run --platform", docker_run(&e, w, &tag, &amd)),
+        (
+            "podman load (oci-archive index) + podman run",
+            podman_run(&e, w, &podman_name, &amd),
+        ),
+        ("podman run oci:INDEX", podman_run(&e, w, &idx, &amd)),
+        (
+            "skopeo copy + umoci unpack + runc run",
+            umoci_runc(&e, w, &w.join("sel"), REF, "s5"),
+        ),
+    ];
+    expect_all(&runs, 0, "amd64-entry\n", same);
+    // The index's platforms are right both ways.
+    let arm = podman_run(&e, w, &idx, &["--platform", "linux/arm64"]);
+    expect_all(
+        &[("podman run --platform linux/arm64 oci:INDEX", arm)],
+        0,
+        "arm64-entry\n",
+        same,
+    );
+}
+
+/// A bad image never reaches the engines silently: an archive docker and
+/// podman refuse fails the test, and the failure carries the engine's own
+/// message.
+#[test]
+fn an_engine_refusing_an_image_fails_with_its_message() {
+    let Some(e) = engines() else { return };
+    let work = e.work("s6");
+    let w = &work.0;
+    let l = layer(
+        w,
+        "s6",
+        &format!(r#"{{"version":1,"entries":[{}]}}"#, busybox_entries()),
+    );
+    let img = build(w, "s6", &["--layer", &l, "--cmd", r#"["/bin/true"]"#]);
+    // Cut the archive in the middle of its (largest) layer blob.
+    let bytes = fs::read(&img.archive).unwrap();
+    fs::write(&img.archive, &bytes[..bytes.len() / 2]).unwrap();
+    let archive = img.archive.to_str().unwrap();
+    for prog in ["docker", "podman"] {
+        let r = e.run(w, prog, &["load", "-i", archive]);
+        let msg = r
+            .failure()
+            .unwrap_or_else(|| panic!("{prog} loaded a truncated archive:\n{}", r.report()));
+        assert!(
+            !r.stderr.trim().is_empty() && msg.contains(r.stderr.trim()),
+            "{prog}: the failure must carry the engine's message; got:\n{msg}"
+        );
+        eprintln!("{prog} refused it as expected:\n{msg}");
+    }
 }
