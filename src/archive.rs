@@ -88,6 +88,10 @@ fn docker_manifest(c: &Composed) -> Result<Vec<u8>> {
 
 /// Write `plan` as a tar at `dest`, atomically.
 pub fn write_tar(plan: &LayoutPlan, dest: &Utf8Path, mtime: u64) -> Result<()> {
+    // Why first: fail before creating anything when a blob is only remote.
+    if let Some(e) = plan.first_remote() {
+        return Err(e.context(format!("writing {dest}")));
+    }
     let (file, atomic) = AtomicFile::create(dest)?;
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
     write_tar_stream(plan, &mut w, mtime, dest)?;

@@ -50,9 +50,13 @@ enum Command {
     /// Print the manifest (or index) digest of an image.
     Digest(DigestArgs),
     /// Check every blob, digest, size, diff_id and reference of an image.
-    Verify(PathArg),
+    Verify(VerifyArgs),
     /// Summarize an image (platform, config, layers).
     Inspect(InspectArgs),
+    /// Push an image or index to a registry.
+    Push(Box<PushArgs>),
+    /// Pull an image or index from a registry into an OCI layout.
+    Pull(Box<PullArgs>),
 }
 
 #[derive(Args)]
@@ -144,6 +148,10 @@ struct ImageArgs {
     /// Also write the manifest digest (sha256:…, no newline) to this file.
     #[arg(long)]
     digest_file: Option<Utf8PathBuf>,
+    /// Where layers of a shallow base are cached when an archive needs their bytes
+    /// (default: $STRATA_CACHE_DIR, else $XDG_CACHE_HOME/strata, else ~/.cache/strata).
+    #[arg(long)]
+    cache_dir: Option<Utf8PathBuf>,
 }
 
 #[derive(Args)]
@@ -160,6 +168,9 @@ struct IndexArgs {
     /// Also write the index digest (sha256:…, no newline) to this file.
     #[arg(long)]
     digest_file: Option<Utf8PathBuf>,
+    /// Cache for layers of shallow images an archive needs (see `strata image --cache-dir`).
+    #[arg(long)]
+    cache_dir: Option<Utf8PathBuf>,
     /// Single-platform images (OCI layouts or archives).
     #[arg(required = true)]
     images: Vec<Utf8PathBuf>,
@@ -181,6 +192,83 @@ struct DigestArgs {
 struct PathArg {
     /// OCI layout directory, oci-archive or docker-archive.
     path: Utf8PathBuf,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// OCI layout directory, oci-archive or docker-archive.
+    path: Utf8PathBuf,
+    /// Fail when a layer is only recorded as remote (a shallow layout).
+    #[arg(long)]
+    require_complete: bool,
+}
+
+/// How to reach registries (shared by push and pull).
+#[derive(Args)]
+struct RegistryArgs {
+    /// Plain HTTP to the registry (default: HTTPS, certificates verified).
+    #[arg(long)]
+    insecure: bool,
+    /// User name for the registry (with --password-stdin); default: Docker's config.json.
+    #[arg(long)]
+    username: Option<String>,
+    /// Read the password (or token) from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// No per-blob report or progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Blobs transferred at once.
+    #[arg(long, default_value_t = 3)]
+    jobs: usize,
+    /// Attempts after the first for failed requests (connection errors, 5xx, 429).
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// OCI layout directory, oci-archive or docker-archive (may be shallow).
+    path: Utf8PathBuf,
+    /// Destination: HOST[:PORT]/REPO[:TAG] (http://HOST for a loopback registry without TLS).
+    reference: String,
+    /// Another tag in the same repository; repeatable.
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Which image of the layout, by its tag (when it holds several).
+    #[arg(long = "ref")]
+    image_ref: Option<String>,
+    /// Blobs larger than this go up in chunks of this size (resumable).
+    #[arg(long, default_value_t = 8 << 20)]
+    chunk_size: usize,
+    /// Also write the pushed digest (sha256:…, no newline) to this file.
+    #[arg(long)]
+    digest_file: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Args)]
+struct PullArgs {
+    /// HOST[:PORT]/REPO[:TAG][@sha256:…] (pin by digest).
+    reference: String,
+    /// The OCI layout directory to write.
+    #[arg(long)]
+    out: Utf8PathBuf,
+    /// From an index, pull only this platform (os/arch[/variant]).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Leave the layers in the registry: write only index, manifest and config, and where each layer lives.
+    #[arg(long)]
+    shallow: bool,
+    /// NAME:TAG to record in index.json (default: the reference, when it has a tag).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Also write the pulled digest (sha256:…, no newline) to this file.
+    #[arg(long)]
+    digest_file: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(Args)]
@@ -245,6 +333,8 @@ pub fn main() -> i32 {
         Command::Digest(a) => digest(a),
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
+        Command::Push(a) => push(*a),
+        Command::Pull(a) => pull(*a),
     };
     match res {
         Ok(code) => code,
@@ -556,7 +646,10 @@ fn image(a: ImageArgs) -> CliResult {
         .map(|s| new_layer(s))
         .collect::<Result<Vec<_>>>()?;
     let base = base_layout.as_ref().zip(base_image.as_ref());
-    let composed = compose(base, layers, &opts)?;
+    let mut composed = compose(base, layers, &opts)?;
+    if format != Format::Oci {
+        fetch_remote_blobs(&mut composed.plan, a.cache_dir.as_deref())?;
+    }
     let digest_out = side_output(a.digest_file.as_deref())?;
     write_image(&composed, format, &a.out, mtime)?;
     finish_side_output(digest_out, composed.manifest.digest.to_string().as_bytes())?;
@@ -600,6 +693,9 @@ fn index(a: IndexArgs) -> CliResult {
     let mut top = Descriptor::new(OCI_INDEX, d, n);
     tag_annotations(&mut top, a.tag.as_deref()).map_err(Failure::Usage)?;
     plan.index_json = to_canonical(&Index::new(vec![top]));
+    if format != Format::Oci {
+        fetch_remote_blobs(&mut plan, a.cache_dir.as_deref())?;
+    }
     let digest_out = side_output(a.digest_file.as_deref())?;
     match format {
         Format::Oci => plan.write_dir(&a.out)?,
@@ -661,10 +757,26 @@ fn print_json(v: &Value) {
     let _ = out.write_all(b"\n");
 }
 
-fn verify(a: PathArg) -> CliResult {
+fn verify(a: VerifyArgs) -> CliResult {
     let layout = Layout::open(&a.path)?;
-    let report = strata::verify::verify(&layout);
+    let mut report = strata::verify::verify(&layout);
+    if a.require_complete && !report.remote.is_empty() {
+        let n = report.remote.len();
+        report.problems.push(format!(
+            "{}: {n} layer(s) only in a registry (shallow): {}",
+            a.path,
+            report.remote.join(", ")
+        ));
+    }
     if report.ok() {
+        if !report.remote.is_empty() {
+            eprintln!(
+                "strata: {}: shallow: {} layer(s) live in a registry, not checked here: {}",
+                a.path,
+                report.remote.len(),
+                one_line(&report.remote.join(", "))
+            );
+        }
         let top: Vec<String> = layout
             .index
             .manifests
@@ -766,5 +878,302 @@ fn inspect(a: InspectArgs) -> CliResult {
         let kind = l.media_type.rsplit('.').next().unwrap_or(&l.media_type);
         println!("  {}  {:>10}  {kind}", l.digest, human(l.size));
     }
+    Ok(0)
+}
+
+// ---- registries: push, pull, and the cache shallow layouts fill ----
+
+/// Docker's client config: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+fn docker_config_path() -> Option<Utf8PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
+        return Utf8PathBuf::from_path_buf(d.into())
+            .ok()
+            .map(|d| d.join("config.json"));
+    }
+    let home = std::env::var_os("HOME")?;
+    Utf8PathBuf::from_path_buf(home.into())
+        .ok()
+        .map(|h| h.join(".docker/config.json"))
+}
+
+fn cache_dir(flag: Option<&Utf8Path>) -> Result<Utf8PathBuf> {
+    if let Some(d) = flag {
+        return Ok(d.to_path_buf());
+    }
+    let var = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Utf8PathBuf::from)
+    };
+    if let Some(d) = var("STRATA_CACHE_DIR") {
+        return Ok(d);
+    }
+    if let Some(d) = var("XDG_CACHE_HOME") {
+        return Ok(d.join("strata"));
+    }
+    if let Some(h) = var("HOME") {
+        return Ok(h.join(".cache/strata"));
+    }
+    Err(Error::invalid(
+        "no cache directory: set --cache-dir, STRATA_CACHE_DIR, XDG_CACHE_HOME or HOME",
+    ))
+}
+
+/// Registries whose credentials come from Docker's config, except `explicit`
+/// (from --username/--password-stdin) for the registry it names.
+fn registries(
+    explicit: Option<(String, strata::registry::auth::Credentials)>,
+    insecure: bool,
+    retries: u32,
+) -> strata::registry::Registries {
+    use strata::registry::client::ClientOptions;
+    let config = docker_config_path();
+    strata::registry::Registries::new(move |registry, plain_http| {
+        let credentials = match &explicit {
+            Some((r, c)) if r == registry => Some(c.clone()),
+            _ => match &config {
+                Some(p) => strata::registry::auth::from_docker_config(p, registry)?,
+                None => None,
+            },
+        };
+        Ok(ClientOptions {
+            plain_http: plain_http || insecure,
+            credentials,
+            retries,
+            ..ClientOptions::default()
+        })
+    })
+}
+
+fn explicit_credentials(
+    a: &RegistryArgs,
+    registry: &str,
+) -> Result<Option<(String, strata::registry::auth::Credentials)>> {
+    match (&a.username, a.password_stdin) {
+        (None, false) => Ok(None),
+        (None, true) => Err(Error::invalid("--password-stdin needs --username")),
+        (Some(_), false) => Err(Error::invalid(
+            "--username needs --password-stdin (passwords are never taken as arguments)",
+        )),
+        (Some(u), true) => {
+            let mut pw = String::new();
+            io::stdin()
+                .read_to_string(&mut pw)
+                .io_context(|| "reading the password from standard input")?;
+            let pw = pw.trim_end_matches(['\n', '\r']).to_string();
+            if pw.is_empty() {
+                return Err(Error::invalid("--password-stdin: standard input is empty"));
+            }
+            Ok(Some((
+                registry.to_string(),
+                strata::registry::auth::Credentials {
+                    username: u.clone(),
+                    password: pw,
+                },
+            )))
+        }
+    }
+}
+
+/// Fill a plan's remote blobs from the cache (fetching what it lacks).
+fn fetch_remote_blobs(plan: &mut LayoutPlan, flag: Option<&Utf8Path>) -> Result<()> {
+    if plan.first_remote().is_none() {
+        return Ok(());
+    }
+    let cache = strata::registry::cache::Cache::new(&cache_dir(flag)?);
+    let regs = registries(None, false, 3);
+    let progress = Reporter::new(false, "fetching");
+    cache.materialize(plan, &regs, &progress)?;
+    progress.finish();
+    Ok(())
+}
+
+/// Transfer reports on stderr: one line per blob (what happened, bytes
+/// moved) and, on a terminal, a live status line. Quiet: nothing.
+struct Reporter {
+    quiet: bool,
+    tty: bool,
+    verb: &'static str,
+    state: std::sync::Mutex<ReporterState>,
+}
+
+struct ReporterState {
+    started: std::time::Instant,
+    last_draw: Option<std::time::Instant>,
+    moved: u64,
+    total: u64,
+    counts: BTreeMap<&'static str, usize>,
+}
+
+impl Reporter {
+    fn new(quiet: bool, verb: &'static str) -> Reporter {
+        use std::io::IsTerminal;
+        Reporter {
+            quiet,
+            tty: io::stderr().is_terminal(),
+            verb,
+            state: std::sync::Mutex::new(ReporterState {
+                started: std::time::Instant::now(),
+                last_draw: None,
+                moved: 0,
+                total: 0,
+                counts: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn line(&self, s: &str) {
+        if self.quiet {
+            return;
+        }
+        let mut e = io::stderr().lock();
+        if self.tty {
+            let _ = write!(e, "\r\x1b[K");
+        }
+        let _ = writeln!(e, "{}", one_line(s));
+    }
+
+    /// The summary: `3 present, 1 uploaded; 12.0 MiB sent in 0.4 s`.
+    fn summary(&self) -> String {
+        let st = self.state.lock().expect("lock");
+        let parts: Vec<String> = st.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        format!(
+            "{}; {} moved in {:.1} s",
+            if parts.is_empty() {
+                "no blobs".to_string()
+            } else {
+                parts.join(", ")
+            },
+            human(st.moved),
+            st.started.elapsed().as_secs_f64()
+        )
+    }
+
+    fn finish(&self) {
+        if !self.quiet && self.tty {
+            let _ = write!(io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
+fn short(d: &strata::Digest) -> String {
+    d.to_string()[..19].to_string()
+}
+
+impl strata::registry::Progress for Reporter {
+    fn start(&self, _d: &strata::Digest, size: u64) {
+        self.state.lock().expect("lock").total += size;
+    }
+    fn advance(&self, _d: &strata::Digest, bytes: u64) {
+        if self.quiet || !self.tty {
+            return;
+        }
+        let mut st = self.state.lock().expect("lock");
+        st.moved += bytes;
+        let now = std::time::Instant::now();
+        if st
+            .last_draw
+            .is_some_and(|t| now.duration_since(t).as_millis() < 100)
+        {
+            return;
+        }
+        st.last_draw = Some(now);
+        let secs = st.started.elapsed().as_secs_f64().max(0.001);
+        let _ = write!(
+            io::stderr().lock(),
+            "\r\x1b[K{} {} of {} ({}/s)",
+            self.verb,
+            human(st.moved),
+            human(st.total),
+            human((st.moved as f64 / secs) as u64)
+        );
+    }
+    fn done(&self, d: &strata::Digest, size: u64, outcome: strata::registry::Outcome, moved: u64) {
+        {
+            let mut st = self.state.lock().expect("lock");
+            *st.counts.entry(outcome.as_str()).or_default() += 1;
+            if !self.tty {
+                st.moved += moved;
+            }
+        }
+        self.line(&format!(
+            "{} {:>10}  {}{}",
+            short(d),
+            human(size),
+            outcome.as_str(),
+            if moved > 0 {
+                format!(" ({} moved)", human(moved))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    fn retry(&self, d: &strata::Digest, why: &str) {
+        self.line(&format!("{} retrying: {why}", short(d)));
+    }
+}
+
+fn push(a: PushArgs) -> CliResult {
+    let dest = usage(strata::registry::Reference::parse(&a.reference))?;
+    for t in &a.tag {
+        usage(dest.with_tag(t))?;
+    }
+    let creds = usage(explicit_credentials(&a.registry, &dest.registry))?;
+    let layout = Layout::open(&a.path)?;
+    let top = layout.top(a.image_ref.as_deref())?;
+    let regs = registries(creds, a.registry.insecure, a.registry.retries);
+    let progress = Reporter::new(a.registry.quiet, "pushing");
+    let opts = strata::registry::push::PushOptions {
+        chunk_size: a.chunk_size,
+        jobs: a.registry.jobs,
+    };
+    let digest_out = side_output(a.digest_file.as_deref())?;
+    let report =
+        strata::registry::push::push(&layout, &top, &dest, &a.tag, &regs, &opts, &progress)?;
+    progress.finish();
+    progress.line(&format!("pushed {}: {}", dest.name(), progress.summary()));
+    finish_side_output(digest_out, report.digest.to_string().as_bytes())?;
+    let mut name = dest.clone();
+    name.digest = None;
+    println!("{name}@{}", report.digest);
+    Ok(0)
+}
+
+fn pull(a: PullArgs) -> CliResult {
+    let src = usage(strata::registry::Reference::parse(&a.reference))?;
+    let creds = usage(explicit_credentials(&a.registry, &src.registry))?;
+    let platform = usage(a.platform.as_deref().map(Platform::parse).transpose())?;
+    let tag = match &a.tag {
+        Some(t) => {
+            usage(strata::descriptor::split_tag(t))?;
+            Some(t.clone())
+        }
+        None => src.tag.as_ref().map(|t| {
+            let host = if src.registry == strata::registry::reference::DOCKER_HUB {
+                "docker.io"
+            } else {
+                src.registry.as_str()
+            };
+            format!("{host}/{}:{t}", src.repository)
+        }),
+    };
+    let regs = registries(creds, a.registry.insecure, a.registry.retries);
+    let progress = Reporter::new(a.registry.quiet, "pulling");
+    let opts = strata::registry::pull::PullOptions {
+        platform,
+        shallow: a.shallow,
+        tag,
+        jobs: a.registry.jobs,
+    };
+    let digest_out = side_output(a.digest_file.as_deref())?;
+    let report = strata::registry::pull::pull(&regs, &src, &opts, &a.out, &progress)?;
+    progress.finish();
+    progress.line(&format!("pulled {}: {}", src.name(), progress.summary()));
+    finish_side_output(digest_out, report.digest.to_string().as_bytes())?;
+    let mut name = src.clone();
+    name.digest = None;
+    name.tag = None;
+    println!("{name}@{}", report.digest);
     Ok(0)
 }

@@ -20,6 +20,10 @@ pub enum ErrorKind {
     Corrupt,
     /// Valid input that strata does not support (yet).
     Unsupported,
+    /// A registry could not be reached, or answered with an error.
+    Remote,
+    /// A registry refused access (401/403): credentials are missing or wrong.
+    Auth,
 }
 
 /// A strata error: a kind plus one human-readable line.

@@ -7,6 +7,12 @@
 //! their source files where the filesystem allows (composing gigabytes of
 //! layers costs no gigabytes of writes) and copies otherwise; the directory is
 //! assembled under a temporary name and renamed into place.
+//!
+//! A layout may be *shallow*: some blobs absent, each recorded in
+//! [`REMOTE_FILE`] with the registry and repository that hold it (written by
+//! `strata pull --shallow`, carried into every layout composed on it). A
+//! remote blob's bytes are never needed to compose; commands that need them
+//! (archives, push to another registry) fetch them by digest and verify them.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -23,6 +29,39 @@ use crate::output::AtomicDir;
 
 /// The `oci-layout` file every layout carries.
 pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// The file of a shallow layout recording where its absent blobs live.
+/// Other tools ignore it (and cannot read a shallow layout).
+pub const REMOTE_FILE: &str = "strata-remote.json";
+
+/// Where an absent blob lives: a repository of a registry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteBlob {
+    /// Registry host, e.g. `127.0.0.1:5000`.
+    pub registry: String,
+    /// Repository, e.g. `library/debian`.
+    pub repository: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether the registry speaks plain HTTP (as it was pulled from).
+    #[serde(default, rename = "plainHttp", skip_serializing_if = "is_false")]
+    pub plain_http: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The contents of [`REMOTE_FILE`].
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteRecord {
+    /// Format version (1).
+    pub version: u32,
+    /// Absent blobs by digest.
+    pub blobs: BTreeMap<Digest, RemoteBlob>,
+}
 
 /// Most entries strata reads from an archive.
 pub const MAX_ARCHIVE_ENTRIES: usize = 1_000_000;
@@ -43,6 +82,13 @@ pub enum BlobSource {
         /// Length of the content.
         size: u64,
     },
+    /// Absent here: it lives in a registry.
+    Remote {
+        /// The blob's digest.
+        digest: Digest,
+        /// Where it lives.
+        at: RemoteBlob,
+    },
 }
 
 impl BlobSource {
@@ -61,8 +107,17 @@ impl BlobSource {
                     .io_context(|| format!("reading {archive}"))?;
                 Box::new(f.take(*size))
             }
+            BlobSource::Remote { digest, at } => return Err(remote_error(digest, at)),
         })
     }
+}
+
+/// The error for needing the bytes of a blob that lives only in a registry.
+pub fn remote_error(digest: &Digest, at: &RemoteBlob) -> Error {
+    Error::invalid(format!(
+        "blob {digest} is not local: it lives at {}/{} (a shallow base); fetch it with network access or pull the base without --shallow",
+        at.registry, at.repository
+    ))
 }
 
 enum Root {
@@ -78,6 +133,8 @@ pub struct Layout {
     root: Root,
     /// The parsed `index.json`.
     pub index: Index,
+    /// Blobs absent here that live in a registry (a shallow layout).
+    pub remote: BTreeMap<Digest, RemoteBlob>,
 }
 
 /// One image resolved from a layout, its JSON blobs verified.
@@ -144,6 +201,7 @@ impl Layout {
         let mut layout = Layout {
             root,
             index: Index::new(Vec::new()),
+            remote: BTreeMap::new(),
         };
         let oci_layout = layout
             .read_file("oci-layout", 4096)?
@@ -159,6 +217,17 @@ impl Layout {
             .read_file("index.json", json::MAX_JSON_BYTES)?
             .ok_or_else(|| layout.missing("index.json"))?;
         layout.index = json::parse(&idx, &layout.name("index.json"))?;
+        if let Some(r) = layout.read_file(REMOTE_FILE, json::MAX_JSON_BYTES)? {
+            let rec: RemoteRecord = json::parse(&r, &layout.name(REMOTE_FILE))?;
+            if rec.version != 1 {
+                return Err(Error::unsupported(format!(
+                    "{}: version {} (expected 1)",
+                    layout.name(REMOTE_FILE),
+                    rec.version
+                )));
+            }
+            layout.remote = rec.blobs;
+        }
         Ok(layout)
     }
 
@@ -232,9 +301,20 @@ impl Layout {
         format!("blobs/{}/{}", d.algorithm(), d.hex())
     }
 
-    /// Where blob `d` is, or `None` when the layout lacks it.
+    /// Where blob `d` is (a file here, or a registry for a shallow layout),
+    /// or `None` when the layout lacks it.
     pub fn blob(&self, d: &Digest) -> Option<BlobSource> {
-        self.source(&Layout::blob_name(d))
+        self.source(&Layout::blob_name(d)).or_else(|| {
+            self.remote.get(d).map(|at| BlobSource::Remote {
+                digest: *d,
+                at: at.clone(),
+            })
+        })
+    }
+
+    /// Whether blob `d` is here (not only recorded as remote).
+    pub fn has_local(&self, d: &Digest) -> bool {
+        self.source(&Layout::blob_name(d)).is_some()
     }
 
     /// The size of blob `d` as stored, if present.
@@ -243,6 +323,7 @@ impl Layout {
             BlobSource::File(p) => fs::metadata(p).ok().map(|m| m.len()),
             BlobSource::Slice { size, .. } => Some(size),
             BlobSource::Bytes(b) => Some(b.len() as u64),
+            BlobSource::Remote { at, .. } => Some(at.size),
         }
     }
 
@@ -257,7 +338,7 @@ impl Layout {
             )));
         }
         let src = self
-            .blob(&desc.digest)
+            .source(&Layout::blob_name(&desc.digest))
             .ok_or_else(|| Error::corrupt(format!("{name}: blob {} is missing", desc.digest)))?;
         let mut r = HashingReader::new(src.open()?.take(desc.size + 1));
         let mut bytes = Vec::new();
@@ -388,7 +469,8 @@ impl Layout {
     }
 }
 
-fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descriptor> {
+/// The one manifest of `idx` for `platform` (or its only entry).
+pub fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descriptor> {
     let candidates: Vec<&Descriptor> = idx
         .manifests
         .iter()
@@ -520,7 +602,29 @@ impl LayoutPlan {
         (d, n)
     }
 
-    /// Write the plan as a layout directory at `dest` (atomically).
+    /// The record of the plan's remote blobs, if it has any.
+    pub fn remote_record(&self) -> Option<RemoteRecord> {
+        let blobs: BTreeMap<Digest, RemoteBlob> = self
+            .blobs
+            .values()
+            .filter_map(|(_, src)| match src {
+                BlobSource::Remote { digest, at } => Some((*digest, at.clone())),
+                _ => None,
+            })
+            .collect();
+        (!blobs.is_empty()).then_some(RemoteRecord { version: 1, blobs })
+    }
+
+    /// The first blob whose bytes are only in a registry, if any.
+    pub fn first_remote(&self) -> Option<Error> {
+        self.blobs.values().find_map(|(_, src)| match src {
+            BlobSource::Remote { digest, at } => Some(remote_error(digest, at)),
+            _ => None,
+        })
+    }
+
+    /// Write the plan as a layout directory at `dest` (atomically). Remote
+    /// blobs stay remote: recorded in [`REMOTE_FILE`], not fetched.
     pub fn write_dir(&self, dest: &Utf8Path) -> Result<()> {
         let tmp = AtomicDir::create(dest)?;
         let root = tmp.path().to_path_buf();
@@ -531,9 +635,15 @@ impl LayoutPlan {
         let blob_dir = root.join("blobs/sha256");
         fs::create_dir_all(&blob_dir).io_context(|| format!("writing {dest}/blobs/sha256"))?;
         for (d, (size, src)) in &self.blobs {
+            if matches!(src, BlobSource::Remote { .. }) {
+                continue;
+            }
             let to = blob_dir.join(d.hex());
             place_blob(src, *size, &to)
                 .map_err(|e| e.context(format!("writing blob {d} into {dest}")))?;
+        }
+        if let Some(rec) = self.remote_record() {
+            put(REMOTE_FILE, &json::to_canonical(&rec))?;
         }
         for (name, bytes) in &self.extra_files {
             put(name, bytes)?;
@@ -565,6 +675,7 @@ fn place_blob(src: &BlobSource, size: u64, to: &Utf8Path) -> Result<()> {
             fs::copy(&real, to).io_context(|| format!("copying {p}"))?;
             Ok(())
         }
+        BlobSource::Remote { digest, at } => Err(remote_error(digest, at)),
         BlobSource::Slice { .. } => {
             let mut r = src.open()?;
             let mut f = File::create(to).io_context(|| "writing".to_string())?;

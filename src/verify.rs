@@ -13,7 +13,7 @@ use crate::descriptor::{is_index, is_manifest, Descriptor};
 use crate::digest::{Digest, HashingReader};
 use crate::error::describe_io;
 use crate::layer::compress::{decompressor, Compression};
-use crate::layout::Layout;
+use crate::layout::{BlobSource, Layout};
 
 /// What verification found.
 #[derive(Debug, Default)]
@@ -24,6 +24,10 @@ pub struct Report {
     pub blobs_checked: usize,
     /// Layers whose diff_id was checked.
     pub layers_checked: usize,
+    /// Layers absent here that a shallow layout records as living in a
+    /// registry: `sha256:… at HOST/REPO`. Not problems, unless complete
+    /// layouts are required.
+    pub remote: Vec<String>,
 }
 
 impl Report {
@@ -139,6 +143,18 @@ impl Verifier<'_> {
             self.problem(format!("{name}: layer blob is missing"));
             return;
         };
+        if let BlobSource::Remote { at, .. } = &src {
+            if at.size != l.size {
+                self.problem(format!(
+                    "{name}: size mismatch: descriptor says {} bytes, the remote record {}",
+                    l.size, at.size
+                ));
+            }
+            self.report
+                .remote
+                .push(format!("{} at {}/{}", l.digest, at.registry, at.repository));
+            return;
+        }
         self.report.blobs_checked += 1;
         let Some(c) = Compression::from_media_type(&l.media_type) else {
             self.problem(format!(

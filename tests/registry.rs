@@ -1,0 +1,1048 @@
+//! `strata push` / `strata pull` against Debian's real `docker-registry`
+//! (2.8), started by each test on a free loopback port with filesystem
+//! storage in a temp dir, and stopped by pid. Faults are injected by a small
+//! loopback TCP proxy in front of it (a dropped connection mid-upload or
+//! mid-download) or by corrupting the registry's stored blob (it then serves
+//! bytes that do not match their digest). The registry's access log shows
+//! what strata really sent.
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// A running docker-registry.
+pub struct Registry {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Child,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    /// Start one; `htpasswd`: (user, password) to require Basic auth.
+    pub fn start(root: &Path, name: &str, htpasswd: Option<(&str, &str)>) -> Option<Registry> {
+        if !have_tool("docker-registry") {
+            return None;
+        }
+        let dir = root.join(name);
+        fs::create_dir_all(dir.join("storage")).unwrap();
+        let auth = match htpasswd {
+            Some((u, p)) => {
+                assert!(have_tool("htpasswd"), "htpasswd (apache2-utils) is needed");
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", u, p])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success());
+                fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: strata-test\n    path: {}\n",
+                    dir.join("htpasswd").display()
+                )
+            }
+            None => String::new(),
+        };
+        for _ in 0..5 {
+            let port = free_port();
+            let cfg = format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                dir.join("storage").display()
+            );
+            fs::write(dir.join("config.yml"), cfg).unwrap();
+            // The access log goes to stdout, the rest to stderr.
+            let log = dir.join("access.log");
+            let child = Command::new("docker-registry")
+                .args(["serve", dir.join("config.yml").to_str().unwrap()])
+                .stdin(Stdio::null())
+                .stdout(fs::File::create(&log).unwrap())
+                .stderr(fs::File::create(dir.join("registry.log")).unwrap())
+                .spawn()
+                .expect("start docker-registry");
+            let mut reg = Registry {
+                port,
+                dir: dir.clone(),
+                child,
+                log,
+            };
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = reg.child.try_wait() {
+                    break; // died (port taken?): try another port
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(reg);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = reg.child.kill();
+        }
+        panic!("docker-registry did not start; see {}", dir.display());
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The access log lines so far (`"METHOD URI HTTP/1.1" STATUS`).
+    pub fn requests(&self) -> Vec<String> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let start = l.find("\"")?;
+                let rest = &l[start + 1..];
+                let end = rest.find('"')?;
+                let req = &rest[..end];
+                let status: String = rest[end + 1..]
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                if !req.contains(" /v2/") {
+                    return None;
+                }
+                Some(format!("{req} {status}"))
+            })
+            .collect()
+    }
+
+    pub fn count(&self, method: &str, contains: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.starts_with(&format!("{method} ")) && r.contains(contains))
+            .count()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Which fault the proxy injects, once.
+#[derive(Clone, Copy)]
+pub enum Fault {
+    /// Close both sides after this many bytes of the first PATCH request.
+    DropPatchAfter(usize),
+    /// Close both sides after this many bytes of the first large blob GET response.
+    DropBlobGetAfter(usize),
+}
+
+pub struct Proxy {
+    pub port: u16,
+    pub fired: Arc<AtomicBool>,
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Proxy {
+    pub fn start(upstream: u16, fault: Fault) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let fired = Arc::new(AtomicBool::new(false));
+        let f2 = Arc::clone(&fired);
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(client) = c else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let blob_get = Arc::new(AtomicBool::new(false));
+                let pair = Arc::new(Mutex::new((
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                )));
+                let kill = {
+                    let pair = Arc::clone(&pair);
+                    move || {
+                        let p = pair.lock().unwrap();
+                        let _ = p.0.shutdown(Shutdown::Both);
+                        let _ = p.1.shutdown(Shutdown::Both);
+                    }
+                };
+                // client -> server
+                {
+                    let (mut from, mut to) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let (fired, blob_get, kill) =
+                        (Arc::clone(&f2), Arc::clone(&blob_get), kill.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        let mut counting: Option<usize> = None;
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let chunk = &buf[..n];
+                            if find(chunk, b"GET /v2/").is_some()
+                                && find(chunk, b"/blobs/sha256:").is_some()
+                            {
+                                blob_get.store(true, Ordering::SeqCst);
+                            }
+                            if let Fault::DropPatchAfter(limit) = fault {
+                                if counting.is_none() && !fired.load(Ordering::SeqCst) {
+                                    if let Some(p) = find(chunk, b"PATCH /") {
+                                        let _ = to.write_all(&chunk[..p]);
+                                        let rest = &chunk[p..];
+                                        let take = rest.len().min(limit);
+                                        let _ = to.write_all(&rest[..take]);
+                                        counting = Some(limit - take);
+                                        if limit - take == 0 {
+                                            fired.store(true, Ordering::SeqCst);
+                                            kill();
+                                            break;
+                                        }
+                                        continue;
+                                    }
+                                }
+                                if let Some(left) = counting {
+                                    let take = n.min(left);
+                                    let _ = to.write_all(&chunk[..take]);
+                                    if left - take == 0 {
+                                        fired.store(true, Ordering::SeqCst);
+                                        kill();
+                                        break;
+                                    }
+                                    counting = Some(left - take);
+                                    continue;
+                                }
+                            }
+                            if to.write_all(chunk).is_err() {
+                                break;
+                            }
+                        }
+                        kill();
+                    });
+                }
+                // server -> client
+                {
+                    let (mut from, mut to) = (server, client);
+                    let (fired, blob_get) = (Arc::clone(&f2), blob_get);
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        let mut sent = 0usize;
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if let Fault::DropBlobGetAfter(limit) = fault {
+                                if blob_get.load(Ordering::SeqCst) && !fired.load(Ordering::SeqCst)
+                                {
+                                    if sent + n >= limit {
+                                        let _ = to.write_all(&buf[..limit - sent]);
+                                        fired.store(true, Ordering::SeqCst);
+                                        kill();
+                                        break;
+                                    }
+                                    sent += n;
+                                }
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        kill();
+                    });
+                }
+            }
+        });
+        Proxy { port, fired }
+    }
+}
+
+/// Pseudo-random, incompressible bytes (xorshift; deterministic).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// A layer holding `files` (name → bytes) as FILE:DESC for `strata image`.
+fn layer_of(d: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> String {
+    let tree = d.join(format!("{name}.tree"));
+    for (f, bytes) in files {
+        write(&tree.join(f), bytes, 0o644);
+    }
+    let out = format!("{name}.tgz");
+    let desc = format!("{name}.json");
+    ok_in(
+        d,
+        &[
+            "layer",
+            "--out",
+            &out,
+            "--descriptor",
+            &desc,
+            tree.to_str().unwrap(),
+        ],
+    );
+    format!("{out}:{desc}")
+}
+
+/// Every file under `dir` (relative path → bytes).
+fn tree_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                    fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    tree_bytes(dir).values().map(|v| v.len() as u64).sum()
+}
+
+fn skopeo_digest(d: &Path, reference: &str) -> String {
+    let out = Command::new("skopeo")
+        .current_dir(d)
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            reference,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// The digest of the manifest at `reference` as the registry serves it.
+fn raw_digest(d: &Path, reference: &str) -> String {
+    let out = Command::new("skopeo")
+        .current_dir(d)
+        .args(["inspect", "--tls-verify=false", "--raw", reference])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tmp = d.join("raw.json");
+    fs::write(&tmp, &out.stdout).unwrap();
+    let s = Command::new("sha256sum").arg(&tmp).output().unwrap();
+    format!(
+        "sha256:{}",
+        String::from_utf8(s.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+}
+
+fn run_env(
+    d: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let mut c = strata();
+    c.current_dir(d).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        let mut i = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            i.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn push_then_skopeo_and_pull_back_byte_identical() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let host = reg.host();
+    let l1 = layer_of(d, "base", &[("etc/os-release", b"ID=strata\n".to_vec())]);
+    let l2 = layer_of(d, "app", &[("app/data.bin", noise(300_000, 7))]);
+    let tag = format!("{host}/app:1");
+    let digest = ok_in(
+        d,
+        &[
+            "image", "--out", "img", "--layer", &l1, "--layer", &l2, "--cmd", "/app", "--tag", &tag,
+        ],
+    );
+    let digest = digest.trim();
+    let out = ok_in(d, &["push", "img", &format!("http://{tag}")]);
+    assert_eq!(out.trim(), format!("{tag}@{digest}"));
+    assert_eq!(skopeo_digest(d, &format!("docker://{tag}")), digest);
+    assert_eq!(raw_digest(d, &format!("docker://{tag}")), digest);
+
+    // skopeo copies it back into an OCI layout that strata verifies.
+    let out = Command::new("skopeo")
+        .current_dir(d)
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{tag}"),
+            "oci:copied:x",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    ok_in(d, &["verify", "copied"]);
+
+    // Pulled back by tag and by digest: the very same layout, byte for byte.
+    let printed = ok_in(d, &["pull", &format!("http://{tag}"), "--out", "bytag"]);
+    assert_eq!(printed.trim(), format!("{host}/app@{digest}"));
+    assert_eq!(tree_bytes(&d.join("bytag")), tree_bytes(&d.join("img")));
+    ok_in(
+        d,
+        &[
+            "pull",
+            &format!("http://{host}/app@{digest}"),
+            "--tag",
+            &tag,
+            "--out",
+            "bydigest",
+        ],
+    );
+    assert_eq!(tree_bytes(&d.join("bydigest")), tree_bytes(&d.join("img")));
+    ok_in(d, &["verify", "bydigest"]);
+
+    // Pushing it again sends no blob: all present.
+    let out = run_env(
+        d,
+        &["push", "img", &format!("http://{host}/app:2")],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("3 present"), "{err}");
+    assert!(!err.contains("uploaded"), "{err}");
+}
+
+#[test]
+fn a_second_image_on_the_same_base_uploads_only_what_is_new() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let host = reg.host();
+    let base = layer_of(d, "base", &[("lib/big.bin", noise(2_000_000, 1))]);
+    let a = layer_of(d, "a", &[("a.txt", b"a\n".to_vec())]);
+    let b = layer_of(d, "b", &[("b.txt", b"b\n".to_vec())]);
+    ok_in(
+        d,
+        &["image", "--out", "one", "--layer", &base, "--layer", &a],
+    );
+    ok_in(
+        d,
+        &[
+            "image", "--out", "two", "--layer", &base, "--layer", &b, "--cmd", "/b",
+        ],
+    );
+    let base_digest = fs::read_to_string(d.join("base.json")).unwrap();
+    let base_digest: serde_json::Value = serde_json::from_str(&base_digest).unwrap();
+    let base_digest = base_digest["digest"].as_str().unwrap().to_string();
+
+    let out = run_env(
+        d,
+        &["push", "one", &format!("http://{host}/app:one")],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(
+        d,
+        &["push", "two", &format!("http://{host}/app:two")],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    // strata's own report: the base layer was present, the rest uploaded.
+    let base_line = err
+        .lines()
+        .find(|l| l.starts_with(&base_digest[..19]))
+        .unwrap_or_else(|| panic!("no line for the base layer:\n{err}"));
+    assert!(base_line.contains("present"), "{err}");
+    assert!(err.contains("1 present, 2 uploaded"), "{err}");
+    // The registry's log: the base layer's bytes went up once.
+    let puts = reg.count(
+        "PUT",
+        &format!("digest={}", base_digest.replace(':', "%3A")),
+    );
+    assert_eq!(puts, 1, "{:#?}", reg.requests());
+}
+
+#[test]
+fn a_multi_platform_index_round_trips() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("hello", b"hi\n".to_vec())]);
+    let amd = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "amd",
+            "--layer",
+            &l,
+            "--platform",
+            "linux/amd64",
+        ],
+    );
+    let arm = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "arm",
+            "--layer",
+            &l,
+            "--platform",
+            "linux/arm64/v8",
+        ],
+    );
+    let tag = format!("{host}/multi:1");
+    let idx = ok_in(d, &["index", "--out", "idx", "--tag", &tag, "amd", "arm"]);
+    let idx = idx.trim();
+    let out = ok_in(d, &["push", "idx", &format!("http://{tag}")]);
+    assert_eq!(out.trim(), format!("{tag}@{idx}"));
+    assert_eq!(raw_digest(d, &format!("docker://{tag}")), idx);
+    ok_in(d, &["pull", &format!("http://{tag}"), "--out", "back"]);
+    assert_eq!(tree_bytes(&d.join("back")), tree_bytes(&d.join("idx")));
+    ok_in(d, &["verify", "back"]);
+    // One platform out of the index: that image's manifest.
+    let out = ok_in(
+        d,
+        &[
+            "pull",
+            &format!("http://{tag}"),
+            "--platform",
+            "linux/arm64",
+            "--out",
+            "armback",
+        ],
+    );
+    assert_eq!(out.trim(), format!("{host}/multi@{}", arm.trim()));
+    assert_eq!(ok_in(d, &["digest", "armback"]).trim(), arm.trim());
+    assert_ne!(amd.trim(), arm.trim());
+}
+
+#[test]
+fn htpasswd_auth_needs_credentials_and_never_prints_them() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", Some(("alice", "s3cret-pw"))) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", b"x\n".to_vec())]);
+    ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let dest = format!("http://{host}/private:1");
+    let empty = d.join("noconfig");
+    fs::create_dir_all(&empty).unwrap();
+    let no_cfg = [("DOCKER_CONFIG", empty.to_str().unwrap())];
+
+    let out = run_env(d, &["push", "img", &dest], &no_cfg, None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    assert!(err.contains("requires credentials"), "{err}");
+    assert!(err.contains(&host) && err.contains("private"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let out = run_env(
+        d,
+        &[
+            "push",
+            "img",
+            &dest,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        &no_cfg,
+        Some("wrong-pw\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert!(!err.contains("wrong-pw"), "{err}");
+
+    let out = run_env(
+        d,
+        &[
+            "push",
+            "img",
+            &dest,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        &no_cfg,
+        Some("s3cret-pw\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("s3cret"));
+
+    // Docker's config.json (auths, base64 USER:PASSWORD).
+    let cfg = d.join("dockercfg");
+    fs::create_dir_all(&cfg).unwrap();
+    let auth = {
+        use std::process::Command;
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg("printf %s alice:s3cret-pw | base64")
+            .output()
+            .unwrap();
+        text(&o.stdout).trim().to_string()
+    };
+    fs::write(
+        cfg.join("config.json"),
+        format!("{{\"auths\":{{\"{host}\":{{\"auth\":\"{auth}\"}}}}}}"),
+    )
+    .unwrap();
+    let with_cfg = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let out = run_env(d, &["pull", &dest, "--out", "back"], &with_cfg, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    ok_in(d, &["verify", "back"]);
+    let out = run_env(
+        d,
+        &["push", "img", &format!("http://{host}/private:2")],
+        &with_cfg,
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_dropped_upload_is_resumed_or_retried_and_completes() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let proxy = Proxy::start(reg.port, Fault::DropPatchAfter(1_500_000));
+    let l = layer_of(d, "big", &[("big.bin", noise(5_000_000, 3))]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let dest = format!("http://127.0.0.1:{}/flaky:1", proxy.port);
+    let out = run_env(
+        d,
+        &["push", "img", &dest, "--chunk-size", "1048576"],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        proxy.fired.load(Ordering::SeqCst),
+        "the proxy never dropped a PATCH"
+    );
+    let err = text(&out.stderr);
+    eprintln!("{err}");
+    assert!(err.contains("retrying"), "{err}");
+    assert_eq!(
+        raw_digest(d, &format!("docker://{}/flaky:1", reg.host())),
+        digest.trim()
+    );
+    // And pulled back through a proxy dropping the layer download midway.
+    let proxy2 = Proxy::start(reg.port, Fault::DropBlobGetAfter(1_000_000));
+    let out = run_env(
+        d,
+        &[
+            "pull",
+            &format!("http://127.0.0.1:{}/flaky:1", proxy2.port),
+            "--out",
+            "back",
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        proxy2.fired.load(Ordering::SeqCst),
+        "the proxy never dropped a download"
+    );
+    assert!(
+        text(&out.stderr).contains("retrying"),
+        "{}",
+        text(&out.stderr)
+    );
+    ok_in(d, &["verify", "back"]);
+    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
+}
+
+#[test]
+fn bytes_that_do_not_match_their_digest_are_refused() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("data", noise(200_000, 9))]);
+    ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    ok_in(d, &["push", "img", &format!("http://{host}/bad:1")]);
+    let desc: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(d.join("l.json")).unwrap()).unwrap();
+    let hex = desc["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let data = reg
+        .dir
+        .join("storage/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(&hex)
+        .join("data");
+    let mut bytes = fs::read(&data).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0xff;
+    fs::write(&data, bytes).unwrap();
+    let err = fail_in(
+        d,
+        &[
+            "pull",
+            &format!("http://{host}/bad:1"),
+            "--out",
+            "back",
+            "-q",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("digest mismatch") && err.contains(&hex),
+        "{err}"
+    );
+    assert!(err.contains("refused"), "{err}");
+    assert!(!d.join("back").exists());
+    let leftovers: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".strata-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn bad_references_and_unreachable_registries_are_one_line_errors() {
+    let t = tempdir();
+    let d = t.path();
+    let l = layer_of(d, "l", &[("f", b"x\n".to_vec())]);
+    ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let err = fail_in(d, &["push", "img", "http://registry.example/app:1"], 2);
+    assert!(err.contains("--insecure"), "{err}");
+    let err = fail_in(d, &["push", "img", "127.0.0.1:5000/App"], 2);
+    assert!(err.contains("invalid repository"), "{err}");
+    let port = free_port();
+    let err = fail_in(
+        d,
+        &[
+            "pull",
+            &format!("http://127.0.0.1:{port}/app:1"),
+            "--out",
+            "x",
+            "--retries",
+            "1",
+        ],
+        1,
+    );
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("connection refused"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// Run strata under GNU time; returns (output, peak RSS of strata in KiB).
+/// Why not wait4 here: a child spawned from this (large) test process starts
+/// with its memory map, and Linux keeps that high-water mark across exec.
+fn run_measured(d: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::Output, i64) {
+    assert!(
+        have_tool("/usr/bin/time"),
+        "GNU time (Debian's time) is needed"
+    );
+    let rss_file = d.join(".rss");
+    let mut c = Command::new("/usr/bin/time");
+    c.arg("-f").arg("%M").arg("-o").arg(&rss_file);
+    c.arg(env!("CARGO_BIN_EXE_strata")).args(args);
+    c.current_dir(d)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let rss = fs::read_to_string(&rss_file).unwrap();
+    let _ = fs::remove_file(rss_file);
+    let rss = rss.lines().last().unwrap().trim().parse().unwrap();
+    (out, rss)
+}
+
+fn files_over(dir: &Path, limit: u64, skip: &[&Path]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if skip.iter().any(|s| p.starts_with(s)) {
+            continue;
+        }
+        for e in fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.len() > limit {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn shallow_base_is_mounted_streamed_and_cached_never_downloaded_to_compose() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(mut a) = Registry::start(d, "rega", None) else {
+        return;
+    };
+    let Some(mut b) = Registry::start(d, "regb", None) else {
+        return;
+    };
+    let (ha, hb) = (a.host(), b.host());
+    // A base of 100+ MB (two incompressible layers) in registry A.
+    let l1 = layer_of(d, "b1", &[("opt/one.bin", noise(56 << 20, 11))]);
+    let l2 = layer_of(d, "b2", &[("opt/two.bin", noise(50 << 20, 12))]);
+    let base = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "base",
+            "--layer",
+            &l1,
+            "--layer",
+            &l2,
+            "--env",
+            "PATH=/bin",
+        ],
+    );
+    let base = base.trim();
+    ok_in(d, &["push", "-q", "base", &format!("http://{ha}/base:1")]);
+    fs::remove_dir_all(d.join("base")).unwrap();
+    for n in ["b1.tgz", "b2.tgz", "b1.tree", "b2.tree"] {
+        let p = d.join(n);
+        if p.is_dir() {
+            fs::remove_dir_all(p).unwrap();
+        } else {
+            fs::remove_file(p).unwrap();
+        }
+    }
+
+    // Shallow pull: under 100 KB, records where the layers live.
+    ok_in(
+        d,
+        &[
+            "pull",
+            "--shallow",
+            &format!("http://{ha}/base@{base}"),
+            "--out",
+            "shallow",
+        ],
+    );
+    let size = dir_size(&d.join("shallow"));
+    assert!(size < 100_000, "shallow layout holds {size} bytes");
+    let rec = fs::read_to_string(d.join("shallow/strata-remote.json")).unwrap();
+    assert!(
+        rec.contains(&ha) && rec.contains("\"repository\":\"base\""),
+        "{rec}"
+    );
+    let out = run_env(d, &["verify", "shallow"], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("2 layer(s) live in a registry"),
+        "{}",
+        text(&out.stderr)
+    );
+    let err = fail_in(d, &["verify", "--require-complete", "shallow"], 1);
+    assert!(err.contains("only in a registry"), "{err}");
+
+    // Compose on it: only config and manifest of the base are read.
+    let new = layer_of(d, "new", &[("app/hello.txt", b"hello\n".to_vec())]);
+    let app = ok_in(
+        d,
+        &[
+            "image",
+            "--base",
+            "shallow",
+            "--layer",
+            &new,
+            "--cmd",
+            "/bin/true",
+            "--out",
+            "app",
+        ],
+    );
+    let app = app.trim();
+    assert!(dir_size(&d.join("app")) < 100_000);
+    assert!(d.join("app/strata-remote.json").exists());
+
+    // Push to another repository of A: base layers mounted, one layer uploaded.
+    let out = run_env(
+        d,
+        &["push", "app", &format!("http://{ha}/app:1")],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("2 mounted"), "{err}");
+    assert!(err.contains("2 uploaded"), "{err}"); // the new layer and the config
+    assert_eq!(a.count("POST", "mount="), 2, "{:#?}", a.requests());
+    assert_eq!(
+        a.requests()
+            .iter()
+            .filter(|r| r.starts_with("POST ") && r.contains("mount=") && r.ends_with(" 201"))
+            .count(),
+        2
+    );
+    assert_eq!(raw_digest(d, &format!("docker://{ha}/app:1")), app);
+
+    // Push to registry B: base layers streamed A -> B, small RSS, no big file written.
+    let cache = d.join("cache");
+    let (out, rss_kib) = run_measured(
+        d,
+        &["push", "app", &format!("http://{hb}/app:1")],
+        &[("STRATA_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("2 streamed"), "{err}");
+    assert!(rss_kib < 64 * 1024, "peak RSS {rss_kib} KiB");
+    eprintln!("push A->B: peak RSS {} MiB; {err}", rss_kib / 1024);
+    let big = files_over(d, 1 << 20, &[&a.dir, &b.dir]);
+    assert!(big.is_empty(), "files of layer size written: {big:?}");
+    assert_eq!(raw_digest(d, &format!("docker://{hb}/app:1")), app);
+
+    // An archive needs the bytes: fetched once into the cache, then reused.
+    let gets = |r: &Registry| r.count("GET", "/blobs/sha256:");
+    let before = gets(&a);
+    let args = [
+        "image",
+        "--base",
+        "shallow",
+        "--layer",
+        &new,
+        "--cmd",
+        "/bin/true",
+        "--format",
+        "docker-archive",
+        "--out",
+        "app.tar",
+        "--cache-dir",
+        "cache",
+    ];
+    ok_in(d, &args);
+    assert_eq!(gets(&a), before + 2, "{:#?}", a.requests());
+    ok_in(d, &args);
+    assert_eq!(gets(&a), before + 2, "the second build asked A again");
+    ok_in(d, &["verify", "app.tar"]);
+    assert_eq!(ok_in(d, &["digest", "app.tar"]).trim(), app);
+
+    // Offline: composing still works; an archive names the blob and where it lives.
+    a.stop();
+    b.stop();
+    let again = ok_in(
+        d,
+        &[
+            "image",
+            "--base",
+            "shallow",
+            "--layer",
+            &new,
+            "--cmd",
+            "/bin/true",
+            "--out",
+            "app2",
+        ],
+    );
+    assert_eq!(again.trim(), app);
+    let err = fail_in(
+        d,
+        &[
+            "image",
+            "--base",
+            "shallow",
+            "--layer",
+            &new,
+            "--format",
+            "oci-archive",
+            "--out",
+            "x.tar",
+            "--cache-dir",
+            "empty-cache",
+        ],
+        1,
+    );
+    assert!(err.contains(&format!("lives at {ha}/base")), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(!d.join("x.tar").exists());
+}
