@@ -36,6 +36,16 @@ fn free_port() -> u16 {
 impl Registry {
     /// Start one; `htpasswd`: (user, password) to require Basic auth.
     pub fn start(root: &Path, name: &str, htpasswd: Option<(&str, &str)>) -> Option<Registry> {
+        Registry::start_with(root, name, htpasswd, "")
+    }
+
+    /// Start one with `auth_yaml` (an `auth:` section) when no htpasswd is given.
+    pub fn start_with(
+        root: &Path,
+        name: &str,
+        htpasswd: Option<(&str, &str)>,
+        auth_yaml: &str,
+    ) -> Option<Registry> {
         if !have_tool("docker-registry") {
             return None;
         }
@@ -55,7 +65,7 @@ impl Registry {
                     dir.join("htpasswd").display()
                 )
             }
-            None => String::new(),
+            None => auth_yaml.to_string(),
         };
         for _ in 0..5 {
             let port = free_port();
@@ -1045,4 +1055,226 @@ fn shallow_base_is_mounted_streamed_and_cached_never_downloaded_to_compose() {
     assert!(err.contains(&format!("lives at {ha}/base")), "{err}");
     assert!(err.contains("connection refused"), "{err}");
     assert!(!d.join("x.tar").exists());
+}
+
+/// A token service (the Docker Hub flow): issues RS256 JWTs signed with a
+/// throwaway key (openssl), carried in `x5c` with its self-signed
+/// certificate, which the registry trusts (`rootcertbundle`). Alice with
+/// the right password gets pull+push on what she asks for; anyone else
+/// gets a token with no access.
+struct TokenServer {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+impl TokenServer {
+    fn start(dir: &Path) -> Option<TokenServer> {
+        if !have_tool("openssl") {
+            return None;
+        }
+        let st = Command::new("openssl")
+            .current_dir(dir)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=strata-test-token",
+            ])
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{}", text(&st.stderr));
+        let der = Command::new("openssl")
+            .current_dir(dir)
+            .args(["x509", "-in", "token.crt", "-outform", "der"])
+            .output()
+            .unwrap()
+            .stdout;
+        let x5c = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(der)
+        };
+        let key = dir.join("token.key");
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let reqs = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { return };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match c.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let alice = head.lines().any(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.starts_with("authorization: basic ")
+                        && l.ends_with(&{
+                            use base64::Engine as _;
+                            base64::engine::general_purpose::STANDARD
+                                .encode("alice:t0ken-pw")
+                                .to_ascii_lowercase()
+                        })
+                });
+                let query = target.split_once('?').map(|x| x.1).unwrap_or("");
+                let mut access = Vec::new();
+                for kv in query.split('&') {
+                    if let Some(v) = kv.strip_prefix("scope=") {
+                        let v = pct_decode(v);
+                        let parts: Vec<&str> = v.split(':').collect();
+                        if parts.len() == 3 && alice {
+                            access.push(serde_json::json!({
+                                "type": parts[0], "name": parts[1],
+                                "actions": parts[2].split(',').collect::<Vec<_>>()}));
+                        }
+                    }
+                }
+                reqs.lock().unwrap().push(format!(
+                    "{} {target}",
+                    if alice { "alice" } else { "anonymous" }
+                ));
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+                let claims = serde_json::json!({
+                    "iss": "strata-test-issuer", "sub": if alice { "alice" } else { "" },
+                    "aud": "strata-test", "exp": now + 600, "nbf": now - 60, "iat": now,
+                    "jti": format!("{now}-{}", access.len()), "access": access});
+                let input = format!(
+                    "{}.{}",
+                    b64url(header.to_string().as_bytes()),
+                    b64url(claims.to_string().as_bytes())
+                );
+                let mut sign = Command::new("openssl")
+                    .args(["dgst", "-sha256", "-sign"])
+                    .arg(&key)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                sign.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+                let sig = sign.wait_with_output().unwrap().stdout;
+                let body = serde_json::json!({"token": format!("{input}.{}", b64url(&sig)), "expires_in": 600}).to_string();
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Some(TokenServer { port, requests })
+    }
+}
+
+#[test]
+fn bearer_tokens_from_the_www_authenticate_challenge() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(tokens) = TokenServer::start(d) else {
+        return;
+    };
+    let auth = format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
+        tokens.port,
+        d.join("token.crt").display()
+    );
+    let Some(reg) = Registry::start_with(d, "reg", None, &auth) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", noise(10_000, 5))]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let empty = d.join("noconfig");
+    fs::create_dir_all(&empty).unwrap();
+    let no_cfg = [("DOCKER_CONFIG", empty.to_str().unwrap())];
+    let dest = format!("http://{host}/team/app:1");
+
+    // Anonymous: the token grants nothing, the registry says 401.
+    let out = run_env(d, &["push", "img", &dest], &no_cfg, None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("401 Unauthorized") && err.contains("team/app"),
+        "{err}"
+    );
+
+    let out = run_env(
+        d,
+        &[
+            "push",
+            "img",
+            &dest,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        &no_cfg,
+        Some("t0ken-pw"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("t0ken-pw"));
+    let seen = tokens.requests.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|r| r.starts_with("alice ")
+            && r.contains("service=strata-test")
+            && r.contains("team%2Fapp%3Apull%2Cpush")),
+        "{seen:#?}"
+    );
+    let out = run_env(
+        d,
+        &[
+            "pull",
+            &dest,
+            "--out",
+            "back",
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        &no_cfg,
+        Some("t0ken-pw\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
 }
