@@ -871,3 +871,117 @@ fn an_engine_refusing_an_image_fails_with_its_message() {
         eprintln!("{prog} refused it as expected:\n{msg}");
     }
 }
+
+/// A shallow base (issue 13): the base is pushed to a real registry, pulled
+/// back with `--shallow` (no layer bytes), built on, and written as a
+/// docker-archive, which fetches the base layers into the cache; the image
+/// runs in docker and podman.
+#[test]
+fn an_image_on_a_shallow_base_runs() {
+    let Some(e) = engines() else { return };
+    let work = e.work("shallow");
+    let w = &work.0;
+    let Some(reg) = crate::registry::Registry::start(w, "reg", None) else {
+        return;
+    };
+    let host = reg.host();
+    let bb = layer(
+        w,
+        "bb",
+        &format!(r#"{{"version":1,"entries":[{}]}}"#, busybox_entries()),
+    );
+    let base = ok_in(
+        w,
+        &[
+            "image",
+            "--out",
+            "base.oci",
+            "--layer",
+            &bb,
+            "--env",
+            "PATH=/bin",
+        ],
+    );
+    ok_in(
+        w,
+        &[
+            "push",
+            "-q",
+            "base.oci",
+            &format!("http://{host}/bb-base:1"),
+        ],
+    );
+    ok_in(
+        w,
+        &[
+            "pull",
+            "-q",
+            "--shallow",
+            &format!("http://{host}/bb-base@{}", base.trim()),
+            "--out",
+            "shallow",
+        ],
+    );
+    assert!(!w
+        .join("shallow/blobs/sha256")
+        .join(&bb_digest(w)[7..])
+        .exists());
+    fs::create_dir_all(w.join("app")).unwrap();
+    fs::write(w.join("app/hello.txt"), "hi from a shallow base\n").unwrap();
+    ok_in(
+        w,
+        &[
+            "layer",
+            "--out",
+            "app.tgz",
+            "--descriptor",
+            "app.json",
+            "app",
+        ],
+    );
+    let tag = "strata-shallow:1";
+    let cmd = r#"["/bin/sh","-c","cat /hello.txt; ls /bin/busybox"]"#;
+    let common = [
+        "--base",
+        "shallow",
+        "--layer",
+        "app.tgz:app.json",
+        "--cmd",
+        cmd,
+        "--tag",
+        tag,
+    ];
+    let mut archive = vec![
+        "image",
+        "--out",
+        "shallow.tar",
+        "--format",
+        "docker-archive",
+        "--cache-dir",
+        "cache",
+    ];
+    archive.extend_from_slice(&common);
+    let mut layout = vec!["image", "--out", "shallow.oci"];
+    layout.extend_from_slice(&common);
+    let d1 = ok_in(w, &archive);
+    assert_eq!(
+        ok_in(w, &layout),
+        d1,
+        "layout (shallow) and archive hold one image"
+    );
+    e.ok(w, "docker", &["load", "-i", "shallow.tar"]);
+    e.ok(w, "podman", &["load", "-i", "shallow.tar"]);
+    let runs = [
+        ("docker load + docker run", docker_run(&e, w, tag, &[])),
+        (
+            "podman load + podman run",
+            podman_run(&e, w, &format!("docker.io/library/{tag}"), &[]),
+        ),
+    ];
+    expect_all(&runs, 0, "hi from a shallow base\n/bin/busybox\n", same);
+}
+
+fn bb_digest(w: &Path) -> String {
+    let v: Value = serde_json::from_slice(&fs::read(w.join("bb.json")).unwrap()).unwrap();
+    v["digest"].as_str().unwrap().to_string()
+}
