@@ -24,4 +24,5 @@ pub mod archive;
 pub mod descriptor;
 pub mod image;
 pub mod layout;
+pub mod nix;
 pub mod verify;
