@@ -12,3 +12,4 @@ mod errors;
 mod golden;
 mod image;
 mod layer;
+mod nix_layers;
