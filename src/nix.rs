@@ -17,7 +17,7 @@
 //! depend on in layers of their own (the popularity idea of nixpkgs'
 //! `buildLayeredImage`), so that images sharing them share layers.
 //!
-//! Invariants (the semantics of `nix/closure.awk`, which this replaced, so
+//! Invariants (the semantics of the awk script `nix/closure.awk` this replaced, so
 //! images built through Nix keep their digests):
 //! - the paths layered are every path listed (as a block's path) in a layered
 //!   graph, minus the dropped paths (their references stay) and minus every
