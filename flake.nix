@@ -15,9 +15,6 @@
       lib = forAll (system: pkgs: import ./nix {
         strata = self.packages.${system}.strata;
         inherit system;
-        # Store paths, so closure layering also works in the build sandbox.
-        awk = "${pkgs.gawk}/bin/awk";
-        find = "${pkgs.findutils}/bin/find";
       });
       packages = forAll (system: pkgs: {
         strata = pkgs.rustPlatform.buildRustPackage {

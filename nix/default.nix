@@ -10,27 +10,18 @@
 #
 # Depends on nothing but builtins (no nixpkgs), so it works offline and with
 # any nixpkgs. Every builder is a raw derivation running strata, directly or
-# from /bin/sh (to read a file Nix passes, or to loop over closure layers).
+# from /bin/sh (to read a file Nix passes, or to loop over closure layers),
+# and runs no other program.
 #
 # Closure layering: the runtime closure of store paths is only known at build
-# time (exportReferencesGraph). Splitting it into layers is done by
-# ./closure.awk today, a stand-in for the proposed `strata nix-layers`
-# subcommand with the same inputs and outputs; `closureTool = "strata"`
-# switches to it once it exists.
+# time (exportReferencesGraph). `strata nix-layers` splits it into layer specs
+# (see `closureSpecs` below and src/nix.rs for the exact semantics).
 {
   # The strata package (an attribute set, e.g. a derivation, with bin/strata),
   # or the strata binary itself (a path or string).
   strata,
   # The platform the builders run on.
   system ? builtins.currentSystem or "x86_64-linux",
-  # "awk": ./closure.awk; "strata": `strata nix-layers` (pending: not in
-  # strata yet).
-  closureTool ? "awk",
-  # The awk and GNU find closure.awk runs: commands found in /usr/bin:/bin by
-  # default (builds without the sandbox), or store paths such as
-  # "${pkgs.gawk}/bin/awk" and "${pkgs.findutils}/bin/find" (any sandbox).
-  awk ? "awk",
-  find ? "find",
 }:
 let
   bin = if builtins.isAttrs strata then "${strata}/bin/strata" else "${strata}";
@@ -41,17 +32,15 @@ let
   graphPairs = prefix: paths: builtins.concatMap (g: [ g.name "${g.value}" ]) (indexed prefix paths);
   graphNames = prefix: paths: map (g: g.name) (indexed prefix paths);
 
-  # The shell command writing the closure's layer specs into `outDir` (see
-  # ./closure.awk for the exact semantics, shared with `strata nix-layers`).
+  # The shell command writing the closure's layer specs into the directory
+  # `outDir` (created, or replaced), 0001.json ... bottom first, none when no
+  # path is left: every path of the `graphs` (exportReferencesGraph files)
+  # except the `drop` paths (their references stay) and the paths of the
+  # `excludeGraphs` (held by another layer); the most popular paths (reached
+  # from the most others) in layers of their own, at most `maxLayers` layers.
   closureSpecs = { graphs, excludeGraphs ? [ ], drop ? [ ], maxLayers, outDir }:
-    if closureTool == "strata" then
-      # Pending strata subcommand; the interface is documented in closure.awk.
-      "${bin} nix-layers --max-layers ${toString maxLayers} --out-dir ${outDir} "
-      + words (map (p: "--drop ${p}") drop ++ map (g: "--exclude-graph ${g}") excludeGraphs ++ graphs)
-    else if closureTool == "awk" then
-      "LC_ALL=C ${awk} -f ${./closure.awk} -v maxLayers=${toString maxLayers} -v outDir=${outDir} -v find=${find} "
-      + "-v drop='${words drop}' -v excludeGraphs='${words excludeGraphs}' ${words (graphs ++ excludeGraphs)}"
-    else throw "strata nix: closureTool must be \"awk\" or \"strata\", not \"${closureTool}\"";
+    "${bin} nix-layers --max-layers ${toString maxLayers} --out-dir ${outDir} "
+    + words (map (p: "--drop ${p}") drop ++ map (g: "--exclude-graph ${g}") excludeGraphs ++ graphs);
 
   # The store paths a string refers to, as context keys ("/nix/store/…drv!out"
   # for a derivation output, the path for a source).
@@ -107,13 +96,12 @@ rec {
           # The closure as one more spec (one layer: no popularity split).
           ''
             set -e
-            ${closureSpecs { graphs = graphNames "graph" storePaths; maxLayers = 1; outDir = "."; }}
-            exec ${layerCmd} --spec 0001.json
+            ${closureSpecs { graphs = graphNames "graph" storePaths; maxLayers = 1; outDir = "closure"; }}
+            exec ${layerCmd} --spec closure/0001.json
           '')
       ];
     } // (if storePaths == [ ] then { } else {
       exportReferencesGraph = graphPairs "graph" storePaths;
-      PATH = "/usr/bin:/bin";
     })) // {
       # For buildImage: these paths and their closure are in this layer.
       strataStorePaths = storePaths;
@@ -212,7 +200,6 @@ rec {
       # /bin/sh runs the closure split, one `strata layer` per closure layer,
       # and puts their --layer flags where "@closure@" stands.
       builder = "/bin/sh";
-      PATH = "/usr/bin:/bin";
       exportReferencesGraph = [ "graph" roots ] ++ graphPairs "exclude" layerPaths;
       args = [
         "-c"
@@ -223,12 +210,12 @@ rec {
             excludeGraphs = graphNames "exclude" layerPaths;
             drop = [ "${roots}" ] ++ map (p: "${p}") rootOnly;
             inherit maxLayers;
-            outDir = ".";
+            outDir = "closure";
           }}
           for a do
             shift
             if [ "$a" != @closure@ ]; then set -- "$@" "$a"; continue; fi
-            for s in [0-9][0-9][0-9][0-9].json; do
+            for s in closure/[0-9][0-9][0-9][0-9].json; do
               [ -e "$s" ] || continue
               b=''${s%.json}
               ${bin} layer --spec "$s" --out "$b.layer" --descriptor "$b.desc" --compression ${compression} --mtime ${toString mtime} >/dev/null

@@ -47,6 +47,8 @@ enum Command {
     Image(Box<ImageArgs>),
     /// Make a multi-platform image index from single-platform images.
     Index(IndexArgs),
+    /// Split a Nix closure (exportReferencesGraph files) into layer specs, by popularity.
+    NixLayers(NixLayersArgs),
     /// Print the manifest (or index) digest of an image.
     Digest(DigestArgs),
     /// Check every blob, digest, size, diff_id and reference of an image.
@@ -330,6 +332,7 @@ pub fn main() -> i32 {
         Command::Layer(a) => layer(a),
         Command::Image(a) => image(*a),
         Command::Index(a) => index(a),
+        Command::NixLayers(a) => nix_layers(a),
         Command::Digest(a) => digest(a),
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
@@ -720,6 +723,56 @@ fn copy_image_blobs(
         plan.blobs.insert(d.digest, (d.size, src));
     }
     Ok(())
+}
+
+#[derive(Args)]
+struct NixLayersArgs {
+    /// At most this many layers (>= 1): the most popular store paths one each, the rest in the last.
+    #[arg(long)]
+    max_layers: usize,
+    /// Directory to write the specs to (0001.json, 0002.json, ..., bottom first); replaced as a whole.
+    #[arg(long)]
+    out_dir: Utf8PathBuf,
+    /// A store path to leave out (its references stay); repeatable.
+    #[arg(long)]
+    drop: Vec<String>,
+    /// A references graph whose paths another layer holds (left out); repeatable.
+    #[arg(long)]
+    exclude_graph: Vec<Utf8PathBuf>,
+    /// References graphs (exportReferencesGraph files) whose paths are layered.
+    #[arg(required = true)]
+    graphs: Vec<Utf8PathBuf>,
+}
+
+fn nix_layers(a: NixLayersArgs) -> CliResult {
+    if a.max_layers < 1 {
+        return Err(Failure::Usage(Error::invalid(
+            "--max-layers 0: must be at least 1",
+        )));
+    }
+    if a.out_dir.file_name().is_none() {
+        return Err(Failure::Usage(Error::invalid(format!(
+            "--out-dir {}: needs a name of its own (not ., .. or /): it is replaced as a whole",
+            a.out_dir
+        ))));
+    }
+    let mut closure = strata::nix::Closure::new();
+    for g in &a.graphs {
+        closure.read_graph(g, false)?;
+    }
+    for g in &a.exclude_graph {
+        closure.read_graph(g, true)?;
+    }
+    let paths = closure
+        .ordered(&a.drop)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let layers = strata::nix::split(paths, a.max_layers)?;
+    for spec in strata::nix::write_specs(&layers, &a.out_dir)? {
+        println!("{spec}");
+    }
+    Ok(0)
 }
 
 fn digest(a: DigestArgs) -> CliResult {

@@ -24,5 +24,6 @@ pub mod archive;
 pub mod descriptor;
 pub mod image;
 pub mod layout;
+pub mod nix;
 pub mod registry;
 pub mod verify;

@@ -12,4 +12,5 @@ mod errors;
 mod golden;
 mod image;
 mod layer;
+mod nix_layers;
 mod registry;

@@ -16,7 +16,7 @@
 #     other lands under /nix/store, split by popularity into maxLayers layers,
 #     left out where an explicit layer holds it, referred to by copyToRoot,
 #     on an OCI layout base and an oci-archive base; the root flake's lib
-#     (fake nixpkgs' awk and find) makes the same image as the stand-in;
+#     (on fake nixpkgs' strata package) makes the same image as the stand-in;
 #  3. nix build --rebuild finds every image and layer bit-identical;
 #  4. strata verify, oci-image-tool, skopeo and umoci (--rootless) accept them
 #     (skipped when not installed, unless STRATA_REQUIRE_TOOLS=1);
@@ -111,7 +111,7 @@ check "greet: base layer" "$(golden layer)" "$(echo "$L" | nth 1)"
 check "greet: layers" "hello|words|greet" "$(for i in 1 2 3; do entries "$GREET" "$(echo "$L" | nth $i)" | sed 's/^etc www$/hello/'; done | paste -sd'|')"
 L=$(layers "$CLOSURE")
 check "closure: maxLayers 3, by popularity" "lib1|lib2|app link tool" "$(for d in $L; do entries "$CLOSURE" "$d"; done | paste -sd'|')"
-# The root flake's lib (awk and find as store paths) makes the same image.
+# The root flake's lib (strata as a package, not a path) makes the same image.
 cat >"$WORK/root-closure.nix" <<EOF
 let
   s = (builtins.getFlake "$RT").lib.x86_64-linux;

@@ -1,8 +1,7 @@
 # Just enough of nixpkgs to evaluate and build the root flake offline:
 # lib.genAttrs; rustPlatform.buildRustPackage packaging the cargo-built strata
-# (tests/nix/run.sh copies it beside this file) instead of building it; gawk
-# and findutils pointing at the host's. The suite builds the root flake with
-# `--override-input nixpkgs` pointing here.
+# (tests/nix/run.sh copies it beside this file) instead of building it. The
+# suite builds the root flake with `--override-input nixpkgs` pointing here.
 {
   outputs = { self }:
     let
@@ -18,8 +17,6 @@
       lib.genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
       legacyPackages.${system} = {
         rustPlatform.buildRustPackage = { pname, version, ... }: sh "${pname}-${version}" "cp ${./strata} $out/bin/strata";
-        gawk = sh "gawk" "ln -s /usr/bin/awk $out/bin/awk";
-        findutils = sh "findutils" "ln -s /usr/bin/find $out/bin/find";
       };
     };
 }
