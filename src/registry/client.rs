@@ -211,6 +211,12 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    /// Whether `url` is on this registry (scheme, host and port).
+    fn same_origin(&self, url: &str) -> bool {
+        url.strip_prefix(&self.base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+    }
+
     /// Resolve a `Location` header (absolute, or relative to the registry).
     pub fn resolve(&self, location: &str) -> String {
         if location.starts_with("http://") || location.starts_with("https://") {
@@ -433,7 +439,12 @@ impl Client {
             for (k, v) in headers {
                 req = req.set(k, v);
             }
-            let sent = self.auth_header(scopes);
+            // Why: a Location may point elsewhere (a CDN); credentials go to the registry only.
+            let sent = if self.same_origin(url) {
+                self.auth_header(scopes)
+            } else {
+                None
+            };
             if let Some(a) = &sent {
                 req = req.set("Authorization", a);
             }
@@ -527,15 +538,6 @@ impl Client {
         }
     }
 
-    /// A raw request builder with the current auth (for streaming bodies).
-    pub fn raw(&self, method: &str, url: &str, scopes: &[String]) -> ureq::Request {
-        let mut req = self.agent.request(method, url);
-        if let Some(a) = self.auth_header(scopes) {
-            req = req.set("Authorization", &a);
-        }
-        req
-    }
-
     /// Sleep before retry `attempt` of a higher-level operation.
     pub fn pause(&self, attempt: u32) {
         std::thread::sleep(self.backoff(attempt, None));
@@ -553,5 +555,23 @@ pub fn scope(repository: &str, push: bool) -> String {
         format!("repository:{repository}:pull,push")
     } else {
         format!("repository:{repository}:pull")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_only_go_to_the_registry() {
+        let c = Client::new("127.0.0.1:5000", ClientOptions::default());
+        assert!(c.same_origin("https://127.0.0.1:5000/v2/app/blobs/uploads/x?_state=1"));
+        assert!(!c.same_origin("https://127.0.0.1:50001/v2/"));
+        assert!(!c.same_origin("http://127.0.0.1:5000/v2/"));
+        assert!(!c.same_origin("https://cdn.example/127.0.0.1:5000/v2/"));
+        assert_eq!(
+            c.resolve("/v2/app/blobs/uploads/u?_state=s"),
+            "https://127.0.0.1:5000/v2/app/blobs/uploads/u?_state=s"
+        );
     }
 }
