@@ -226,6 +226,10 @@ struct RegistryArgs {
     /// Attempts after the first for failed requests (connection errors, 5xx, 429).
     #[arg(long, default_value_t = 5)]
     retries: u32,
+    /// Also trust the certificates in this PEM file (a private CA); repeatable.
+    /// Default: $SSL_CERT_FILE, if set.
+    #[arg(long)]
+    ca_cert: Vec<Utf8PathBuf>,
 }
 
 #[derive(Args)]
@@ -979,24 +983,41 @@ fn registries(
     explicit: Option<(String, strata::registry::auth::Credentials)>,
     insecure: bool,
     retries: u32,
-) -> strata::registry::Registries {
-    use strata::registry::client::ClientOptions;
+    ca_certs: &[Utf8PathBuf],
+) -> Result<strata::registry::Registries> {
+    use strata::registry::client::{parse_pem_certs, ClientOptions};
+    let mut files = ca_certs.to_vec();
+    if files.is_empty() {
+        if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
+            files.push(
+                Utf8PathBuf::from_path_buf(f.into())
+                    .map_err(|_| Error::invalid("SSL_CERT_FILE: not a UTF-8 path"))?,
+            );
+        }
+    }
+    let mut extra_roots = Vec::new();
+    for f in &files {
+        extra_roots.extend(parse_pem_certs(f)?);
+    }
     let config = docker_config_path();
-    strata::registry::Registries::new(move |registry, plain_http| {
-        let credentials = match &explicit {
-            Some((r, c)) if r == registry => Some(c.clone()),
-            _ => match &config {
-                Some(p) => strata::registry::auth::from_docker_config(p, registry)?,
-                None => None,
-            },
-        };
-        Ok(ClientOptions {
-            plain_http: plain_http || insecure,
-            credentials,
-            retries,
-            ..ClientOptions::default()
-        })
-    })
+    Ok(strata::registry::Registries::new(
+        move |registry, plain_http| {
+            let credentials = match &explicit {
+                Some((r, c)) if r == registry => Some(c.clone()),
+                _ => match &config {
+                    Some(p) => strata::registry::auth::from_docker_config(p, registry)?,
+                    None => None,
+                },
+            };
+            Ok(ClientOptions {
+                plain_http: plain_http || insecure,
+                credentials,
+                retries,
+                extra_roots: extra_roots.clone(),
+                ..ClientOptions::default()
+            })
+        },
+    ))
 }
 
 fn explicit_credentials(
@@ -1035,7 +1056,7 @@ fn fetch_remote_blobs(plan: &mut LayoutPlan, flag: Option<&Utf8Path>) -> Result<
         return Ok(());
     }
     let cache = strata::registry::cache::Cache::new(&cache_dir(flag)?);
-    let regs = registries(None, false, 3);
+    let regs = registries(None, false, 3, &[])?;
     let progress = Reporter::new(false, "fetching");
     cache.materialize(plan, &regs, &progress)?;
     progress.finish();
@@ -1175,7 +1196,12 @@ fn push(a: PushArgs) -> CliResult {
     let creds = usage(explicit_credentials(&a.registry, &dest.registry))?;
     let layout = Layout::open(&a.path)?;
     let top = layout.top(a.image_ref.as_deref())?;
-    let regs = registries(creds, a.registry.insecure, a.registry.retries);
+    let regs = usage(registries(
+        creds,
+        a.registry.insecure,
+        a.registry.retries,
+        &a.registry.ca_cert,
+    ))?;
     let progress = Reporter::new(a.registry.quiet, "pushing");
     let opts = strata::registry::push::PushOptions {
         chunk_size: a.chunk_size,
@@ -1211,7 +1237,12 @@ fn pull(a: PullArgs) -> CliResult {
             format!("{host}/{}:{t}", src.repository)
         }),
     };
-    let regs = registries(creds, a.registry.insecure, a.registry.retries);
+    let regs = usage(registries(
+        creds,
+        a.registry.insecure,
+        a.registry.retries,
+        &a.registry.ca_cert,
+    ))?;
     let progress = Reporter::new(a.registry.quiet, "pulling");
     let opts = strata::registry::pull::PullOptions {
         platform,

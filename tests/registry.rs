@@ -1278,3 +1278,58 @@ fn bearer_tokens_from_the_www_authenticate_challenge() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
 }
+
+#[test]
+fn tls_is_verified_and_a_private_ca_can_be_trusted() {
+    let t = tempdir();
+    let d = t.path();
+    if !have_tool("openssl") {
+        return;
+    }
+    // A private CA and a server certificate for 127.0.0.1 signed by it.
+    let sh = |cmd: &str| {
+        let o = Command::new("sh")
+            .current_dir(d)
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {}", text(&o.stderr));
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=strata-test-ca");
+    sh("openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1");
+    sh("printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf");
+    let tls = format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        d.join("srv.pem").display(),
+        d.join("srv.key").display()
+    );
+    let Some(reg) = Registry::start_with(d, "reg", None, &tls) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", b"over tls\n".to_vec())]);
+    let dest = format!("{host}/secure:1");
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l, "--tag", &dest]);
+    // Not trusted: refused, one line, naming the registry and the certificate problem.
+    let err = fail_in(d, &["push", "img", &dest, "--retries", "0"], 1);
+    assert!(
+        err.contains(&host) && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Trusted with --ca-cert, or with SSL_CERT_FILE.
+    let out = ok_in(d, &["push", "-q", "img", &dest, "--ca-cert", "ca.pem"]);
+    assert_eq!(out.trim(), format!("{dest}@{}", digest.trim()));
+    let ca = d.join("ca.pem");
+    let out = run_env(
+        d,
+        &["pull", "-q", &dest, "--out", "back"],
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(tree_bytes(&d.join("back")), tree_bytes(&d.join("img")));
+    let err = fail_in(d, &["pull", &dest, "--out", "x", "--ca-cert", "l.json"], 2);
+    assert!(err.contains("l.json") && err.contains("PEM"), "{err}");
+}

@@ -35,6 +35,8 @@ pub struct ClientOptions {
     pub retries: u32,
     /// First backoff delay; doubles per attempt, capped at 8 s.
     pub backoff: Duration,
+    /// Certificates (DER) trusted besides Mozilla's roots, e.g. a private CA.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -44,6 +46,7 @@ impl Default for ClientOptions {
             credentials: None,
             retries: 5,
             backoff: Duration::from_millis(250),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -179,7 +182,11 @@ pub fn status_error(what: &str, resp: ureq::Response) -> Error {
 impl Client {
     /// A client for `registry` (`HOST[:PORT]`).
     pub fn new(registry: &str, opts: ClientOptions) -> Client {
-        let agent = ureq::AgentBuilder::new()
+        let mut builder = ureq::AgentBuilder::new();
+        if !opts.extra_roots.is_empty() {
+            builder = builder.tls_config(tls_config(&opts.extra_roots));
+        }
+        let agent = builder
             .timeout_connect(Duration::from_secs(15))
             .timeout_read(Duration::from_secs(120))
             .timeout_write(Duration::from_secs(120))
@@ -547,6 +554,48 @@ impl Client {
     pub fn retries(&self) -> u32 {
         self.opts.retries
     }
+}
+
+/// Mozilla's roots plus `extra` (certificates a user trusts); certificates
+/// are always verified.
+fn tls_config(extra: &[Vec<u8>]) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for der in extra {
+        // Why ignore a bad one here: `parse_pem_certs` already refused malformed files.
+        let _ = roots.add(rustls::pki_types::CertificateDer::from(der.clone()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(cfg)
+}
+
+/// The certificates of a PEM file (`--ca-cert`), as DER.
+pub fn parse_pem_certs(path: &camino::Utf8Path) -> Result<Vec<Vec<u8>>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {path}"), &e))?;
+    let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&bytes)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::invalid(format!("{path}: not a PEM certificate file")))?;
+    if certs.is_empty() {
+        return Err(Error::invalid(format!(
+            "{path}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    for (i, c) in certs.iter().enumerate() {
+        let mut store = rustls::RootCertStore::empty();
+        store
+            .add(CertificateDer::from(c.clone()))
+            .map_err(|e| Error::invalid(format!("{path}: certificate {}: {e}", i + 1)))?;
+    }
+    Ok(certs)
 }
 
 /// The pull/push scope for `repository`.
