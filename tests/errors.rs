@@ -1826,3 +1826,61 @@ fn archives_whose_tar_sizes_lie() {
         rejects(d, &[cmd, "lies.tar"], 1, &["strata: lies.tar"]);
     }
 }
+
+/// Issue 8's layer-count limit: more than 1,000 layers, from the command
+/// line or in a base manifest, is refused before anything is written.
+#[test]
+fn more_than_a_thousand_layers() {
+    let t = tempdir();
+    let d = t.path();
+    let layer_hex = image(d);
+    // 1,001 new layers (the same blob: the count is what is checked).
+    let mut args: Vec<&str> = vec!["image", "--out", "img"];
+    for _ in 0..1001 {
+        args.extend(["--layer", "l.tgz:l.json"]);
+    }
+    rejects(d, &args, 1, &["1001 layers exceeds the limit of 1000"]);
+    // A base manifest listing 1,001 layers.
+    copy_dir(&d.join("good"), &d.join("base"));
+    let idx = json_file(&d.join("good/index.json"));
+    let m = hex_of(&idx["manifests"][0]["digest"]);
+    let mut manifest = json_file(&d.join("good/blobs/sha256").join(&m));
+    let layer = manifest["layers"][0].clone();
+    manifest["layers"] = serde_json::Value::Array(vec![layer; 1001]);
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = strata::digest::Digest::of(&bytes);
+    fs::write(d.join("base/blobs/sha256").join(digest.hex()), &bytes).unwrap();
+    fs::write(
+        d.join("base/index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{}}}]}}"#,
+            bytes.len()
+        ),
+    )
+    .unwrap();
+    let line = rejects(
+        d,
+        &[
+            "image",
+            "--out",
+            "img",
+            "--base",
+            "base",
+            "--layer",
+            "l.tgz:l.json",
+        ],
+        1,
+        &[&format!(
+            "base/blobs/sha256/{}: 1001 layers exceeds the limit of 1000",
+            digest.hex()
+        )],
+    );
+    assert!(!line.contains(&layer_hex), "{line}");
+    let line = rejects(
+        d,
+        &["verify", "base"],
+        1,
+        &["1001 layers exceeds the limit of 1000"],
+    );
+    assert!(line.contains("base/"), "{line}");
+}
