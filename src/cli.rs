@@ -28,6 +28,9 @@ use strata::layout::{BlobSource, Layout, LayoutPlan};
 use strata::output;
 use strata::spec::LayerSpec;
 
+mod audit;
+use audit::{DiffArgs, NormalizeArgs};
+
 #[derive(Parser)]
 #[command(
     name = "strata",
@@ -53,6 +56,10 @@ enum Command {
     Verify(PathArg),
     /// Summarize an image (platform, config, layers).
     Inspect(InspectArgs),
+    /// Explain why two images or layers differ (exit 0 same, 1 different, 2 error).
+    Diff(DiffArgs),
+    /// Rewrite a foreign layer or image into strata's canonical form.
+    Normalize(NormalizeArgs),
 }
 
 #[derive(Args)]
@@ -245,6 +252,8 @@ pub fn main() -> i32 {
         Command::Digest(a) => digest(a),
         Command::Verify(a) => verify(a),
         Command::Inspect(a) => inspect(a),
+        Command::Diff(a) => return audit::diff(a),
+        Command::Normalize(a) => audit::normalize(a),
     };
     match res {
         Ok(code) => code,

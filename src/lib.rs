@@ -25,3 +25,6 @@ pub mod descriptor;
 pub mod image;
 pub mod layout;
 pub mod verify;
+// Reproducibility audits (issue #6).
+pub mod diff;
+pub mod normalize;
