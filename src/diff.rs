@@ -194,7 +194,8 @@ impl Report {
             }
             if f.field.starts_with("only in") {
                 let v = if f.a.is_null() { &f.b } else { &f.a };
-                out.push_str(&format!("{} ({})\n", f.field, show(v)));
+                let v = v.as_str().map(str::to_string).unwrap_or_else(|| show(v));
+                out.push_str(&format!("{} ({v})\n", f.field));
             } else {
                 out.push_str(&format!(
                     "{}: A {}, B {}\n",
@@ -232,11 +233,7 @@ impl Report {
 fn show(v: &Value) -> String {
     match v {
         Value::Null => "(absent)".to_string(),
-        Value::String(s)
-            if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            s.clone()
-        }
+        Value::String(s) if !s.is_empty() && !s.chars().any(char::is_control) => s.clone(),
         other => String::from_utf8_lossy(&crate::json::to_canonical(other)).into_owned(),
     }
 }
@@ -928,7 +925,7 @@ mod tests {
         let text = r.to_text();
         assert!(text.contains("layer: a: mode: A 0644, B 0600\n"), "{text}");
         assert!(
-            text.contains("layer: b: only in A (\"file, 1 bytes\")"),
+            text.contains("layer: b: only in A (file, 1 bytes)"),
             "{text}"
         );
         let s = run(&a, &b, true);

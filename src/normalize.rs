@@ -187,9 +187,7 @@ fn to_entry<R: Read>(
     }
     let path = LayerPath::parse(&e.path).map_err(|err| err.context(at()))?;
     let kind = match e.kind {
-        EntryType::File => {
-            EntryKind::File(stage_content(r, e, st).map_err(|err| err.context(at()))?)
-        }
+        EntryType::File => EntryKind::File(stage_content(r, e, st)?),
         EntryType::Dir => EntryKind::Dir,
         EntryType::Symlink => {
             crate::spec::check_link_target(&path, &e.linkname)
