@@ -186,6 +186,15 @@ fn to_entry<R: Read>(
         )));
     }
     let path = LayerPath::parse(&e.path).map_err(|err| err.context(at()))?;
+    // Why: a ustar name field holds 32 bytes and strata writes no PAX uname.
+    for (what, name) in [("uname", &e.uname), ("gname", &e.gname)] {
+        if name.len() > 32 && opts.owners == Owners::Keep {
+            return Err(Error::unsupported(format!(
+                "{}: {what} {name:?} is longer than 32 bytes; --owners root drops it",
+                at()
+            )));
+        }
+    }
     let kind = match e.kind {
         EntryType::File => EntryKind::File(stage_content(r, e, st)?),
         EntryType::Dir => EntryKind::Dir,
