@@ -28,6 +28,9 @@ use strata::layout::{BlobSource, Layout, LayoutPlan};
 use strata::output;
 use strata::spec::LayerSpec;
 
+mod audit;
+use audit::{DiffArgs, NormalizeArgs};
+
 #[derive(Parser)]
 #[command(
     name = "strata",
@@ -59,6 +62,10 @@ enum Command {
     Push(Box<PushArgs>),
     /// Pull an image or index from a registry into an OCI layout.
     Pull(Box<PullArgs>),
+    /// Explain why two images or layers differ (exit 0 same, 1 different, 2 error).
+    Diff(DiffArgs),
+    /// Rewrite a foreign layer or image into strata's canonical form.
+    Normalize(NormalizeArgs),
 }
 
 #[derive(Args)]
@@ -342,6 +349,8 @@ pub fn main() -> i32 {
         Command::Inspect(a) => inspect(a),
         Command::Push(a) => push(*a),
         Command::Pull(a) => pull(*a),
+        Command::Diff(a) => return audit::diff(a),
+        Command::Normalize(a) => audit::normalize(a),
     };
     match res {
         Ok(code) => code,

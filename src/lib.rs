@@ -27,3 +27,6 @@ pub mod layout;
 pub mod nix;
 pub mod registry;
 pub mod verify;
+// Reproducibility audits (issue #6).
+pub mod diff;
+pub mod normalize;

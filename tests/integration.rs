@@ -6,6 +6,7 @@
 //! (set by `.ci/run`) a missing tool is a failure, otherwise a skip.
 mod util;
 
+mod audit;
 mod consumers;
 mod engines;
 mod errors;

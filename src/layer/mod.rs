@@ -12,6 +12,7 @@ pub mod dedupe;
 pub mod dir;
 pub mod entry;
 pub mod path;
+pub mod read;
 pub mod tar;
 
 use std::fs::File;
