@@ -4,6 +4,12 @@
 
     strata_register_toolchains()
 
+and `oci_pull` (rules/private/pull.bzl), base images pinned by digest:
+
+    load("@strata//rules:repositories.bzl", "oci_pull")
+
+    oci_pull(name = "base", image = "registry.example/base", digest = "sha256:...")
+
 Where the binary comes from, first match wins:
 
 1. `STRATA_BINARY=/abs/path/strata` in the environment of the bazel client
@@ -21,6 +27,10 @@ Where the binary comes from, first match wins:
 Whatever the source, the binary reaches actions as an input File through the
 toolchain, so its bytes are part of every action key.
 """
+
+load("//rules/private:pull.bzl", _oci_pull = "oci_pull")
+
+oci_pull = _oci_pull
 
 _BUILD = """\
 load("{toolchain_bzl}", "strata_toolchain")

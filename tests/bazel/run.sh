@@ -10,10 +10,16 @@
 #     by the default toolchain (cargo, from source): identical bytes;
 #  4. a --disk_cache rebuild after bazel clean runs no strata action;
 #  5. oci-image-tool, skopeo (and the oci_load tarball through skopeo) accept
-#     the outputs; a missing tool is skipped unless STRATA_REQUIRE_TOOLS=1.
+#     the outputs; a missing tool is skipped unless STRATA_REQUIRE_TOOLS=1;
+#  6. oci_pull/oci_push (the workspace tests/bazel/push) against two loopback
+#     docker-registry instances: a 120 MB base pushed to A is pulled shallow,
+#     composed on and pushed to A (base layers mounted) and to B (streamed
+#     A->B); the registries hold strata's digest; the output base and disk
+#     cache keep < 1% of the base's layer bytes.
 # The Bazel servers are shut down and the output bases removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")"
+HERE=$PWD
 ROOT=$(cd ../.. && pwd)
 export DEBIAN_FRONTEND=noninteractive
 T0=$SECONDS
@@ -27,9 +33,15 @@ require() { # tool: 0 if present; else fail (STRATA_REQUIRE_TOOLS=1) or skip
 }
 
 step "install"
-if ! command -v bazel >/dev/null 2>&1 || [ ! -d /usr/share/bazel/rules/java ]; then
+# bazel; docker-registry and skopeo for oci_pull/oci_push (step 6).
+missing=()
+command -v bazel >/dev/null 2>&1 || missing+=(bazel-bootstrap)
+[ -d /usr/share/bazel/rules/java ] || missing+=(bazel-rules-java)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 bazel-bootstrap bazel-rules-java >/dev/null
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
 fi
 echo "bazel: $(dpkg-query -W -f='${Version}' bazel-bootstrap 2>/dev/null || bazel --version)"
 if ! command -v buildifier >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
@@ -69,9 +81,16 @@ WORK=$(mktemp -d /tmp/strata-bazel.XXXXXX)
 OB1=$WORK/ob1
 OB2=$WORK/ob2
 CACHE=$WORK/disk-cache
+OB3=$WORK/ob3
 cleanup() {
   bazel --output_base="$OB1" shutdown >/dev/null 2>&1 || true
   bazel --output_base="$OB2" shutdown >/dev/null 2>&1 || true
+  (cd "$HERE/push" && bazel --output_base="$OB3" shutdown >/dev/null 2>&1) || true
+  local pid
+  for pid in "$WORK"/registry-*/pid; do
+    [ -f "$pid" ] || continue
+    kill "$(cat "$pid")" 2>/dev/null || true
+  done
   chmod -R u+w "$WORK" 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -172,6 +191,144 @@ if require skopeo; then
   skopeo --insecure-policy copy -q "docker-archive:$BIN/example/app_load.tar" "oci:$WORK/loaded:1"
   "$STRATA_BINARY" verify "$WORK/loaded"
   echo "ok: skopeo copy docker-archive:app_load.tar"
+fi
+
+step "oci_pull (shallow) -> oci_image -> oci_push, two loopback registries"
+start_registry() { # name: a docker-registry on a free 127.0.0.1 port; $WORK/registry-<name>/{port,pid,access.log}
+  local d=$WORK/registry-$1 port
+  mkdir -p "$d/storage"
+  for _ in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 40000))
+    printf 'version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' \
+      "$d/storage" "$port" >"$d/config.yml"
+    # The access log goes to stdout, the rest to stderr.
+    docker-registry serve "$d/config.yml" >"$d/access.log" 2>"$d/registry.log" &
+    echo $! >"$d/pid"
+    for _ in $(seq 200); do
+      kill -0 "$(cat "$d/pid")" 2>/dev/null || break # died: port taken?
+      if grep -q "listening on 127.0.0.1:$port" "$d/registry.log"; then
+        echo "$port" >"$d/port"
+        return 0
+      fi
+      sleep 0.1
+    done
+    kill "$(cat "$d/pid")" 2>/dev/null || true
+    rm -f "$d/pid"
+  done
+  cat "$d/registry.log" >&2
+  echo "FAIL: docker-registry $1 did not start" >&2
+  exit 1
+}
+size_sum() { grep -h -o '"size":[0-9]*' "$@" | cut -d: -f2 | awk '{ s += $1 } END { print s }'; }
+registry_digest() { skopeo inspect --tls-verify=false --raw "docker://$1" | sha256sum | sed 's/^/sha256:/; s/ .*//'; }
+layer_requests() { # log ERE: matching lines, LAYER standing for each base layer's hex digest
+  local d c n=0
+  for d in $LAYERS; do
+    c=$(grep -c -E "${2//LAYER/$d}" "$1" || true)
+    n=$((n + c))
+  done
+  echo "$n"
+}
+GET_BASE='"GET /v2/base/blobs/sha256:LAYER HTTP/1\.1" 200 '
+MOUNT_APP='"POST /v2/app/blobs/uploads/\?mount=sha256%3ALAYER&from=base HTTP/1\.1" 201 '
+PUT_APP='"PUT /v2/app/blobs/uploads/[^ ]*digest=sha256%3ALAYER HTTP/1\.1" 201 '
+
+push_suite() {
+  start_registry A
+  start_registry B
+  local PA PB
+  PA=$(cat "$WORK/registry-A/port")
+  PB=$(cat "$WORK/registry-B/port")
+  echo "registry A: 127.0.0.1:$PA, registry B: 127.0.0.1:$PB"
+
+  # A 120 MB base (two incompressible layers), built and pushed by the CLI.
+  local b=$WORK/base
+  mkdir -p "$b/l1/data" "$b/l2/data"
+  head -c 60000000 /dev/urandom >"$b/l1/data/random1"
+  head -c 60000000 /dev/urandom >"$b/l2/data/random2"
+  "$STRATA_BINARY" layer "$b/l1" --out "$b/l1.tar.gz" --descriptor "$b/l1.json" >/dev/null
+  "$STRATA_BINARY" layer "$b/l2" --out "$b/l2.tar.gz" --descriptor "$b/l2.json" >/dev/null
+  "$STRATA_BINARY" image --out "$b/layout" --layer "$b/l1.tar.gz:$b/l1.json" --layer "$b/l2.tar.gz:$b/l2.json" \
+    --cmd /bin/sh --digest-file "$b/digest" >/dev/null
+  "$STRATA_BINARY" push -q "$b/layout" "http://127.0.0.1:$PA/base:1"
+  local base_digest base_bytes
+  base_digest=$(cat "$b/digest")
+  base_bytes=$(size_sum "$b/l1.json" "$b/l2.json")
+  LAYERS=$(sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p' "$b/l1.json" "$b/l2.json")
+  rm -rf "$b"
+  echo "base: $base_digest, layers $base_bytes bytes"
+
+  local B3=(bazel --output_base="$OB3")
+  local F3=(--repo_env=STRATA_BINARY="$STRATA_BINARY" --repo_env=REGISTRY="127.0.0.1:$PA"
+    --repo_env=BASE_DIGEST="$base_digest" --disk_cache="$WORK/push-cache")
+  # Where strata would cache layer bytes it needed (it needs none here).
+  export STRATA_CACHE_DIR=$WORK/strata-cache
+  cd "$HERE/push"
+  local t=$SECONDS
+  "${B3[@]}" build "${F3[@]}" //...
+  echo "oci_pull + oci_image + launchers: $((SECONDS - t)) s (server start included)"
+  local bin ext want
+  bin=$("${B3[@]}" info "${F3[@]}" bazel-bin 2>/dev/null)
+  ext=$("${B3[@]}" info "${F3[@]}" output_base 2>/dev/null)/external/base
+  want=$(cat "$bin/app.digest")
+  [ "$("$STRATA_BINARY" digest "$bin/app")" = "$want" ] || { echo "FAIL: strata digest of //:app is not $want" >&2; exit 1; }
+  [ "$(cat "$ext/digest")" = "$base_digest" ] || { echo "FAIL: @base//:digest is not the pin" >&2; exit 1; }
+  [ "$(size_sum "$ext/layout/strata-remote.json")" = "$base_bytes" ] || { echo "FAIL: strata-remote.json does not record the base layers" >&2; exit 1; }
+  [ "$(layer_requests "$WORK/registry-A/access.log" "$GET_BASE")" = 0 ] || { echo "FAIL: oci_pull fetched base layers" >&2; exit 1; }
+  echo "ok: @base is shallow, //:app = $want"
+
+  t=$SECONDS
+  "${B3[@]}" run "${F3[@]}" //:push 2>&1 | tee "$WORK/push-a.log"
+  echo "push to A: $((SECONDS - t)) s"
+  local mounts
+  mounts=$(layer_requests "$WORK/registry-A/access.log" "$MOUNT_APP")
+  [ "$mounts" = 2 ] || { echo "FAIL: $mounts mount POSTs with 201 for the 2 base layers in A's log" >&2; exit 1; }
+  [ "$(layer_requests "$WORK/registry-A/access.log" "$GET_BASE")" = 0 ] || { echo "FAIL: the push to A read base layers" >&2; exit 1; }
+  echo "ok: A's log shows a 201 mount for each base layer, no base layer read"
+
+  t=$SECONDS
+  "${B3[@]}" run "${F3[@]}" //:push -- --repository "127.0.0.1:$PB/app" --tag 2 2>&1 | tee "$WORK/push-b.log"
+  echo "push to B: $((SECONDS - t)) s"
+  [ "$(grep -c ' streamed ' "$WORK/push-b.log")" = 2 ] || { echo "FAIL: base layers not streamed A->B" >&2; exit 1; }
+  [ "$(layer_requests "$WORK/registry-A/access.log" "$GET_BASE")" = 2 ] || { echo "FAIL: each base layer should be read once from A" >&2; exit 1; }
+  [ "$(layer_requests "$WORK/registry-B/access.log" "$PUT_APP")" = 2 ] || { echo "FAIL: B did not receive the base layers" >&2; exit 1; }
+  echo "ok: base layers streamed A->B"
+
+  OCI_PUSH_REPOSITORY="127.0.0.1:$PA/app-env" "${B3[@]}" run "${F3[@]}" //:push_tags_file 2>&1 | tail -1
+
+  local ref got
+  for ref in "$PA/app:1" "$PB/app:1" "$PB/app:2" "$PA/app-env:1" "$PA/app-env:latest"; do
+    got=$(registry_digest "127.0.0.1:$ref")
+    [ "$got" = "$want" ] || { echo "FAIL: 127.0.0.1:$ref is $got, not strata digest $want" >&2; exit 1; }
+    echo "ok: 127.0.0.1:$ref = strata digest $want"
+  done
+  [ -z "$(ls -A "$STRATA_CACHE_DIR" 2>/dev/null)" ] || { echo "FAIL: layer bytes in strata's cache" >&2; ls -lR "$STRATA_CACHE_DIR"; exit 1; }
+
+  # What the build keeps of the base: the pulled repository, the disk cache,
+  # the whole output base (logs and action cache included).
+  local what n limit=$((base_bytes / 100))
+  for what in "$ext" "$WORK/push-cache" "$OB3"; do
+    n=$(du -sb "$what" | cut -f1)
+    printf '%10d bytes (%s%% of the base layers) in %s\n' "$n" "$(awk "BEGIN { printf \"%.3f\", 100 * $n / $base_bytes }")" "$what"
+    [ "$n" -lt "$limit" ] || { echo "FAIL: $what holds $n bytes, 1% of the base is $limit" >&2; exit 1; }
+  done
+
+  # A wrong pin fails the fetch with strata's message.
+  if "${B3[@]}" build "${F3[@]}" --repo_env=BASE_DIGEST="sha256:$(printf '%064d' 0)" //:app >"$WORK/pin.log" 2>&1; then
+    echo "FAIL: oci_pull of an unknown digest succeeded" >&2
+    exit 1
+  fi
+  grep -q 'oci_pull base: `strata pull .*` failed' "$WORK/pin.log" || { cat "$WORK/pin.log"; echo "FAIL: no oci_pull message" >&2; exit 1; }
+  echo "ok: a wrong pin fails: $(grep -m1 -o 'strata: .*' "$WORK/pin.log")"
+  "${B3[@]}" shutdown
+  cd "$HERE"
+  for pid in "$WORK"/registry-*/pid; do
+    kill "$(cat "$pid")"
+    rm "$pid"
+  done
+}
+if require docker-registry && require skopeo; then
+  push_suite
 fi
 
 step "bazel suite: ok"
