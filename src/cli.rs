@@ -158,7 +158,8 @@ struct ImageArgs {
     #[arg(long)]
     digest_file: Option<Utf8PathBuf>,
     /// Where layers of a shallow base are cached when an archive needs their bytes
-    /// (default: $STRATA_CACHE_DIR, else $XDG_CACHE_HOME/strata, else ~/.cache/strata).
+    /// (default: $STRATA_CACHE_DIR, else $XDG_CACHE_HOME/strata, else ~/.cache/strata;
+    /// with none of these, a temporary directory beside --out, removed afterwards).
     #[arg(long)]
     cache_dir: Option<Utf8PathBuf>,
 }
@@ -663,9 +664,12 @@ fn image(a: ImageArgs) -> CliResult {
         .collect::<Result<Vec<_>>>()?;
     let base = base_layout.as_ref().zip(base_image.as_ref());
     let mut composed = compose(base, layers, &opts)?;
-    if format != Format::Oci {
-        fetch_remote_blobs(&mut composed.plan, a.cache_dir.as_deref())?;
-    }
+    // Kept until the output is written: a temporary fetch directory, if one was needed.
+    let _fetched = if format != Format::Oci {
+        fetch_remote_blobs(&mut composed.plan, a.cache_dir.as_deref(), &a.out)?
+    } else {
+        None
+    };
     let digest_out = side_output(a.digest_file.as_deref())?;
     write_image(&composed, format, &a.out, mtime)?;
     finish_side_output(digest_out, composed.manifest.digest.to_string().as_bytes())?;
@@ -709,9 +713,11 @@ fn index(a: IndexArgs) -> CliResult {
     let mut top = Descriptor::new(OCI_INDEX, d, n);
     tag_annotations(&mut top, a.tag.as_deref()).map_err(Failure::Usage)?;
     plan.index_json = to_canonical(&Index::new(vec![top]));
-    if format != Format::Oci {
-        fetch_remote_blobs(&mut plan, a.cache_dir.as_deref())?;
-    }
+    let _fetched = if format != Format::Oci {
+        fetch_remote_blobs(&mut plan, a.cache_dir.as_deref(), &a.out)?
+    } else {
+        None
+    };
     let digest_out = side_output(a.digest_file.as_deref())?;
     match format {
         Format::Oci => plan.write_dir(&a.out)?,
@@ -1060,16 +1066,39 @@ fn explicit_credentials(
 }
 
 /// Fill a plan's remote blobs from the cache (fetching what it lacks).
-fn fetch_remote_blobs(plan: &mut LayoutPlan, flag: Option<&Utf8Path>) -> Result<()> {
+/// Without any cache directory (a build sandbox with no HOME: Bazel's
+/// actions), the blobs go to a private temporary directory beside `out`,
+/// removed when the returned guard drops (after the output is written).
+fn fetch_remote_blobs(
+    plan: &mut LayoutPlan,
+    flag: Option<&Utf8Path>,
+    out: &Utf8Path,
+) -> Result<Option<tempfile::TempDir>> {
     if plan.first_remote().is_none() {
-        return Ok(());
+        return Ok(None);
     }
-    let cache = strata::registry::cache::Cache::new(&cache_dir(flag)?);
+    let (dir, guard) = match cache_dir(flag) {
+        Ok(d) => (d, None),
+        Err(_) => {
+            let parent = match out.parent() {
+                Some(p) if !p.as_str().is_empty() => p.to_path_buf(),
+                _ => Utf8PathBuf::from("."),
+            };
+            let t = tempfile::Builder::new()
+                .prefix(".strata-fetch-")
+                .tempdir_in(&parent)
+                .io_context(|| format!("creating a fetch directory in {parent}"))?;
+            let d = Utf8PathBuf::from_path_buf(t.path().to_path_buf())
+                .map_err(|p| Error::invalid(format!("non-UTF-8 path {}", p.display())))?;
+            (d, Some(t))
+        }
+    };
+    let cache = strata::registry::cache::Cache::new(&dir);
     let regs = registries(None, false, 3, &[])?;
     let progress = Reporter::new(false, "fetching");
     cache.materialize(plan, &regs, &progress)?;
     progress.finish();
-    Ok(())
+    Ok(guard)
 }
 
 /// Transfer reports on stderr: one line per blob (what happened, bytes

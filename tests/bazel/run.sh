@@ -313,6 +313,16 @@ push_suite() {
     [ "$n" -lt "$limit" ] || { echo "FAIL: $what holds $n bytes, 1% of the base is $limit" >&2; exit 1; }
   done
 
+  # oci_load on the shallow base: its action fetches the base layers once.
+  local before
+  before=$(layer_requests "$WORK/registry-A/access.log" "$GET_BASE")
+  "${B3[@]}" build "${F3[@]}" //:app_load
+  "$STRATA_BINARY" verify "$bin/app_load.tar"
+  [ "$("$STRATA_BINARY" digest "$bin/app_load.tar")" = "$want" ] || { echo "FAIL: app_load.tar is not $want" >&2; exit 1; }
+  [ "$(layer_requests "$WORK/registry-A/access.log" "$GET_BASE")" = $((before + 2)) ] || { echo "FAIL: oci_load should read each base layer once" >&2; exit 1; }
+  ls -a "$bin" | grep -q '^\.strata-fetch-' && { echo "FAIL: a fetch directory was left in bazel-bin" >&2; exit 1; }
+  echo "ok: oci_load of the shallow image: every base layer fetched once, verified, = $want"
+
   # A wrong pin fails the fetch with strata's message.
   if "${B3[@]}" build "${F3[@]}" --repo_env=BASE_DIGEST="sha256:$(printf '%064d' 0)" //:app >"$WORK/pin.log" 2>&1; then
     echo "FAIL: oci_pull of an unknown digest succeeded" >&2
