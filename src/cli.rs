@@ -1065,6 +1065,14 @@ fn explicit_credentials(
     }
 }
 
+impl RegistryArgs {
+    /// Clients for every registry; `--username` applies to `registry` (the reference's).
+    fn registries(&self, registry: &str) -> Result<strata::registry::Registries> {
+        let creds = explicit_credentials(self, registry)?;
+        registries(creds, self.insecure, self.retries, &self.ca_cert)
+    }
+}
+
 /// Fill a plan's remote blobs from the cache (fetching what it lacks).
 /// Without any cache directory (a build sandbox with no HOME: Bazel's
 /// actions), the blobs go to a private temporary directory beside `out`,
@@ -1231,15 +1239,9 @@ fn push(a: PushArgs) -> CliResult {
     for t in &a.tag {
         usage(dest.with_tag(t))?;
     }
-    let creds = usage(explicit_credentials(&a.registry, &dest.registry))?;
+    let regs = usage(a.registry.registries(&dest.registry))?;
     let layout = Layout::open(&a.path)?;
     let top = layout.top(a.image_ref.as_deref())?;
-    let regs = usage(registries(
-        creds,
-        a.registry.insecure,
-        a.registry.retries,
-        &a.registry.ca_cert,
-    ))?;
     let progress = Reporter::new(a.registry.quiet, "pushing");
     let opts = strata::registry::push::PushOptions {
         chunk_size: a.chunk_size,
@@ -1259,7 +1261,7 @@ fn push(a: PushArgs) -> CliResult {
 
 fn pull(a: PullArgs) -> CliResult {
     let src = usage(strata::registry::Reference::parse(&a.reference))?;
-    let creds = usage(explicit_credentials(&a.registry, &src.registry))?;
+    let regs = usage(a.registry.registries(&src.registry))?;
     let platform = usage(a.platform.as_deref().map(Platform::parse).transpose())?;
     let tag = match &a.tag {
         Some(t) => {
@@ -1275,12 +1277,6 @@ fn pull(a: PullArgs) -> CliResult {
             format!("{host}/{}:{t}", src.repository)
         }),
     };
-    let regs = usage(registries(
-        creds,
-        a.registry.insecure,
-        a.registry.retries,
-        &a.registry.ca_cert,
-    ))?;
     let progress = Reporter::new(a.registry.quiet, "pulling");
     let opts = strata::registry::pull::PullOptions {
         platform,
