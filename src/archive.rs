@@ -78,7 +78,8 @@ fn docker_manifest(c: &Composed) -> Result<Vec<u8>> {
         .iter()
         .map(|l| Layout::blob_name(&l.digest))
         .collect();
-    let tags: Vec<String> = c.repo_tag.iter().cloned().collect();
+    let mut tags: Vec<String> = c.repo_tag.iter().cloned().collect();
+    tags.extend(c.extra_repo_tags.iter().cloned());
     Ok(to_canonical(&json!([{
         "Config": Layout::blob_name(&c.config_digest),
         "RepoTags": tags,

@@ -151,9 +151,10 @@ struct ImageArgs {
     /// Creation time, RFC 3339 (default: SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z).
     #[arg(long)]
     created: Option<String>,
-    /// NAME:TAG recorded in the layout (ref.name annotation, docker RepoTags).
+    /// NAME:TAG recorded in the layout (ref.name annotation, docker RepoTags);
+    /// repeatable for a docker-archive (every tag in RepoTags, the first in index.json).
     #[arg(long)]
-    tag: Option<String>,
+    tag: Vec<String>,
     /// Also write the manifest digest (sha256:…, no newline) to this file.
     #[arg(long)]
     digest_file: Option<Utf8PathBuf>,
@@ -547,8 +548,14 @@ fn argv(items: &[String], flag: &str) -> Result<Option<Vec<String>>> {
 }
 
 fn image_options(a: &ImageArgs) -> Result<ImageOptions> {
-    if let Some(t) = &a.tag {
+    for t in &a.tag {
         strata::descriptor::split_tag(t)?;
+    }
+    if a.tag.len() > 1 && a.format != "docker-archive" {
+        return Err(Error::invalid(format!(
+            "--tag given {} times: only a docker-archive records several tags (an OCI layout's index.json names one)",
+            a.tag.len()
+        )));
     }
     let created = match &a.created {
         Some(c) => {
@@ -575,7 +582,8 @@ fn image_options(a: &ImageArgs) -> Result<ImageOptions> {
         annotations: kv(&a.annotation, "annotation")?
             .into_iter()
             .collect::<BTreeMap<_, _>>(),
-        tag: a.tag.clone(),
+        tag: a.tag.first().cloned(),
+        extra_tags: a.tag.iter().skip(1).cloned().collect(),
     })
 }
 

@@ -63,6 +63,8 @@ pub struct ImageOptions {
     pub annotations: BTreeMap<String, String>,
     /// `NAME:TAG` to record in index.json (and docker-archive RepoTags).
     pub tag: Option<String>,
+    /// More `NAME:TAG`s, for docker-archive's RepoTags only.
+    pub extra_tags: Vec<String>,
 }
 
 /// A pre-built layer to append.
@@ -87,6 +89,8 @@ pub struct Composed {
     pub layers: Vec<Descriptor>,
     /// The `NAME:TAG` recorded, if any.
     pub repo_tag: Option<String>,
+    /// Further `NAME:TAG`s (docker-archive RepoTags after the first).
+    pub extra_repo_tags: Vec<String>,
 }
 
 fn str_list(v: &[String]) -> Value {
@@ -316,6 +320,18 @@ pub fn compose(
     let mut top = Descriptor::new(OCI_MANIFEST, md, ms);
     top.platform = Some(platform);
     let repo_tag = tag_annotations(&mut top, opts.tag.as_deref())?;
+    let extra_repo_tags = opts
+        .extra_tags
+        .iter()
+        .map(|t| split_tag(t).map(|(n, t)| format!("{n}:{t}")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut extra_repo_tags: Vec<String> = extra_repo_tags
+        .into_iter()
+        .filter(|t| Some(t) != repo_tag.as_ref())
+        .collect();
+    // Why not sort: RepoTags keep the order given (the first is docker's main tag).
+    let mut seen = std::collections::BTreeSet::new();
+    extra_repo_tags.retain(|t| seen.insert(t.clone()));
     plan.index_json = to_canonical(&Index::new(vec![top.clone()]));
     Ok(Composed {
         plan,
@@ -323,6 +339,7 @@ pub fn compose(
         config_digest,
         layers: all_layers,
         repo_tag,
+        extra_repo_tags,
     })
 }
 

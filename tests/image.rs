@@ -502,3 +502,66 @@ fn walk_files(root: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_docker_archive_carries_every_tag() {
+    let t = tempdir();
+    let d = t.path();
+    layer(d, "a", "f", "x\n");
+    let digest = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "multi.tar",
+            "--format",
+            "docker-archive",
+            "--layer",
+            "a.tgz:a.json",
+            "--tag",
+            "demo:1",
+            "--tag",
+            "registry.example/demo:latest",
+            "--tag",
+            "demo:1",
+            "--tag",
+            "other",
+        ],
+    );
+    let mut ar = tar::Archive::new(fs::File::open(d.join("multi.tar")).unwrap());
+    let mut m = None;
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("manifest.json") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            m = Some(serde_json::from_str::<Value>(&s).unwrap());
+        }
+    }
+    // In the order given, each once; index.json names the first.
+    assert_eq!(
+        m.unwrap()[0]["RepoTags"],
+        serde_json::json!(["demo:1", "registry.example/demo:latest", "other:latest"])
+    );
+    assert_eq!(ok_in(d, &["digest", "multi.tar", "--ref", "1"]), digest);
+    // An OCI layout names one image per index.json entry: a second tag is a usage error.
+    let out = crate::util::run_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "x",
+            "--layer",
+            "a.tgz:a.json",
+            "--tag",
+            "a:1",
+            "--tag",
+            "a:2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only a docker-archive records several tags")
+    );
+    assert!(!d.join("x").exists());
+}

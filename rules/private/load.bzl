@@ -3,7 +3,7 @@
 load("//rules:providers.bzl", "OciImageInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
 
-_DOC = """Writes `<name>.tar`, a docker-archive of `image` tagged `repo_tags[0]`, by
+_DOC = """Writes `<name>.tar`, a docker-archive of `image` tagged with every `repo_tags` entry, by
 `strata image --format docker-archive` with the image as base and no further
 layer (mnemonic `StrataLoadTarball`; the manifest digest stays the image's).
 The tarball is also an OCI layout archive. `bazel run :<name>` feeds it to
@@ -16,7 +16,8 @@ The tarball is also an OCI layout archive. `bazel run :<name>` feeds it to
         repo_tags = ["example/app:1"],
     )
 
-strata records one tag per archive: more than one `repo_tags` entry is an error.
+Every tag lands in the archive's `manifest.json` (`RepoTags`, so `docker load`
+tags the image with each); `index.json` names the first.
 """
 
 _SCRIPT = """\
@@ -41,8 +42,6 @@ exec "$engine" load --input "$tar"
 """
 
 def _impl(ctx):
-    if len(ctx.attr.repo_tags) > 1:
-        fail("oci_load %s: 'repo_tags' has %d tags; strata records one per archive" % (ctx.label, len(ctx.attr.repo_tags)))
     image = ctx.attr.image[OciImageInfo]
     tar = ctx.actions.declare_file(ctx.label.name + ".tar")
     args = ctx.actions.args()
@@ -78,7 +77,7 @@ oci_load = rule(
     doc = _DOC,
     attrs = {
         "image": attr.label(doc = "The `oci_image` to load.", providers = [OciImageInfo], mandatory = True),
-        "repo_tags": attr.string_list(doc = "The tag, e.g. `[\"example/app:1\"]` (one at most)."),
+        "repo_tags": attr.string_list(doc = "Tags `docker load` gives the image, e.g. `[\"example/app:1\", \"example/app:latest\"]`."),
     },
     toolchains = [TOOLCHAIN_TYPE],
     executable = True,

@@ -135,7 +135,7 @@ expect_failure //bad:modes_typo 'modes["/etc/mtod"] names no file'
 expect_failure //bad:outside_strip_prefix 'is not under strip_prefix'
 expect_failure //bad:two_files_one_path 'two files for /etc/motd'
 expect_failure //bad:os_without_arch "'os' and 'architecture' go together"
-expect_failure //bad:two_tags "'repo_tags' has 2 tags"
+expect_failure //bad:bad_tag 'tag "not a tag": expected NAME[:TAG]'
 
 step "bazel clean + rebuild: identical outputs"
 "${B1[@]}" clean
