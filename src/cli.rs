@@ -91,6 +91,9 @@ struct LayerArgs {
     /// Store identical files separately instead of as hard links to the first.
     #[arg(long)]
     no_dedupe: bool,
+    /// Print nothing on success (the digest is in --descriptor).
+    #[arg(long, short)]
+    quiet: bool,
     /// A layer spec (JSON, {"version":1,"entries":[...]}); repeatable.
     #[arg(long)]
     spec: Vec<Utf8PathBuf>,
@@ -158,6 +161,9 @@ struct ImageArgs {
     /// Also write the manifest digest (sha256:…, no newline) to this file.
     #[arg(long)]
     digest_file: Option<Utf8PathBuf>,
+    /// Print nothing on success (use --digest-file for the digest).
+    #[arg(long, short)]
+    quiet: bool,
     /// Where layers of a shallow base are cached when an archive needs their bytes
     /// (default: $STRATA_CACHE_DIR, else $XDG_CACHE_HOME/strata, else ~/.cache/strata;
     /// with none of these, a temporary directory beside --out, removed afterwards).
@@ -179,6 +185,9 @@ struct IndexArgs {
     /// Also write the index digest (sha256:…, no newline) to this file.
     #[arg(long)]
     digest_file: Option<Utf8PathBuf>,
+    /// Print nothing on success (use --digest-file for the digest).
+    #[arg(long, short)]
+    quiet: bool,
     /// Cache for layers of shallow images an archive needs (see `strata image --cache-dir`).
     #[arg(long)]
     cache_dir: Option<Utf8PathBuf>,
@@ -485,7 +494,9 @@ fn layer(a: LayerArgs) -> CliResult {
     let desc_out = side_output(a.descriptor.as_deref())?;
     let desc = write_layer_file(&entries, &a.out, &opts)?;
     finish_side_output(desc_out, &to_canonical(&desc))?;
-    println!("{}", desc.digest);
+    if !a.quiet {
+        println!("{}", desc.digest);
+    }
     Ok(0)
 }
 
@@ -681,7 +692,9 @@ fn image(a: ImageArgs) -> CliResult {
     let digest_out = side_output(a.digest_file.as_deref())?;
     write_image(&composed, format, &a.out, mtime)?;
     finish_side_output(digest_out, composed.manifest.digest.to_string().as_bytes())?;
-    println!("{}", composed.manifest.digest);
+    if !a.quiet {
+        println!("{}", composed.manifest.digest);
+    }
     Ok(0)
 }
 
@@ -732,7 +745,9 @@ fn index(a: IndexArgs) -> CliResult {
         _ => strata::archive::write_tar(&plan, &a.out, mtime)?,
     }
     finish_side_output(digest_out, d.to_string().as_bytes())?;
-    println!("{d}");
+    if !a.quiet {
+        println!("{d}");
+    }
     Ok(0)
 }
 

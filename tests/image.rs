@@ -565,3 +565,68 @@ fn a_docker_archive_carries_every_tag() {
     );
     assert!(!d.join("x").exists());
 }
+
+#[test]
+fn quiet_prints_nothing_and_writes_the_same() {
+    let t = tempdir();
+    let d = t.path();
+    write(&d.join("tree/f"), b"q\n", 0o644);
+    let loud = ok_in(
+        d,
+        &["layer", "--out", "a.tgz", "--descriptor", "a.json", "tree"],
+    );
+    assert_eq!(
+        ok_in(
+            d,
+            &[
+                "layer",
+                "-q",
+                "--out",
+                "b.tgz",
+                "--descriptor",
+                "b.json",
+                "tree"
+            ]
+        ),
+        ""
+    );
+    assert_eq!(
+        fs::read(d.join("a.tgz")).unwrap(),
+        fs::read(d.join("b.tgz")).unwrap()
+    );
+    assert!(loud.starts_with("sha256:"));
+    assert_eq!(
+        ok_in(
+            d,
+            &[
+                "image",
+                "--quiet",
+                "--out",
+                "img",
+                "--layer",
+                "a.tgz:a.json",
+                "--digest-file",
+                "img.digest"
+            ]
+        ),
+        ""
+    );
+    assert_eq!(
+        ok_in(
+            d,
+            &[
+                "index",
+                "-q",
+                "--out",
+                "idx",
+                "img",
+                "--digest-file",
+                "idx.digest"
+            ]
+        ),
+        ""
+    );
+    assert!(fs::read_to_string(d.join("idx.digest"))
+        .unwrap()
+        .starts_with("sha256:"));
+}
