@@ -258,7 +258,8 @@ if require docker-registry && require skopeo; then
   mkdir -p "$WORK/reg/examples"
   cp "$HERE/registry/flake.nix" "$WORK/reg/flake.nix"
   cp -r "$ROOT/examples/hello" "$WORK/reg/examples/hello"
-  printf '{ registry = "%s"; digest = "%s"; sha256 = "%s"; }\n' "$R" "$BASE_DIGEST" "$(nix hash path "$WORK/pulled")" >"$WORK/reg/pinned.nix"
+  PIN_HASH=$(nix hash path "$WORK/pulled")
+  printf '{ registry = "%s"; digest = "%s"; sha256 = "%s"; }\n' "$R" "$BASE_DIGEST" "$PIN_HASH" >"$WORK/reg/pinned.nix"
   REG=path:$WORK/reg
   lock strata "$LIB" "$REG"
   t=$SECONDS
@@ -297,6 +298,9 @@ EOF2
   build -f "$WORK/root-push.nix"
   "$(nix path-info --offline -f "$WORK/root-push.nix")/bin/push" -q >/dev/null || fail=1
   check "root flake pushImage: registry digest" "$(golden manifest)" "$(raw_digest "127.0.0.1:$PORT/hello@$(golden manifest)")"
+  # How a user finds the hash to pin: sha256 = "" makes Nix report it.
+  if build "$REG#unpinned" 2>"$WORK/unpinned.log"; then echo "FAIL pullImage with sha256 = \"\" built"; fail=1; fi
+  check "pullImage, sha256 = \"\": Nix reports the hash nix hash path gives" "$PIN_HASH" "$(sed -n 's/^ *got: *//p' "$WORK/unpinned.log")"
   if build --rebuild "$REG#base" 2>"$WORK/rebuild.log"; then echo "ok   nix build --rebuild: pullImage bit-identical"; else
     cat "$WORK/rebuild.log"
     echo "FAIL nix build --rebuild of pullImage"

@@ -20,6 +20,12 @@
           imageDigest = pin.digest;
           inherit (pin) sha256;
         };
+        # The same, not pinned yet: the build fails, reporting the hash to pin.
+        unpinned = s.pullImage {
+          imageName = "${pin.registry}/base";
+          imageDigest = pin.digest;
+          sha256 = "";
+        };
         # One layer on it; shallow too.
         image = s.buildImage {
           name = "app";
