@@ -182,6 +182,11 @@ rec {
       imageArgs =
         [ "image" "--out" (builtins.placeholder "out") "--format" format ]
         ++ (if fromImage == null then [ "--platform" platform ] else [ "--base" "${fromImage}" ])
+        # An archive on a shallow base (pullImage) holds the base's layers:
+        # strata fetches them (digests verified) into a cache in the build
+        # directory, not under $HOME (/homeless-shelter must not be created).
+        # Needs the network: no sandbox.
+        ++ (if fromImage == null || format == "oci" then [ ] else [ "--cache-dir" "strata-cache" ])
         ++ layerArgs layers
         ++ (if hasClosure then [ "@closure@" ] else [ ])
         ++ layerArgs rootLayers

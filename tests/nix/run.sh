@@ -28,7 +28,8 @@
 #     is a few KB without layer bytes, the push mounts every base layer
 #     (registry access log), the registry's digest is `strata digest`'s,
 #     --rebuild finds the pull bit-identical, and the image rebuilds with the
-#     registry stopped; the root flake's pushImage (fake nixpkgs' coreutils)
+#     registry stopped; a docker-archive on the pulled base fetches its
+#     layers at build time (no sandbox); the root flake's pushImage (fake nixpkgs' coreutils)
 #     pushes the golden image;
 #  6. the README's "Nix" flake is tests/nix/example/flake.nix, when the README
 #     marks it.
@@ -288,6 +289,11 @@ if require docker-registry && require skopeo; then
   check "pushImage: no base layer downloaded" 0 "$(grep -cE "\"GET /v2/[^ ]*/blobs/sha256(:|%3A)($(echo $BASE_LAYERS | sed 's/sha256://g; s/ /|/g')) " "$WORK/registry/access.log" || true)"
   check "registry digest of app:1 = strata digest" "$IMG_DIGEST" "$(raw_digest "127.0.0.1:$PORT/app:1")"
   check "registry digest of app2:latest = strata digest" "$IMG_DIGEST" "$(raw_digest "127.0.0.1:$PORT/app2:latest")"
+  # An archive on the shallow base: its layers fetched into the build's own cache.
+  build "$REG#archive"
+  "$STRATA" verify --require-complete "$(out "$REG#archive")" >/dev/null
+  check "archive on pullImage: complete, same manifest" "$IMG_DIGEST" "$("$STRATA" digest "$(out "$REG#archive")")"
+  check "archive on pullImage: no /homeless-shelter" no "$([ -e /homeless-shelter ] && echo yes || echo no)"
   # The root flake's lib: pushImage with (fake) nixpkgs' coreutils.
   cat >"$WORK/root-push.nix" <<EOF2
 (builtins.getFlake "$RT").lib.x86_64-linux.pushImage {

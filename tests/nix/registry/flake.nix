@@ -34,6 +34,15 @@
           layers = [ (s.buildLayer { name = "hello"; contents = [ ./examples/hello ]; }) ];
           config.Cmd = [ "cat" "/www/index.html" ];
         };
+        # The same as a docker-archive: the base's layers fetched at build time.
+        archive = s.buildImage {
+          name = "app";
+          tag = "app:1";
+          fromImage = base;
+          layers = [ (s.buildLayer { name = "hello"; contents = [ ./examples/hello ]; }) ];
+          config.Cmd = [ "cat" "/www/index.html" ];
+          format = "docker-archive";
+        };
         # `nix run .#push [REPOSITORY]`: the base's layers are mounted.
         push = s.pushImage {
           inherit image;
