@@ -16,7 +16,8 @@
 # Depends on nothing but builtins (no nixpkgs), so it works offline and with
 # any nixpkgs. Every builder is a raw derivation running strata, directly or
 # from /bin/sh (to read a file Nix passes, or to loop over closure layers),
-# and runs no other program.
+# and runs no other program; only pushImage's builder also needs mkdir and
+# chmod (the `coreutils` argument).
 #
 # Closure layering: the runtime closure of store paths is only known at build
 # time (exportReferencesGraph). `strata nix-layers` splits it into layer specs
@@ -249,8 +250,8 @@ rec {
   # buildImage's `fromImage`: the image is shallow too, and pushImage mounts
   # or streams the base's layers registry-side. `sha256` is the NAR hash of
   # that layout: `strata pull --shallow REF@DIGEST --out d` then
-  # `nix hash path d`, or build once with lib.fakeHash and copy the hash Nix
-  # reports. It covers the layout's bytes, which record the registry and
+  # `nix hash path d`, or build once with sha256 = "" and copy the hash Nix
+  # reports ("got: sha256-…"). It covers the layout's bytes, which record the registry and
   # repository, so it changes when imageName does.
   pullImage =
     {
