@@ -1,4 +1,5 @@
-# strata as a flake: `lib.<system>` (buildLayer, buildImage from nix/default.nix),
+# strata as a flake: `lib.<system>` (buildLayer, buildImage, pullImage,
+# pushImage from nix/default.nix),
 # `packages.<system>.strata` (built with nixpkgs' rustPlatform) and
 # `packages.<system>.image`, an example image. Without nixpkgs (offline, or a
 # prebuilt binary), import nix/default.nix directly; see README "Nix".
@@ -15,6 +16,7 @@
       lib = forAll (system: pkgs: import ./nix {
         strata = self.packages.${system}.strata;
         inherit system;
+        inherit (pkgs) coreutils; # pushImage's mkdir and chmod
       });
       packages = forAll (system: pkgs: {
         strata = pkgs.rustPlatform.buildRustPackage {

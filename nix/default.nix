@@ -8,10 +8,16 @@
 #     maxLayers = 10;                              # ... in up to 10 layers, by popularity
 #   }
 #
+# Registries: `pullImage` pins a base by digest and keeps only its manifest
+# and config in the store (a shallow layout: layers stay in the registry);
+# `pushImage` makes a script (`nix run`) that pushes an image, mounting or
+# streaming a shallow base's layers registry-side.
+#
 # Depends on nothing but builtins (no nixpkgs), so it works offline and with
 # any nixpkgs. Every builder is a raw derivation running strata, directly or
 # from /bin/sh (to read a file Nix passes, or to loop over closure layers),
-# and runs no other program.
+# and runs no other program; only pushImage's builder also needs mkdir and
+# chmod (the `coreutils` argument).
 #
 # Closure layering: the runtime closure of store paths is only known at build
 # time (exportReferencesGraph). `strata nix-layers` splits it into layer specs
@@ -22,6 +28,10 @@
   strata,
   # The platform the builders run on.
   system ? builtins.currentSystem or "x86_64-linux",
+  # A package with bin/mkdir and bin/chmod (e.g. nixpkgs' coreutils), for
+  # pushImage only: its script must be executable, which /bin/sh alone cannot
+  # do. Default: the host's /usr/bin and /bin (an FHS host, no sandbox).
+  coreutils ? null,
 }:
 let
   bin = if builtins.isAttrs strata then "${strata}/bin/strata" else "${strata}";
@@ -173,6 +183,11 @@ rec {
       imageArgs =
         [ "image" "--out" (builtins.placeholder "out") "--format" format ]
         ++ (if fromImage == null then [ "--platform" platform ] else [ "--base" "${fromImage}" ])
+        # An archive on a shallow base (pullImage) holds the base's layers:
+        # strata fetches them (digests verified) into a cache in the build
+        # directory, not under $HOME (/homeless-shelter must not be created).
+        # Needs the network: no sandbox.
+        ++ (if fromImage == null || format == "oci" then [ ] else [ "--cache-dir" "strata-cache" ])
         ++ layerArgs layers
         ++ (if hasClosure then [ "@closure@" ] else [ ])
         ++ layerArgs rootLayers
@@ -227,4 +242,89 @@ rec {
         "strata-image"
       ] ++ imageArgs;
     }));
+
+  # A base image pinned by digest, as a shallow OCI layout: index, manifest,
+  # config and strata-remote.json (where each layer lives), a few KB; no
+  # layer byte enters the store. A fixed-output derivation (so it may use the
+  # network, even sandboxed) running `strata pull --shallow`. Use it as
+  # buildImage's `fromImage`: the image is shallow too, and pushImage mounts
+  # or streams the base's layers registry-side. `sha256` is the NAR hash of
+  # that layout: `strata pull --shallow REF@DIGEST --out d` then
+  # `nix hash path d`, or build once with sha256 = "" and copy the hash Nix
+  # reports ("got: sha256-…"). It covers the layout's bytes, which record the registry and
+  # repository, so it changes when imageName does.
+  pullImage =
+    {
+      # HOST[:PORT]/REPO, e.g. "registry.example/team/base"; "http://" before
+      # a loopback host for plain HTTP.
+      imageName,
+      # "sha256:…": the manifest or index digest.
+      imageDigest,
+      # The output's hash (SRI "sha256-…" or base32/hex).
+      sha256,
+      # "os/arch[/variant]": from an index, keep this platform's image.
+      platform ? null,
+      # NAME:TAG recorded in the layout (default: none).
+      tag ? null,
+      # Plain HTTP to any host.
+      insecure ? false,
+      name ? builtins.replaceStrings [ ":" "@" ] [ "-" "-" ] (baseNameOf imageName),
+    }:
+    derivation {
+      name = "${name}-shallow";
+      inherit system;
+      builder = bin;
+      args = [ "pull" "-q" "--shallow" "${imageName}@${imageDigest}" "--out" (builtins.placeholder "out") ]
+        ++ (if platform == null then [ ] else [ "--platform" platform ])
+        ++ (if tag == null then [ ] else [ "--tag" tag ])
+        ++ (if insecure then [ "--insecure" ] else [ ]);
+      outputHashMode = "recursive";
+      outputHashAlgo = "sha256";
+      outputHash = sha256;
+      # Credentials for a private registry: Docker's config.json from the
+      # environment of whoever runs the build (the daemon, in multi-user Nix).
+      impureEnvVars = [ "DOCKER_CONFIG" ];
+    };
+
+  # A push script: `$out/bin/push [REPOSITORY] [strata push flags]` runs
+  # `strata push IMAGE REPOSITORY --tag …` (`nix run .#push`). REPOSITORY
+  # (HOST[:PORT]/REPO, "http://" for a loopback registry without TLS) is the
+  # argument, else $STRATA_PUSH_REPOSITORY, else `repository`. A shallow
+  # image's base layers are mounted (same registry) or streamed (another),
+  # never downloaded to disk. Prints REPOSITORY@sha256:….
+  pushImage =
+    {
+      # An image (buildImage, any format; or any OCI layout / archive path).
+      image,
+      repository,
+      # Tags to set; none: the image is pushed by digest only.
+      tags ? [ ],
+      # Plain HTTP to any host.
+      insecure ? false,
+      name ? "${image.name or "image"}-push",
+    }:
+    let
+      q = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
+      flags = (if insecure then [ "--insecure" ] else [ ]) ++ builtins.concatMap (t: [ "--tag" t ]) tags;
+    in
+    derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      PATH = if coreutils == null then "/usr/bin:/bin" else "${coreutils}/bin";
+      script = ''
+        #!/bin/sh
+        # Pushes ${image} with strata.
+        # Usage: push [REPOSITORY] [strata push flags], or $STRATA_PUSH_REPOSITORY.
+        set -eu
+        repository=''${STRATA_PUSH_REPOSITORY:-${q repository}}
+        case "''${1:-}" in
+          "" | -*) ;;
+          *) repository=$1; shift ;;
+        esac
+        exec ${q bin} push ${q "${image}"} "$repository" ${words (map q flags)} "$@"
+      '';
+      args = [ "-c" ''mkdir -p "$out/bin" && printf '%s' "$script" > "$out/bin/push" && chmod 555 "$out/bin/push"; exit $?'' ];
+    } // {
+      meta.mainProgram = "push";
+    };
 }

@@ -20,7 +20,18 @@
 #  3. nix build --rebuild finds every image and layer bit-identical;
 #  4. strata verify, oci-image-tool, skopeo and umoci (--rootless) accept them
 #     (skipped when not installed, unless STRATA_REQUIRE_TOOLS=1);
-#  5. the README's "Nix" flake is tests/nix/example/flake.nix, when the README
+#  5. registries (needs Debian's docker-registry and skopeo; skipped when not
+#     installed, unless STRATA_REQUIRE_TOOLS=1): a registry on a free loopback
+#     port holds a base pushed by the CLI; tests/nix/registry/flake.nix
+#     pins it with pullImage (the hash of a CLI `pull --shallow`, written to
+#     its pinned.nix), builds on it and pushes with pushImage: the pulled base
+#     is a few KB without layer bytes, the push mounts every base layer
+#     (registry access log), the registry's digest is `strata digest`'s,
+#     --rebuild finds the pull bit-identical, and the image rebuilds with the
+#     registry stopped; a docker-archive on the pulled base fetches its
+#     layers at build time (no sandbox); the root flake's pushImage (fake nixpkgs' coreutils)
+#     pushes the golden image;
+#  6. the README's "Nix" flake is tests/nix/example/flake.nix, when the README
 #     marks it.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -41,7 +52,8 @@ STRATA=$(cd "$ROOT" && cargo build --release --locked -q && realpath "${CARGO_TA
 lap
 
 WORK=$(mktemp -d /tmp/strata-nix.XXXXXX)
-trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+REG_PID=
+trap '[ -z "$REG_PID" ] || kill "$REG_PID" 2>/dev/null; chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 # Offline: no build users, no sandbox, no substituters, an empty flake
 # registry; through NIX_CONFIG, so /etc is left alone.
 echo '{"flakes":[],"version":2}' >"$WORK/registry.json"
@@ -196,7 +208,121 @@ if require umoci; then
 fi
 lap
 
-echo "--- 5. README"
+echo "--- 5. registry: pullImage (shallow), buildImage on it, pushImage"
+# Debian's docker-registry on a free loopback port (as tests/registry.rs):
+# filesystem storage under $WORK, the access log on stdout. Sets PORT, REG_PID.
+start_registry() {
+  local d=$WORK/registry p
+  mkdir -p "$d/storage"
+  for _ in 1 2 3 4 5; do
+    p=$((20000 + RANDOM % 40000))
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
+    printf 'version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' \
+      "$d/storage" "$p" >"$d/config.yml"
+    docker-registry serve "$d/config.yml" </dev/null >"$d/access.log" 2>"$d/registry.log" &
+    REG_PID=$!
+    for _ in $(seq 200); do
+      kill -0 "$REG_PID" 2>/dev/null || break # died (port taken?): another port
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PORT=$p; return 0; fi
+      sleep 0.1
+    done
+    stop_registry
+  done
+  echo "FAIL: docker-registry did not start; see $d/registry.log" >&2
+  cat "$d/registry.log" >&2
+  exit 1
+}
+stop_registry() { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; REG_PID=; }
+# The blobs mounted into repository $1 (201 from the registry), sorted; the
+# access log has the query as sent (sha256%3A...).
+mounts() {
+  sed -n "s|.*\"POST /v2/$1/blobs/uploads/?[^\"]*mount=sha256%3A\([0-9a-f]*\)[^\"]*\" 201 .*|sha256:\1|p" \
+    "$WORK/registry/access.log" | sort | paste -sd' '
+}
+raw_digest() { echo "sha256:$(skopeo inspect --tls-verify=false --raw "docker://$1" | sha256sum | cut -d' ' -f1)"; }
+if require docker-registry && require skopeo; then
+  start_registry
+  R=http://127.0.0.1:$PORT
+  # A base of two layers (3 MiB of noise, and a small file), pushed by the CLI.
+  mkdir -p "$WORK/base-src/one/opt" "$WORK/base-src/two/etc"
+  head -c 3145728 /dev/urandom >"$WORK/base-src/one/opt/noise.bin"
+  echo base >"$WORK/base-src/two/etc/base"
+  "$STRATA" layer --out "$WORK/b1.tgz" "$WORK/base-src/one" >/dev/null
+  "$STRATA" layer --out "$WORK/b2.tgz" "$WORK/base-src/two" >/dev/null
+  "$STRATA" image --out "$WORK/base" --layer "$WORK/b1.tgz" --layer "$WORK/b2.tgz" --env PATH=/bin >/dev/null
+  BASE_LAYERS=$(layers "$WORK/base")
+  BASE_BYTES=$(($(stat -c %s "$WORK/b1.tgz") + $(stat -c %s "$WORK/b2.tgz")))
+  "$STRATA" push -q --digest-file "$WORK/base.digest" "$WORK/base" "$R/base:1" >/dev/null
+  BASE_DIGEST=$(cat "$WORK/base.digest")
+  # The hash pullImage pins: that of the CLI's shallow pull.
+  "$STRATA" pull -q --shallow "$R/base@$BASE_DIGEST" --out "$WORK/pulled" >/dev/null
+  mkdir -p "$WORK/reg/examples"
+  cp "$HERE/registry/flake.nix" "$WORK/reg/flake.nix"
+  cp -r "$ROOT/examples/hello" "$WORK/reg/examples/hello"
+  PIN_HASH=$(nix hash path "$WORK/pulled")
+  printf '{ registry = "%s"; digest = "%s"; sha256 = "%s"; }\n' "$R" "$BASE_DIGEST" "$PIN_HASH" >"$WORK/reg/pinned.nix"
+  REG=path:$WORK/reg
+  lock strata "$LIB" "$REG"
+  t=$SECONDS
+  build "$REG#base" "$REG#image" "$REG#push"
+  echo "    nix build of base (pullImage), image, push: $((SECONDS - t)) s"
+  PULLED=$(out "$REG#base")
+  IMG=$(out "$REG#image")
+  PULLED_BYTES=$(du -sb "$PULLED" | cut -f1)
+  echo "    pulled base in the store: $PULLED_BYTES bytes; its layers: $BASE_BYTES bytes"
+  check "pullImage: under 100 KB" yes "$([ "$PULLED_BYTES" -lt 100000 ] && echo yes || echo "no ($PULLED_BYTES bytes)")"
+  check "pullImage: no layer blob" "" "$(for d in $BASE_LAYERS; do [ ! -e "$PULLED/blobs/sha256/${d#sha256:}" ] || echo "$d"; done | paste -sd' ')"
+  check "pullImage: the pinned digest" "$BASE_DIGEST" "$("$STRATA" digest "$PULLED")"
+  check "image: the base's layers, then one" "$(echo "$BASE_LAYERS" | paste -sd' ') $(golden layer)" "$(layers "$IMG" | paste -sd' ')"
+  check "image: shallow (no base layer blob)" "" "$(for d in $BASE_LAYERS; do [ ! -e "$IMG/blobs/sha256/${d#sha256:}" ] || echo "$d"; done | paste -sd' ')"
+  "$STRATA" verify "$IMG" 2>/dev/null
+  IMG_DIGEST=$("$STRATA" digest "$IMG")
+  # nix run, the repository as an argument; the script, the repository from the environment.
+  t=$SECONDS
+  nix run --offline "$REG#push" -- "$R/app" >"$WORK/push.out" 2>"$WORK/push.err" || { cat "$WORK/push.err"; fail=1; }
+  STRATA_PUSH_REPOSITORY=$R/app2 "$(out "$REG#push")/bin/push" -q >>"$WORK/push.out" || fail=1
+  echo "    two pushes: $((SECONDS - t)) s; $(grep '^pushed' "$WORK/push.err" || true)"
+  check "pushImage: printed" "127.0.0.1:$PORT/app@$IMG_DIGEST|127.0.0.1:$PORT/app2@$IMG_DIGEST" "$(paste -sd'|' "$WORK/push.out")"
+  MOUNTED=$(echo "$BASE_LAYERS" | sort | paste -sd' ')
+  check "pushImage (nix run): every base layer mounted" "$MOUNTED" "$(mounts app)"
+  check "pushImage (\$STRATA_PUSH_REPOSITORY): every base layer mounted" "$MOUNTED" "$(mounts app2)"
+  check "pushImage: no base layer downloaded" 0 "$(grep -cE "\"GET /v2/[^ ]*/blobs/sha256(:|%3A)($(echo $BASE_LAYERS | sed 's/sha256://g; s/ /|/g')) " "$WORK/registry/access.log" || true)"
+  check "registry digest of app:1 = strata digest" "$IMG_DIGEST" "$(raw_digest "127.0.0.1:$PORT/app:1")"
+  check "registry digest of app2:latest = strata digest" "$IMG_DIGEST" "$(raw_digest "127.0.0.1:$PORT/app2:latest")"
+  # An archive on the shallow base: its layers fetched into the build's own cache.
+  build "$REG#archive"
+  "$STRATA" verify --require-complete "$(out "$REG#archive")" >/dev/null
+  check "archive on pullImage: complete, same manifest" "$IMG_DIGEST" "$("$STRATA" digest "$(out "$REG#archive")")"
+  check "archive on pullImage: no /homeless-shelter" no "$([ -e /homeless-shelter ] && echo yes || echo no)"
+  # The root flake's lib: pushImage with (fake) nixpkgs' coreutils.
+  cat >"$WORK/root-push.nix" <<EOF2
+(builtins.getFlake "$RT").lib.x86_64-linux.pushImage {
+  image = (builtins.getFlake "$RT").packages.x86_64-linux.image;
+  repository = "$R/hello";
+}
+EOF2
+  build -f "$WORK/root-push.nix"
+  "$(nix path-info --offline -f "$WORK/root-push.nix")/bin/push" -q >/dev/null || fail=1
+  check "root flake pushImage: registry digest" "$(golden manifest)" "$(raw_digest "127.0.0.1:$PORT/hello@$(golden manifest)")"
+  # How a user finds the hash to pin: sha256 = "" makes Nix report it.
+  if build "$REG#unpinned" 2>"$WORK/unpinned.log"; then echo "FAIL pullImage with sha256 = \"\" built"; fail=1; fi
+  check "pullImage, sha256 = \"\": Nix reports the hash nix hash path gives" "$PIN_HASH" "$(sed -n 's/^ *got: *//p' "$WORK/unpinned.log")"
+  if build --rebuild "$REG#base" 2>"$WORK/rebuild.log"; then echo "ok   nix build --rebuild: pullImage bit-identical"; else
+    cat "$WORK/rebuild.log"
+    echo "FAIL nix build --rebuild of pullImage"
+    fail=1
+  fi
+  # Composition needs no layer bytes: the image rebuilds with the registry stopped.
+  stop_registry
+  if build --rebuild "$REG#image" 2>"$WORK/rebuild.log"; then echo "ok   registry stopped: the image rebuilds bit-identical"; else
+    cat "$WORK/rebuild.log"
+    echo "FAIL nix build --rebuild of the image, registry stopped"
+    fail=1
+  fi
+fi
+lap
+
+echo "--- 6. README"
 # The README's "Nix" section shows tests/nix/example/flake.nix verbatim, in
 # the ```nix block after the line <!-- tests/nix/example/flake.nix -->.
 if grep -q '^<!-- tests/nix/example/flake.nix -->$' "$ROOT/README.md"; then
