@@ -175,6 +175,21 @@ rec {
       wanted = contextKeys (configJSON + builtins.concatStringsSep " " (map (p: "${p}") storePaths));
       rootOnly = builtins.filter (p: builtins.all (k: !builtins.elem k wanted) (contextKeys "${p}")) copyToRoot;
       layerPaths = builtins.concatMap (l: l.strataStorePaths or [ ]) layers;
+      # Store paths the base already holds (a buildImage base says which):
+      # left out of this image's closure layers, like those of `layers`.
+      basePaths = if fromImage == null then [ ] else fromImage.strataStorePaths or [ ];
+      # What this image puts in /nix/store, for images built on it: the
+      # closure of storePaths and of what config mentions (copyToRoot is left
+      # out: its items sit at the root, and leaving out less is always safe).
+      storeRoots = derivation {
+        name = "${name}-store-roots";
+        inherit system;
+        builder = "/bin/sh";
+        args = [ "-c" ''printf '%s\n' "$roots" > "$out"'' ];
+        roots = builtins.concatStringsSep "\n" ([ configJSON ] ++ map (p: "${p}") storePaths);
+      };
+      hasStore = storePaths != [ ] || builtins.hasContext configJSON;
+      excludePaths = layerPaths ++ basePaths;
 
       opt = flag: v: if v == null then [ ] else [ flag v ];
       kv = flag: set: builtins.concatMap (k: [ flag "${k}=${set.${k}}" ]) (builtins.attrNames set);
@@ -215,14 +230,14 @@ rec {
       # /bin/sh runs the closure split, one `strata layer` per closure layer,
       # and puts their --layer flags where "@closure@" stands.
       builder = "/bin/sh";
-      exportReferencesGraph = [ "graph" roots ] ++ graphPairs "exclude" layerPaths;
+      exportReferencesGraph = [ "graph" roots ] ++ graphPairs "exclude" excludePaths;
       args = [
         "-c"
         ''
           set -e
           ${closureSpecs {
             graphs = [ "graph" ];
-            excludeGraphs = graphNames "exclude" layerPaths;
+            excludeGraphs = graphNames "exclude" excludePaths;
             drop = [ "${roots}" ] ++ map (p: "${p}") rootOnly;
             inherit maxLayers;
             outDir = "closure";
@@ -241,7 +256,10 @@ rec {
         ''
         "strata-image"
       ] ++ imageArgs;
-    }));
+    })) // {
+      # For images built on this one: the store paths (with their closures) it holds.
+      strataStorePaths = basePaths ++ layerPaths ++ (if hasStore then [ storeRoots ] else [ ]);
+    };
 
   # A base image pinned by digest, as a shallow OCI layout: index, manifest,
   # config and strata-remote.json (where each layer lives), a few KB; no

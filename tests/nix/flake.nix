@@ -22,6 +22,7 @@
       link = sh "link" "ln -s ${lib2} $out";
       app = sh "app" "mkdir -p $out/bin; printf '#!/bin/sh\\ncat ${lib2}/lib/lib2 ${link}/lib/lib1\\n' > $out/bin/app; chmod 555 $out/bin/app";
       tool = sh "tool" "echo 'tool uses ${lib1}' > $out";
+      extra = sh "extra" "echo 'extra uses ${lib2}' > $out";
       # What nixpkgs' buildEnv makes: symlinks into the store.
       env = sh "env" "mkdir -p $out/bin; ln -s ${app}/bin/app $out/bin/app";
       hello = {
@@ -72,6 +73,16 @@
           layers = [ (s.buildLayer { name = "libs"; storePaths = [ lib2 ]; perms = [ { path = "tmp"; mode = "1777"; } ]; }) ];
           config.Entrypoint = [ "${app}/bin/app" ];
           maxLayers = 5;
+        };
+        # On `closure` (a buildImage base): app's closure is there already;
+        # only extra (and nothing it shares with the base) is added: [extra].
+        onclosure = s.buildImage {
+          name = "onclosure";
+          tag = "onclosure:1";
+          fromImage = closure;
+          storePaths = [ extra ];
+          config.Entrypoint = [ "${app}/bin/app" ];
+          maxLayers = 3;
         };
       };
     };

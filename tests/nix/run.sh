@@ -141,6 +141,11 @@ check "layered: oci-archive base" "$(golden layer)" "$(echo "$L" | nth 1)"
 check "layered: explicit layer, then the rest of the closure" "lib1 lib2 tmp|link|app" \
   "$(for i in 2 3 4; do entries "$LAYERED" "$(echo "$L" | nth $i)"; done | paste -sd'|')"
 check "layered: 4 layers" 4 "$(echo "$L" | wc -l)"
+build "$LIB#onclosure"
+ONCLOSURE=$(out "$LIB#onclosure")
+L=$(layers "$ONCLOSURE")
+check "onclosure: the base's layers, then only what the base lacks" "lib1|lib2|app link tool|extra" \
+  "$(for d in $L; do entries "$ONCLOSURE" "$d"; done | paste -sd'|')"
 lap
 
 echo "--- 3. rebuild: nix checks the outputs are bit-identical"
