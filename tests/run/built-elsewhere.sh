@@ -97,6 +97,9 @@ same_id() { # engine image archive
 
 step "1. Bazel: bazel run //:load, then docker run / podman run"
 cd "$HERE/bazel"
+if command -v buildifier >/dev/null 2>&1; then
+  buildifier -mode=check -lint=warn -r . || fail "buildifier: tests/run/bazel (buildifier -r tests/run/bazel fixes the format)"
+fi
 BZF=(--repo_env=STRATA_BINARY="$STRATA")
 "${BZ[@]}" run "${BZF[@]}" //:load 2>"$WORK/bazel.log" | tee "$WORK/load.out" ||
   { cat "$WORK/bazel.log" >&2; fail "bazel run //:load"; }
