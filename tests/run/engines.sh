@@ -9,7 +9,8 @@
 #   tests/run/engines.sh stop     stop that dockerd (and its containerd and shims) by their pid
 #                                 files, remove leftover runc and podman containers, unmount what
 #                                 is left, remove the state
-#   tests/run/engines.sh test     install + start + the engine tests + stop, whatever happens
+#   tests/run/engines.sh test     install + start + the engine tests + the Bazel and Nix images
+#                                 (tests/run/built-elsewhere.sh) + stop, whatever happens
 #
 # State lives under $STRATA_ENGINES_DIR (default for start/stop: /tmp/strata-engines; `test`
 # makes a fresh one per run, so concurrent runs never collide). Its path must be lowercase
@@ -167,6 +168,16 @@ run_tests() {
   wait "$TEST_PID" || status=$?
   TEST_PID=
   echo "engine tests: $((SECONDS - t1)) s (exit $status)"
+  # Images Bazel (oci_load's `bazel run`) and Nix (nix build of a closure) make
+  # run in the same engines; also when the engine tests failed. The same way
+  # as the tests: a process group of its own that the trap can stop.
+  local t2=$SECONDS s2=0
+  setsid bash tests/run/built-elsewhere.sh &
+  TEST_PID=$!
+  wait "$TEST_PID" || s2=$?
+  TEST_PID=
+  echo "bazel and nix images: $((SECONDS - t2)) s (exit $s2)"
+  [ $status -ne 0 ] || status=$s2
   if [ $status -ne 0 ]; then
     echo "--- last lines of dockerd.log" >&2
     tail -n 20 "$D/dockerd.log" >&2

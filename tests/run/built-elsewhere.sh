@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Images that Bazel and Nix build with strata run in the real engines (issue #11).
+# tests/run/engines.sh runs it after the engine tests, with its engines up:
+#
+#   STRATA_ENGINES_DIR=/tmp/strata-engines-... tests/run/built-elsewhere.sh
+#
+#  1. Bazel (tests/run/bazel, Debian's Bazel 4.2.3, offline): `bazel run //:load`
+#     (an oci_load of a static busybox image) loads into the private dockerd;
+#     `docker run` prints exactly the cmd's lines; the image ID is strata's
+#     config digest. The same launcher with OCI_LOAD_ENGINE=podman, then
+#     `podman run`.
+#  2. Nix (tests/run/nix, Debian's nix-bin 2.8, offline, no nixpkgs): an image
+#     `nix build` makes from a closure (a store bash referring to a store path
+#     holding its libraries); its entrypoint runs the store bash with the
+#     closure's libraries, which the container shows (/proc/self/maps).
+#     `docker load -i result` + `docker run`, `podman load` + `podman run`.
+#
+# Any failure fails the script with the tool's or the engine's message (a
+# container's stderr included). The Bazel server is shut down and the
+# temporary directory removed at the end, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")"
+HERE=$PWD
+ROOT=$(cd ../.. && pwd)
+T0=$SECONDS
+step() { echo; echo "--- $* ($((SECONDS - T0)) s)"; }
+
+[ -n "${STRATA_ENGINES_DIR:-}" ] && [ -f "$STRATA_ENGINES_DIR/env" ] || {
+  echo "STRATA_ENGINES_DIR must hold the env file of tests/run/engines.sh start" >&2
+  exit 2
+}
+set -a
+# shellcheck disable=SC1091
+. "$STRATA_ENGINES_DIR/env"
+set +a
+
+step "install"
+missing=()
+command -v bazel >/dev/null 2>&1 || missing+=(bazel-bootstrap)
+[ -d /usr/share/bazel/rules/java ] || missing+=(bazel-rules-java)
+command -v nix >/dev/null 2>&1 || missing+=(nix-bin)
+static() { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }
+static || missing+=(busybox-static)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+fi
+static || { echo "FAIL: /bin/busybox is not a static binary (busybox-static)" >&2; exit 1; }
+echo "bazel $(dpkg-query -W -f='${Version}' bazel-bootstrap 2>/dev/null), $(nix --version)"
+
+step "cargo build --release"
+STRATA=$(cd "$ROOT" && cargo build --release --locked -q && realpath "${CARGO_TARGET_DIR:-target}/release/strata")
+echo "$STRATA"
+
+WORK=$(mktemp -d /tmp/strata-elsewhere.XXXXXX)
+OB=$WORK/ob
+# --max_idle_secs: the server goes away by itself should the shutdown below never run.
+BZ=(bazel --output_base="$OB" --max_idle_secs=120)
+cleanup() {
+  if [ -d "$OB" ]; then (cd "$HERE/bazel" && "${BZ[@]}" shutdown >/dev/null 2>&1) || true; fi
+  chmod -R u+w "$WORK" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# run NAME WANT CMD...: CMD's stdout must be WANT and its exit code 0; else its
+# stderr (the engine's message, the container's stderr) and a diff.
+run() {
+  local name=$1 want=$2 rc=0
+  shift 2
+  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  if [ $rc -ne 0 ] || [ "$(cat "$WORK/out")" != "$want" ]; then
+    echo "FAIL: $name: \`$*\` exited $rc" >&2
+    echo "--- its stderr:" >&2
+    cat "$WORK/err" >&2
+    echo "--- stdout, want vs got:" >&2
+    diff <(echo "$want") "$WORK/out" >&2 || true
+    exit 1
+  fi
+  echo "ok: $name"
+  sed 's/^/    /' "$WORK/out"
+}
+# The image ID the engine gives IMAGE must be strata's config digest of ARCHIVE.
+same_id() { # engine image archive
+  local want got
+  want=$("$STRATA" digest --json "$3" | grep -o '"config": *"sha256:[0-9a-f]*"' | grep -o 'sha256:[0-9a-f]*')
+  got=$("$1" image inspect --format '{{.Id}}' "$2")
+  got=sha256:${got#sha256:} # podman prints the hex only
+  [ "$got" = "$want" ] || fail "$1 image ID of $2 is $got, strata's config digest is $want"
+  echo "ok: $1 image ID of $2 = strata's config digest $want"
+}
+
+step "1. Bazel: bazel run //:load, then docker run / podman run"
+cd "$HERE/bazel"
+if command -v buildifier >/dev/null 2>&1; then
+  buildifier -mode=check -lint=warn -r . || fail "buildifier: tests/run/bazel (buildifier -r tests/run/bazel fixes the format)"
+fi
+BZF=(--repo_env=STRATA_BINARY="$STRATA")
+"${BZ[@]}" run "${BZF[@]}" //:load 2>"$WORK/bazel.log" | tee "$WORK/load.out" ||
+  { cat "$WORK/bazel.log" >&2; fail "bazel run //:load"; }
+grep -qx 'Loaded image: strata-bazel-run:1' "$WORK/load.out" || fail "docker load did not print 'Loaded image: strata-bazel-run:1'"
+TAR=$("${BZ[@]}" info "${BZF[@]}" bazel-bin 2>/dev/null)/load.tar
+WANT='hello from bazel
+GREETING=hi'
+run "docker run strata-bazel-run:1" "$WANT" docker run --rm --network none strata-bazel-run:1
+same_id docker strata-bazel-run:1 "$TAR"
+OCI_LOAD_ENGINE=podman "${BZ[@]}" run "${BZF[@]}" //:load 2>"$WORK/bazel.log" | tee "$WORK/load.out" ||
+  { cat "$WORK/bazel.log" >&2; fail "OCI_LOAD_ENGINE=podman bazel run //:load"; }
+run "podman run strata-bazel-run:1" "$WANT" podman run --rm --network none docker.io/library/strata-bazel-run:1
+same_id podman docker.io/library/strata-bazel-run:1 "$TAR"
+"${BZ[@]}" shutdown
+echo "bazel server shut down"
+
+step "2. Nix: nix build of a closure, then docker load / podman load and run"
+# Offline: no build users, no sandbox, no substituters, an empty flake
+# registry; through NIX_CONFIG, so /etc is left alone (as tests/nix/run.sh).
+echo '{"flakes":[],"version":2}' >"$WORK/registry.json"
+export NIX_CONFIG="build-users-group =
+experimental-features = nix-command flakes
+sandbox = false
+substituters =
+flake-registry = $WORK/registry.json"
+# The flake outside any git repository (a path: flake), strata beside it.
+F=$WORK/flake
+mkdir -p "$F"
+cp "$HERE/nix/flake.nix" "$F/"
+cp -r "$ROOT/nix" "$F/nix"
+cp "$STRATA" "$F/strata"
+cd "$F"
+nix build .#image 2>"$WORK/nix.log" || { cat "$WORK/nix.log" >&2; fail "nix build .#image"; }
+IMG=$(readlink result)
+LIBS=$(nix path-info .#libs)
+BASH_OUT=$(nix path-info .#bash)
+echo "result -> $IMG"
+# The closure: bash and libs under /nix/store, nothing else in the image.
+tar -tf "$IMG" >/dev/null
+WANT="ok from nix
+$BASH_OUT/bin/bash
+GREETING=hi
+$(cd "$LIBS/lib" && LC_ALL=C ls | while read -r f; do echo "$f $LIBS/lib/$f"; done)
+no /lib64, no /bin"
+[ "$(echo "$WANT" | grep -c ' /nix/store/')" -ge 3 ] || fail "libs holds fewer than 3 files: $(ls "$LIBS/lib")"
+docker load -i result >"$WORK/load.out" 2>&1 || { cat "$WORK/load.out" >&2; fail "docker load -i result"; }
+cat "$WORK/load.out"
+run "docker run strata-nix-run:1" "$WANT" docker run --rm --network none strata-nix-run:1
+same_id docker strata-nix-run:1 result
+podman load -i result >"$WORK/load.out" 2>&1 || { cat "$WORK/load.out" >&2; fail "podman load -i result"; }
+tail -1 "$WORK/load.out"
+run "podman run strata-nix-run:1" "$WANT" podman run --rm --network none docker.io/library/strata-nix-run:1
+same_id podman docker.io/library/strata-nix-run:1 result
+rm result
+
+step "built elsewhere: ok"
