@@ -19,6 +19,7 @@ def _impl(ctx):
     digest = ctx.actions.declare_file(ctx.label.name + ".digest")
     args = ctx.actions.args()
     args.add("index")
+    args.add("--quiet")  # the digest is in an output file; keep build logs clean
     args.add("--out", layout.path)
     args.add("--digest-file", digest)
     if ctx.attr.tag:

@@ -209,6 +209,7 @@ def _impl(ctx):
     descriptor = ctx.actions.declare_file(ctx.label.name + ".descriptor.json")
     args = ctx.actions.args()
     args.add("layer")
+    args.add("--quiet")  # the digest is in an output file; keep build logs clean
     args.add_all(specs, before_each = "--spec")
     args.add("--out", blob)
     args.add("--descriptor", descriptor)

@@ -46,6 +46,7 @@ def _impl(ctx):
     tar = ctx.actions.declare_file(ctx.label.name + ".tar")
     args = ctx.actions.args()
     args.add("image")
+    args.add("--quiet")  # the digest is in an output file; keep build logs clean
     args.add("--out", tar)
     args.add("--format", "docker-archive")
     args.add("--base", image.layout.path)
