@@ -685,7 +685,7 @@ fn image(a: ImageArgs) -> CliResult {
     let mut composed = compose(base, layers, &opts)?;
     // Kept until the output is written: a temporary fetch directory, if one was needed.
     let _fetched = if format != Format::Oci {
-        fetch_remote_blobs(&mut composed.plan, a.cache_dir.as_deref(), &a.out)?
+        fetch_remote_blobs(&mut composed.plan, a.cache_dir.as_deref(), &a.out, a.quiet)?
     } else {
         None
     };
@@ -735,7 +735,7 @@ fn index(a: IndexArgs) -> CliResult {
     tag_annotations(&mut top, a.tag.as_deref()).map_err(Failure::Usage)?;
     plan.index_json = to_canonical(&Index::new(vec![top]));
     let _fetched = if format != Format::Oci {
-        fetch_remote_blobs(&mut plan, a.cache_dir.as_deref(), &a.out)?
+        fetch_remote_blobs(&mut plan, a.cache_dir.as_deref(), &a.out, a.quiet)?
     } else {
         None
     };
@@ -1104,6 +1104,7 @@ fn fetch_remote_blobs(
     plan: &mut LayoutPlan,
     flag: Option<&Utf8Path>,
     out: &Utf8Path,
+    quiet: bool,
 ) -> Result<Option<tempfile::TempDir>> {
     if plan.first_remote().is_none() {
         return Ok(None);
@@ -1126,7 +1127,7 @@ fn fetch_remote_blobs(
     };
     let cache = strata::registry::cache::Cache::new(&dir);
     let regs = registries(None, false, 3, &[])?;
-    let progress = Reporter::new(false, "fetching");
+    let progress = Reporter::new(quiet, "fetching");
     cache.materialize(plan, &regs, &progress)?;
     progress.finish();
     Ok(guard)
