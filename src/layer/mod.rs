@@ -3,7 +3,10 @@
 //! [`write_layer`] streams the canonical tar of normalized entries through a
 //! [`compress::BlobWriter`], which hashes the uncompressed stream (diff_id),
 //! compresses, and hashes the compressed stream (digest) in the same pass.
-//! Memory stays flat: file contents are copied through a fixed buffer.
+//! Memory stays flat: file contents are copied through a fixed buffer, and
+//! small files are read ahead by a few threads into a bounded window (many
+//! small files cost syscalls, not bytes: open/read/close run in parallel
+//! while the tar is written in order; the bytes do not depend on it).
 //! Every entry gets the same mtime, the caller's (`SOURCE_DATE_EPOCH`, a flag,
 //! or 0): *replace*, not clamp, so the host's timestamps never matter.
 
@@ -15,8 +18,11 @@ pub mod path;
 pub mod read;
 pub mod tar;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use camino::Utf8Path;
 use serde::{Deserialize, Serialize};
@@ -68,9 +74,45 @@ pub fn write_layer<W: Write + Send + 'static>(
     let mut w = BlobWriter::new(out, opts.compression, opts.threads);
     let mut buf = vec![0u8; COPY_BUF];
     let wctx = || format!("writing {out_name}");
-    for e in entries {
-        write_entry(&mut w, e, opts.mtime, &mut buf, out_name)?;
-    }
+    // Small files, in tar order: read ahead by helper threads.
+    let small: Vec<(&Utf8Path, u64)> = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::File(Content::Path(p, n)) if *n <= PREFETCH_MAX => Some((p.as_path(), *n)),
+            _ => None,
+        })
+        .collect();
+    let readers = if small.len() < 64 {
+        0
+    } else {
+        opts.threads.clamp(2, 8)
+    };
+    let ahead = ReadAhead::new(&small);
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..readers {
+            scope.spawn(|| ahead.work());
+        }
+        let res = (|| {
+            let mut k = 0;
+            for e in entries {
+                let pre = match &e.kind {
+                    EntryKind::File(Content::Path(_, n)) if *n <= PREFETCH_MAX => {
+                        k += 1;
+                        Some(if readers == 0 {
+                            read_exact_file(small[k - 1].0, small[k - 1].1)
+                        } else {
+                            ahead.take(k - 1)
+                        })
+                    }
+                    _ => None,
+                };
+                write_entry(&mut w, e, opts.mtime, &mut buf, out_name, pre)?;
+            }
+            Ok(())
+        })();
+        ahead.stop();
+        res
+    })?;
     tar::write_end(&mut w).io_context(wctx)?;
     let s = w.finish().io_context(wctx)?;
     Ok((
@@ -90,6 +132,7 @@ fn write_entry<W: Write>(
     mtime: u64,
     buf: &mut [u8],
     out_name: &str,
+    pre: Option<Result<Vec<u8>>>,
 ) -> Result<()> {
     let dir_name;
     let (kind, name, size, link): (TarKind, &str, u64, &str) = match &e.kind {
@@ -116,13 +159,150 @@ fn write_entry<W: Write>(
     let wctx = || format!("writing {out_name}");
     tar::write_header(w, &h).io_context(wctx)?;
     if let EntryKind::File(c) = &e.kind {
-        match c {
-            Content::Inline(b) => w.write_all(b).io_context(wctx)?,
-            Content::Path(p, n) => copy_exact(p, *n, w, buf, out_name)?,
+        match (c, pre) {
+            (Content::Inline(b), _) => w.write_all(b).io_context(wctx)?,
+            (Content::Path(..), Some(read)) => w.write_all(&read?).io_context(wctx)?,
+            (Content::Path(p, n), None) => copy_exact(p, *n, w, buf, out_name)?,
         }
         tar::write_padding(w, size).io_context(wctx)?;
     }
     Ok(())
+}
+
+/// Files up to this size are read ahead whole (larger ones stream).
+const PREFETCH_MAX: u64 = 64 << 10;
+/// Small files read ahead of the tar writer, at most (bounds memory:
+/// 256 × 64 KiB = 16 MiB in the worst case).
+const PREFETCH_WINDOW: usize = 256;
+
+/// Small files read by helper threads, handed to the tar writer in order.
+/// Wake-ups are targeted (the writer only when the file it waits for
+/// arrives; helpers only when the window moved and one is waiting), so the
+/// synchronization costs far less than the reads it overlaps.
+struct ReadAhead<'a> {
+    files: &'a [(&'a Utf8Path, u64)],
+    next: AtomicUsize,
+    state: Mutex<ReadState>,
+    /// The writer waits here for file `taken`.
+    ready_cv: Condvar,
+    /// Helpers wait here for room in the window.
+    room_cv: Condvar,
+}
+
+struct ReadState {
+    ready: BTreeMap<usize, Result<Vec<u8>>>,
+    /// The writer's position: files before it were taken.
+    taken: usize,
+    /// Whether the writer is waiting for file `taken`.
+    writer_waiting: bool,
+    /// Helpers waiting for room.
+    helpers_waiting: usize,
+    stop: bool,
+}
+
+impl<'a> ReadAhead<'a> {
+    fn new(files: &'a [(&'a Utf8Path, u64)]) -> Self {
+        ReadAhead {
+            files,
+            next: AtomicUsize::new(0),
+            state: Mutex::new(ReadState {
+                ready: BTreeMap::new(),
+                taken: 0,
+                writer_waiting: false,
+                helpers_waiting: 0,
+                stop: false,
+            }),
+            ready_cv: Condvar::new(),
+            room_cv: Condvar::new(),
+        }
+    }
+
+    /// A helper thread: read files in order, staying within the window.
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.files.len() {
+                return;
+            }
+            {
+                let mut st = self.state.lock().expect("read-ahead lock");
+                while !st.stop && i >= st.taken + PREFETCH_WINDOW {
+                    st.helpers_waiting += 1;
+                    st = self.room_cv.wait(st).expect("read-ahead lock");
+                    st.helpers_waiting -= 1;
+                }
+                if st.stop {
+                    return;
+                }
+            }
+            let (p, n) = self.files[i];
+            let r = read_exact_file(p, n);
+            let mut st = self.state.lock().expect("read-ahead lock");
+            st.ready.insert(i, r);
+            if st.writer_waiting && i == st.taken {
+                self.ready_cv.notify_one();
+            }
+        }
+    }
+
+    /// The writer: file `i`'s bytes (or its error), waiting for them.
+    fn take(&self, i: usize) -> Result<Vec<u8>> {
+        let mut st = self.state.lock().expect("read-ahead lock");
+        st.taken = i;
+        loop {
+            if let Some(r) = st.ready.remove(&i) {
+                st.taken = i + 1;
+                if st.helpers_waiting > 0 {
+                    self.room_cv.notify_all();
+                }
+                return r;
+            }
+            st.writer_waiting = true;
+            st = self.ready_cv.wait(st).expect("read-ahead lock");
+            st.writer_waiting = false;
+        }
+    }
+
+    /// Release the helpers (the writer is done, or failed).
+    fn stop(&self) {
+        self.state.lock().expect("read-ahead lock").stop = true;
+        self.room_cv.notify_all();
+    }
+}
+
+/// Read all of `src`, which was listed with `n` bytes: one read for a small
+/// file, as [`copy_exact`]; growing or shrinking since it was listed is an error.
+fn read_exact_file(src: &Utf8Path, n: u64) -> Result<Vec<u8>> {
+    let mut f = File::open(src).io_context(|| format!("reading {src}"))?;
+    let n = usize::try_from(n).expect("small file");
+    // One byte more than listed, so growth shows without another read.
+    let mut out = vec![0u8; n + 1];
+    let mut have = 0;
+    loop {
+        let want = out.len() - have;
+        let got = f
+            .read(&mut out[have..])
+            .io_context(|| format!("reading {src}"))?;
+        have += got;
+        if have > n {
+            return Err(Error::invalid(format!(
+                "{src}: changed while reading (grew beyond the {n} bytes listed)"
+            )));
+        }
+        if got == 0 {
+            if have < n {
+                return Err(Error::invalid(format!(
+                    "{src}: changed while reading (shrank below the {n} bytes listed)"
+                )));
+            }
+            break;
+        }
+        if have == n && got < want {
+            break; // a short read of a regular file is its end
+        }
+    }
+    out.truncate(n);
+    Ok(out)
 }
 
 /// Copy exactly `n` bytes of `src` (listed with that size) into `w`.
@@ -194,4 +374,61 @@ pub fn read_small_file(path: &Utf8Path, limit: usize) -> Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::path::LayerPath;
+    use camino::Utf8PathBuf;
+    use std::sync::Arc;
+
+    fn file_entry(i: usize, content: Content) -> Entry {
+        Entry {
+            path: LayerPath::parse(&format!("d/f{i:04}")).unwrap(),
+            kind: EntryKind::File(content),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            uname: String::new(),
+            gname: String::new(),
+            origin: Arc::from("test"),
+        }
+    }
+
+    fn tar_of(entries: &[Entry], threads: usize) -> Result<Vec<u8>> {
+        let opts = LayerOptions {
+            compression: Compression::None,
+            mtime: 0,
+            threads,
+        };
+        write_layer(entries, Vec::new(), &opts, "test").map(|(out, _)| out)
+    }
+
+    #[test]
+    fn read_ahead_keeps_order_and_bytes_and_reports_the_first_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(dir.path().to_path_buf()).unwrap();
+        let mut from_files = Vec::new();
+        let mut inline = Vec::new();
+        for i in 0..700 {
+            let bytes: Vec<u8> = (0..(i * 37 % 5000)).map(|b| (b * 7 + i) as u8).collect();
+            let p = root.join(format!("f{i}"));
+            std::fs::write(&p, &bytes).unwrap();
+            from_files.push(file_entry(i, Content::Path(p, bytes.len() as u64)));
+            inline.push(file_entry(i, Content::Inline(bytes)));
+        }
+        let want = tar_of(&inline, 1).unwrap();
+        for threads in [1, 2, 8] {
+            assert!(
+                tar_of(&from_files, threads).unwrap() == want,
+                "threads {threads}"
+            );
+        }
+        // Two files changed since they were listed: the first in tar order is named.
+        std::fs::write(root.join("f600"), b"x").unwrap();
+        std::fs::write(root.join("f650"), b"").unwrap();
+        let e = tar_of(&from_files, 4).unwrap_err().to_string();
+        assert!(e.contains("/f600: changed while reading (shrank"), "{e}");
+    }
 }
