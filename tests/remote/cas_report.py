@@ -86,6 +86,8 @@ def main():
     print(f"OCI layouts in bazel-bin: {len(images)}")
     for name, ls in images.items():
         print(f"  {name}: {len(ls)} layers, {sum(ls.values())} bytes")
+    per_image = sum(sum(ls.values()) for ls in images.values())
+    print(f"layer bytes summed over the {len(images)} images (a base counted in each image on it): {per_image}")
     print(f"distinct layers: {len(layers)}, {layer_bytes} bytes")
     ok = True
     for h, size in sorted(layers.items(), key=lambda kv: -kv[1]):

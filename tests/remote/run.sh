@@ -10,8 +10,9 @@
 #     tests/remote/bgd.yml.in (CAS on disk in the temp dir, bot keep-alive 10 s)
 #     on a free 127.0.0.1 port, and tests/remote/worker.py (test scaffolding:
 #     a minimal Remote Workers API worker; no registry here carries one);
-#  2. a local build of //... (output base L): the reference bytes, and the
-#     README example's digests against tests/golden/hello.json;
+#  2. a local build of //... and //remote:images (output base L; the latter,
+#     "manual", is a 4 MB base image and two images on it): the reference
+#     bytes, and the README example's digests against tests/golden/hello.json;
 #  3. remote cache only (output base R): build --remote_cache, bazel clean,
 #     build again: every strata action is a remote cache hit, outputs
 #     byte-identical to the local build's;
@@ -19,7 +20,8 @@
 #     (tests/remote/cas_report.py): every layer stored once;
 #  5. remote execution: bazel clean, build --remote_executor (with
 #     --noremote_accept_cached, so the cache filled in 3 does not answer):
-#     every strata action ran remotely ("N remote"), outputs byte-identical;
+#     every strata action (and the genrule) ran remotely ("N remote"),
+#     outputs byte-identical;
 #     then bazel test //... runs the e2e tests on the worker too.
 # Everything started here is stopped by its pid, and the temp dir removed, on exit.
 set -euo pipefail
@@ -47,7 +49,7 @@ echo "bazel: $(dpkg-query -W -f='${Version}' bazel-bootstrap 2>/dev/null || baze
 echo "postgresql: $("$PGBIN/postgres" --version)"
 
 VENV=${STRATA_REMOTE_VENV:-$HOME/.cache/strata/buildgrid-0.4.4}
-if ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt" 2>/dev/null; then
+if ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt" 2>/dev/null || ! "$VENV/bin/bgd" --help >/dev/null 2>&1; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt"
@@ -129,6 +131,7 @@ OB_R=$WORK/ob-remote
 OBS=("$OB_L" "$OB_R")
 F=(--repo_env=STRATA_BINARY="$STRATA_BINARY")
 RF=(--remote_instance_name=main --remote_timeout=120)
+T=(//... //remote:images)
 cd "$WS"
 
 outputs() { # output_base: a digest of every byte the rules wrote (as tests/bazel/run.sh)
@@ -147,13 +150,16 @@ count() { # summary kind: the count of "N <kind>" in a summary line, else 0
   echo "${n:-0}"
 }
 
-step "local build of //... (reference)"
-bazel --output_base="$OB_L" build "${F[@]}" //... 2>&1 | tee "$WORK/local-build.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
+step "local build of ${T[*]} (reference)"
+bazel --output_base="$OB_L" build "${F[@]}" "${T[@]}" 2>&1 | tee "$WORK/local-build.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
 outputs "$OB_L" >"$WORK/local"
-N=$(bazel --output_base="$OB_L" aquery "${F[@]}" 'mnemonic("Strata.*", //...)' --output=text 2>/dev/null | grep -c '^action ')
-echo "$N strata actions ($(bazel --output_base="$OB_L" aquery "${F[@]}" 'mnemonic("Strata.*", //...)' --output=text 2>/dev/null |
-  sed -n 's/^action .\(Strata[A-Za-z]*\).*/\1/p' | sort | uniq -c | awk '{printf "%s%s %s", s, $1, $2; s=", "}'))"
+aq() { bazel --output_base="$OB_L" aquery "${F[@]}" "mnemonic(\"$1\", deps(//... + //remote:images))" --output=text 2>/dev/null; }
+N=$(aq 'Strata.*' | grep -c '^action ')
+G=$(aq Genrule | grep -c '^action ' || true)
+echo "$N strata actions ($(aq 'Strata.*' | sed -n 's/^ *Mnemonic: //p' |
+  sort | uniq -c | awk '{printf "%s%s %s", s, $1, $2; s=", "}')) and $G genrule"
 [ "$N" -gt 0 ] || fail "no strata action found"
+S=$((N + G)) # the spawns of the build: each must be a remote cache hit, or remote
 golden() { sed -n 's/.*"'"$1"'": *"\(sha256:[0-9a-f]*\)".*/\1/p' "$ROOT/tests/golden/hello.json"; }
 check_golden() { # output_base
   local bin layer manifest
@@ -170,14 +176,14 @@ bazel --output_base="$OB_L" shutdown
 
 step "remote cache: build, bazel clean, build: every strata action a remote cache hit"
 B=(bazel --output_base="$OB_R")
-"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_cache="$REMOTE" //... 2>&1 | tee "$WORK/cache1.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
+"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_cache="$REMOTE" "${T[@]}" 2>&1 | tee "$WORK/cache1.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
 "${B[@]}" clean
-"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_cache="$REMOTE" //... 2>&1 | tee "$WORK/cache2.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
+"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_cache="$REMOTE" "${T[@]}" 2>&1 | tee "$WORK/cache2.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
 s=$(summary "$WORK/cache2.log")
 hits=$(count "$s" 'remote cache hit')
 if echo "$s" | grep -qE 'sandbox|local|worker|remote[,.]'; then fail "actions ran instead of coming from the remote cache: $s"; fi
-[ "$hits" -eq "$N" ] || fail "$N strata actions, $hits remote cache hits: $s"
-echo "ok: all $N strata actions were remote cache hits"
+[ "$hits" -eq "$S" ] || fail "$N strata actions + $G genrule, $hits remote cache hits: $s"
+echo "ok: all $N strata actions (and $G genrule) were remote cache hits"
 outputs "$OB_R" >"$WORK/cached"
 diff "$WORK/local" "$WORK/cached" || fail "outputs from the remote cache differ from the local build's"
 echo "ok: byte-identical to the local build ($(wc -l <"$WORK/local") output files)"
@@ -189,14 +195,14 @@ echo "files in the CAS directory: $(find "$WORK/cas/cas/objects" -type f -printf
 
 step "remote execution: bazel clean, build: every strata action runs on the worker"
 "${B[@]}" clean
-"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_executor="$REMOTE" --noremote_accept_cached //... 2>&1 |
+"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_executor="$REMOTE" --noremote_accept_cached "${T[@]}" 2>&1 |
   tee "$WORK/exec.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
 s=$(summary "$WORK/exec.log")
 remote=$(count "$s" remote)
 if echo "$s" | grep -qE 'sandbox|local|worker|cache hit'; then fail "actions did not all run remotely: $s"; fi
-[ "$remote" -eq "$N" ] || fail "$N strata actions, $remote ran remotely: $s"
+[ "$remote" -eq "$S" ] || fail "$N strata actions + $G genrule, $remote ran remotely: $s"
 ran=$(grep -c ': exit 0$' "$WORK/worker.log" || true)
-echo "ok: all $N strata actions ran remotely (the worker completed $ran leases)"
+echo "ok: all $N strata actions (and $G genrule) ran remotely (the worker completed $ran leases)"
 outputs "$OB_R" >"$WORK/remote"
 diff "$WORK/local" "$WORK/remote" || fail "remotely built outputs differ from the local build's"
 check_golden "$OB_R"
@@ -217,5 +223,5 @@ step "what the CAS holds after remote execution (inputs too)"
 "$VENV/bin/python" "$HERE/cas_report.py" "$WORK/cas" "$BIN" "$STRATA_BINARY" | tee "$WORK/cas-exec.txt" | sed -n '/^CAS:/,$p'
 
 step "remote suite: ok"
-echo "remote: $N strata actions: $N remote cache hits, $N remote; $tests tests remote"
+echo "remote: $N strata actions + $G genrule: $S remote cache hits, then $S remote; $tests tests remote"
 tail -1 "$WORK/cas-cache.txt"
