@@ -29,9 +29,11 @@ cannot name files inside it: strata takes 0755/0644 from the executable bit).
 For a directory of the workspace, list its files (`glob(["dir/**"])`): Bazel
 does not track the contents of a source directory label.
 
-Modes: `modes` if it names the path, else 0755 for a file with an executable
-bit, else 0644. Bazel marks every file that an action writes executable, so
-generated files get 0755 unless `modes` says otherwise.
+Modes: `modes` if it names the path; else 0644 for a source file, whatever
+its executable bit in the checkout (that bit is no part of Bazel's action key,
+and remote execution presents every input as executable: it must not decide a
+digest), and 0755 for a generated file (Bazel makes every file an action writes
+executable, locally and remotely).
 
 Paths inside the layer are written without a leading `/`; the keys of
 `modes`, `owners`, `symlinks` and the entries of `empty_dirs` and `whiteouts`
@@ -121,7 +123,12 @@ def _add(st, path, f):
     else:
         if not path:
             fail("oci_layer %s: %s would be the layer root" % (st.ctx.label, f.short_path))
-        _append(st, {"path": path, "src": f.path, "type": "file"})
+        entry = {"path": path, "src": f.path, "type": "file"}
+        if f.is_source:
+            # Not the file's executable bit: it is no part of Bazel's action key,
+            # and remote execution sends every input file as executable.
+            entry["mode"] = "0644"
+        _append(st, entry)
 
 def _tree_file(f):
     # One file of a tree artifact; its tree_relative_path is known only at execution.
