@@ -1105,24 +1105,17 @@ fn fetch_remote_blobs(
     flag: Option<&Utf8Path>,
     out: &Utf8Path,
     quiet: bool,
-) -> Result<Option<tempfile::TempDir>> {
+) -> Result<Option<output::AtomicDir>> {
     if plan.first_remote().is_none() {
         return Ok(None);
     }
     let (dir, guard) = match cache_dir(flag) {
         Ok(d) => (d, None),
         Err(_) => {
-            let parent = match out.parent() {
-                Some(p) if !p.as_str().is_empty() => p.to_path_buf(),
-                _ => Utf8PathBuf::from("."),
-            };
-            let t = tempfile::Builder::new()
-                .prefix(".strata-fetch-")
-                .tempdir_in(&parent)
-                .io_context(|| format!("creating a fetch directory in {parent}"))?;
-            let d = Utf8PathBuf::from_path_buf(t.path().to_path_buf())
-                .map_err(|p| Error::invalid(format!("non-UTF-8 path {}", p.display())))?;
-            (d, Some(t))
+            // Why an AtomicDir never committed: removed on drop and on SIGINT/SIGTERM.
+            let name = format!("{}.fetch", out.file_name().unwrap_or("out"));
+            let t = output::AtomicDir::create(&out.with_file_name(name))?;
+            (t.path().to_path_buf(), Some(t))
         }
     };
     let cache = strata::registry::cache::Cache::new(&dir);

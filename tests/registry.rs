@@ -1016,6 +1016,34 @@ fn shallow_base_is_mounted_streamed_and_cached_never_downloaded_to_compose() {
     assert_eq!(gets(&a), before + 2, "the second build asked A again");
     ok_in(d, &["verify", "app.tar"]);
     assert_eq!(ok_in(d, &["digest", "app.tar"]).trim(), app);
+    // No cache directory at all (no HOME, as in a Bazel action): a private
+    // temporary one beside the output, gone afterwards.
+    let out = strata()
+        .current_dir(d)
+        .args([
+            "image",
+            "-q",
+            "--base",
+            "shallow",
+            "--layer",
+            &new,
+            "--cmd",
+            "/bin/true",
+        ])
+        .args(["--format", "oci-archive", "--out", "nocache.tar"])
+        .env_remove("HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("STRATA_CACHE_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(ok_in(d, &["digest", "nocache.tar"]).trim(), app);
+    let left: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".strata-tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 
     // Offline: composing still works; an archive names the blob and where it lives.
     a.stop();

@@ -320,7 +320,7 @@ push_suite() {
   "$STRATA_BINARY" verify "$bin/app_load.tar"
   [ "$("$STRATA_BINARY" digest "$bin/app_load.tar")" = "$want" ] || { echo "FAIL: app_load.tar is not $want" >&2; exit 1; }
   [ "$(layer_requests "$WORK/registry-A/access.log" "$GET_BASE")" = $((before + 2)) ] || { echo "FAIL: oci_load should read each base layer once" >&2; exit 1; }
-  ls -a "$bin" | grep -q '^\.strata-fetch-' && { echo "FAIL: a fetch directory was left in bazel-bin" >&2; exit 1; }
+  ls -a "$bin" | grep -q '^\.strata-tmp-' && { echo "FAIL: a fetch directory was left in bazel-bin" >&2; exit 1; }
   echo "ok: oci_load of the shallow image: every base layer fetched once, verified, = $want"
 
   # A wrong pin fails the fetch with strata's message.
