@@ -440,10 +440,11 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             Compression::Gzip { level } => {
                 Mode::Gzip(GzipPool::new(out, level, threads, pool.clone()))
             }
-            // Why one extra worker: the calling thread is busy building the
-            // tar; the bytes are the same for any worker count.
+            // Why `threads` workers, not one more: measured on 2 cores, a
+            // third worker bought no speed and cost ~5 MiB; the bytes are the
+            // same for any worker count >= 1.
             Compression::Zstd { level } => Mode::Zstd(
-                Box::new(zstd_encoder(out, level, threads + 1)),
+                Box::new(zstd_encoder(out, level, threads)),
                 DiffThread::new(pool.clone()),
             ),
         };
