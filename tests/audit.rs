@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{fail_in, ok_in, run_in, tempdir, write};
+use crate::util::{fail_in, ok_in, run_in, sh, tempdir, write};
 
 /// A small tree: a file, an executable, a symlink, a nested dir.
 fn tree(root: &Path) {
@@ -19,20 +19,6 @@ fn tree(root: &Path) {
     write(&root.join("bin/app"), b"#!/bin/sh\necho app\n", 0o755);
     write(&root.join("usr/share/doc/README"), b"docs\n", 0o644);
     std::os::unix::fs::symlink("app", root.join("bin/sh")).unwrap();
-}
-
-fn sh(dir: &Path, script: &str) {
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 /// `strata layer` then `strata image`; extra image flags in `img`.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{ok_in, strata, tempdir, write};
+use crate::util::{noise, ok_in, strata, tempdir, write};
 
 /// What [`rejects`] plants where an output will go, to see it survive.
 const PREVIOUS: &[u8] = b"a previous output\n";
@@ -256,20 +256,6 @@ fn copy_dir(from: &Path, to: &Path) {
         .status()
         .unwrap();
     assert!(st.success());
-}
-
-/// Deterministic incompressible bytes.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
 }
 
 fn mkfifo(p: &Path) {

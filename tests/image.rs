@@ -20,6 +20,24 @@ fn blob(layout: &Path, digest: &str) -> Value {
     )
 }
 
+/// A docker-archive's entry names, in order, and its parsed `manifest.json`.
+fn tar_names_and_manifest(archive: &Path) -> (Vec<String>, Value) {
+    let mut ar = tar::Archive::new(fs::File::open(archive).unwrap());
+    let mut manifest = None;
+    let mut names = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name == "manifest.json" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            manifest = Some(serde_json::from_str(&s).unwrap());
+        }
+        names.push(name);
+    }
+    (names, manifest.expect("manifest.json"))
+}
+
 fn layer(d: &Path, name: &str, file: &str, content: &str) {
     write(
         &d.join(format!("{name}-tree/{file}")),
@@ -304,25 +322,12 @@ fn archives_hold_the_same_image() {
         assert_eq!(ok_in(d, &["digest", p]), dir);
         ok_in(d, &["verify", p]);
     }
-    let mut ar = tar::Archive::new(fs::File::open(d.join("img.docker.tar")).unwrap());
-    let mut manifest_json = None;
-    let mut names = Vec::new();
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().to_string_lossy().into_owned();
-        if name == "manifest.json" {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
-            manifest_json = Some(s);
-        }
-        names.push(name);
-    }
+    let (names, m) = tar_names_and_manifest(&d.join("img.docker.tar"));
     assert_eq!(names.first().map(String::as_str), Some("blobs/"));
     assert_eq!(
         &names[names.len() - 3..],
         ["index.json", "manifest.json", "oci-layout"]
     );
-    let m: Value = serde_json::from_str(&manifest_json.unwrap()).unwrap();
     assert_eq!(m[0]["RepoTags"], serde_json::json!(["demo:1"]));
     let a = json_file(&d.join("a.json"));
     assert_eq!(
@@ -528,19 +533,10 @@ fn a_docker_archive_carries_every_tag() {
             "other",
         ],
     );
-    let mut ar = tar::Archive::new(fs::File::open(d.join("multi.tar")).unwrap());
-    let mut m = None;
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_str() == Some("manifest.json") {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
-            m = Some(serde_json::from_str::<Value>(&s).unwrap());
-        }
-    }
+    let (_, m) = tar_names_and_manifest(&d.join("multi.tar"));
     // In the order given, each once; index.json names the first.
     assert_eq!(
-        m.unwrap()[0]["RepoTags"],
+        m[0]["RepoTags"],
         serde_json::json!(["demo:1", "registry.example/demo:latest", "other:latest"])
     );
     assert_eq!(ok_in(d, &["digest", "multi.tar", "--ref", "1"]), digest);
