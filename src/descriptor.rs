@@ -92,6 +92,19 @@ impl Platform {
         }
     }
 
+    /// The platform an image config declares (`architecture`, `os`,
+    /// `variant`, `os.version`; missing fields are empty).
+    pub fn of_config(config: &serde_json::Value) -> Platform {
+        let s = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Platform {
+            architecture: s("architecture").unwrap_or_default(),
+            os: s("os").unwrap_or_default(),
+            variant: s("variant"),
+            os_version: s("os.version"),
+            os_features: None,
+        }
+    }
+
     /// Whether `self` (what the user asked for) matches `other` (what an image has).
     pub fn matches(&self, other: &Platform) -> bool {
         self.os == other.os

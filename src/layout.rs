@@ -153,19 +153,7 @@ pub struct Image {
 impl Image {
     /// The platform the config declares.
     pub fn platform(&self) -> Platform {
-        let s = |k: &str| {
-            self.config
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
-        Platform {
-            architecture: s("architecture").unwrap_or_default(),
-            os: s("os").unwrap_or_default(),
-            variant: s("variant"),
-            os_version: s("os.version"),
-            os_features: None,
-        }
+        Platform::of_config(&self.config)
     }
 
     /// The config's `rootfs.diff_ids`.
@@ -310,11 +298,6 @@ impl Layout {
                 at: at.clone(),
             })
         })
-    }
-
-    /// Whether blob `d` is here (not only recorded as remote).
-    pub fn has_local(&self, d: &Digest) -> bool {
-        self.source(&Layout::blob_name(d)).is_some()
     }
 
     /// The size of blob `d` as stored, if present.

@@ -171,10 +171,10 @@ pub fn status_error(what: &str, resp: ureq::Response) -> Error {
     } else {
         text.to_string()
     };
-    let kind = match code {
-        404 => ErrorKind::InvalidInput,
-        400..=499 => ErrorKind::Remote,
-        _ => ErrorKind::Remote,
+    let kind = if code == 404 {
+        ErrorKind::InvalidInput
+    } else {
+        ErrorKind::Remote
     };
     Error::new(kind, format!("{what}: {text}{}", registry_message(resp)))
 }

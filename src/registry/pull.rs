@@ -14,8 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use camino::Utf8Path;
 
@@ -27,7 +25,7 @@ use crate::json;
 use crate::layout::{choose_platform, BlobSource, LayoutPlan, RemoteBlob};
 use crate::output::AtomicDir;
 use crate::registry::client::{self, Body, Client, MANIFEST_ACCEPT};
-use crate::registry::{download_blob, Outcome, Progress, Reference, Registries};
+use crate::registry::{download_blob, parallel, Outcome, Progress, Reference, Registries};
 
 /// What to pull.
 #[derive(Debug, Clone, Default)]
@@ -171,27 +169,10 @@ fn fetch_json_blob(client: &Client, repository: &str, desc: &Descriptor) -> Resu
     Ok(bytes)
 }
 
-struct Layer {
-    digest: Digest,
-    size: u64,
-}
-
 #[derive(Default)]
 struct Work {
     plan: LayoutPlan,
     layers: BTreeMap<Digest, u64>,
-}
-
-fn platform_of(config: &[u8]) -> Platform {
-    let v: serde_json::Value = serde_json::from_slice(config).unwrap_or_default();
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    Platform {
-        architecture: s("architecture").unwrap_or_default(),
-        os: s("os").unwrap_or_default(),
-        variant: s("variant"),
-        os_version: s("os.version"),
-        os_features: None,
-    }
 }
 
 /// Add the manifest `bytes` (and its config, and its layers to fetch) to
@@ -212,7 +193,9 @@ fn add_manifest(
         )));
     }
     let config = fetch_json_blob(client, repository, &m.config)?;
-    let platform = platform_of(&config);
+    // A config that is not JSON (its bytes are verified, not parsed) gets an
+    // empty platform here; `strata verify` of the pulled layout reports it.
+    let platform = Platform::of_config(&serde_json::from_slice(&config).unwrap_or_default());
     w.plan.add_bytes(config);
     for l in &m.layers {
         w.layers.insert(l.digest, l.size);
@@ -303,88 +286,47 @@ pub fn pull(
     tag_annotations(&mut top, opts.tag.as_deref())?;
     w.plan.index_json = json::to_canonical(&Index::new(vec![top]));
 
-    let layers: Vec<Layer> = w
-        .layers
-        .iter()
-        .map(|(d, s)| Layer {
-            digest: *d,
-            size: *s,
-        })
-        .collect();
-    let mut blobs = Vec::new();
-    // Staging beside the output: same filesystem, so the layout links, not copies.
-    let staging = AtomicDir::create(
-        &out.with_file_name(format!("{}.download", out.file_name().unwrap_or("out"))),
-    )?;
-    if opts.shallow {
-        for l in &layers {
+    // Layers in digest order (the BTreeMap's); their outcomes in that order.
+    let layers: Vec<(Digest, u64)> = w.layers.iter().map(|(d, n)| (*d, *n)).collect();
+    let blobs = if opts.shallow {
+        let mut blobs = Vec::new();
+        for &(digest, size) in &layers {
             let at = RemoteBlob {
                 registry: reference.registry.clone(),
                 repository: repo.clone(),
-                size: l.size,
+                size,
                 plain_http: client.plain_http(),
             };
-            w.plan.blobs.insert(
-                l.digest,
-                (
-                    l.size,
-                    BlobSource::Remote {
-                        digest: l.digest,
-                        at,
-                    },
-                ),
-            );
-            progress.done(&l.digest, l.size, Outcome::Remote, 0);
-            blobs.push((l.digest, l.size, Outcome::Remote, 0));
+            w.plan
+                .blobs
+                .insert(digest, (size, BlobSource::Remote { digest, at }));
+            progress.done(&digest, size, Outcome::Remote, 0);
+            blobs.push((digest, size, Outcome::Remote, 0));
         }
+        w.plan.write_dir(out)?;
+        blobs
     } else {
-        let next = AtomicUsize::new(0);
-        let got = Mutex::new(Vec::new());
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let dir = staging.path().to_path_buf();
-        std::thread::scope(|s| {
-            for _ in 0..opts.jobs.clamp(1, 16).min(layers.len().max(1)) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= layers.len() || failed.lock().expect("lock").is_some() {
-                        return;
-                    }
-                    let l = &layers[i];
-                    let path = dir.join(l.digest.hex());
-                    let res = std::fs::File::create(&path)
-                        .map_err(|e| Error::io(format!("writing {path}"), &e))
-                        .and_then(|mut f| {
-                            download_blob(&client, repo, &l.digest, l.size, &mut f, &path, progress)
-                        });
-                    match res {
-                        Ok(n) => {
-                            progress.done(&l.digest, l.size, Outcome::Downloaded, n);
-                            got.lock().expect("lock").push((
-                                l.digest,
-                                l.size,
-                                Outcome::Downloaded,
-                                n,
-                                path,
-                            ));
-                        }
-                        Err(e) => {
-                            failed.lock().expect("lock").get_or_insert(e);
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = failed.into_inner().expect("lock") {
-            return Err(e);
+        // Staging beside the output: same filesystem, so the layout links, not copies.
+        let staging = AtomicDir::create(
+            &out.with_file_name(format!("{}.download", out.file_name().unwrap_or("out"))),
+        )?;
+        let dir = staging.path();
+        let got = parallel(&layers, opts.jobs, |&(digest, size)| {
+            let path = dir.join(digest.hex());
+            let mut f = std::fs::File::create(&path)
+                .map_err(|e| Error::io(format!("writing {path}"), &e))?;
+            let n = download_blob(&client, repo, &digest, size, &mut f, &path, progress)?;
+            progress.done(&digest, size, Outcome::Downloaded, n);
+            Ok(((digest, size, Outcome::Downloaded, n), path))
+        })?;
+        let mut blobs = Vec::new();
+        for (b, path) in got {
+            w.plan.blobs.insert(b.0, (b.1, BlobSource::File(path)));
+            blobs.push(b);
         }
-        for (d, n, o, moved, path) in got.into_inner().expect("lock") {
-            w.plan.blobs.insert(d, (n, BlobSource::File(path)));
-            blobs.push((d, n, o, moved));
-        }
-        blobs.sort_by_key(|b| b.0);
-    }
-    w.plan.write_dir(out)?;
-    drop(staging);
+        w.plan.write_dir(out)?;
+        blobs
+    };
     Ok(PullReport {
         digest,
         media_type,

@@ -15,8 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use crate::descriptor::{is_index, is_manifest, Descriptor, Index, Manifest};
 use crate::digest::{Digest, Hasher};
@@ -24,7 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::json;
 use crate::layout::{BlobSource, Layout};
 use crate::registry::client::{self, Body, Client};
-use crate::registry::{open_blob, read_full, Outcome, Progress, Reference, Registries};
+use crate::registry::{open_blob, parallel, read_full, Outcome, Progress, Reference, Registries};
 
 /// Tuning for a push.
 #[derive(Debug, Clone)]
@@ -125,34 +123,12 @@ pub fn push(
         .iter()
         .map(|(d, (n, s))| (*d, *n, s.clone()))
         .collect();
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.clamp(1, 16).min(jobs.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= jobs.len() || failed.lock().expect("lock").is_some() {
-                    return;
-                }
-                let (d, n, src) = &jobs[i];
-                match push_blob(&client, dest, d, *n, src, regs, opts, progress) {
-                    Ok((outcome, moved)) => {
-                        progress.done(d, *n, outcome, moved);
-                        results.lock().expect("lock").push((*d, *n, outcome, moved));
-                    }
-                    Err(e) => {
-                        failed.lock().expect("lock").get_or_insert(e);
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failed.into_inner().expect("lock") {
-        return Err(e);
-    }
-    let mut blobs = results.into_inner().expect("lock");
-    blobs.sort_by_key(|b| b.0);
+    // In digest order (the BTreeMap's), whichever thread finishes first.
+    let blobs = parallel(&jobs, opts.jobs, |(d, n, src)| {
+        let (outcome, moved) = push_blob(&client, dest, d, *n, src, regs, opts, progress)?;
+        progress.done(d, *n, outcome, moved);
+        Ok((*d, *n, outcome, moved))
+    })?;
 
     let (children, top_entry) = work.manifests.split_at(work.manifests.len() - 1);
     for (d, bytes) in children {
