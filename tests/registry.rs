@@ -94,7 +94,13 @@ impl Registry {
                 if let Ok(Some(_)) = reg.child.try_wait() {
                     break; // died (port taken?): try another port
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Why the log too: a port picked free can be taken by another
+                // test's registry meanwhile; only our own "listening on" line
+                // says this process is the one answering.
+                let ours = fs::read_to_string(dir.join("registry.log"))
+                    .unwrap_or_default()
+                    .contains(&format!("listening on 127.0.0.1:{port}"));
+                if ours && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Some(reg);
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -282,20 +288,6 @@ impl Proxy {
         });
         Proxy { port, fired }
     }
-}
-
-/// Pseudo-random, incompressible bytes (xorshift; deterministic).
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(n);
-    out
 }
 
 /// A layer holding `files` (name → bytes) as FILE:DESC for `strata image`.
@@ -1315,18 +1307,12 @@ fn tls_is_verified_and_a_private_ca_can_be_trusted() {
         return;
     }
     // A private CA and a server certificate for 127.0.0.1 signed by it.
-    let sh = |cmd: &str| {
-        let o = Command::new("sh")
-            .current_dir(d)
-            .arg("-c")
-            .arg(cmd)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{cmd}: {}", text(&o.stderr));
-    };
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=strata-test-ca");
-    sh("openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1");
-    sh("printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf");
+    sh(d, "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=strata-test-ca");
+    sh(
+        d,
+        "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1",
+    );
+    sh(d, "printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf");
     let tls = format!(
         "  tls:\n    certificate: {}\n    key: {}\n",
         d.join("srv.pem").display(),
