@@ -794,6 +794,43 @@ fn bad_references_and_unreachable_registries_are_one_line_errors() {
     assert!(err.contains("--insecure"), "{err}");
     let err = fail_in(d, &["push", "img", "127.0.0.1:5000/App"], 2);
     assert!(err.contains("invalid repository"), "{err}");
+    // Credentials: both flags or neither; never an empty password.
+    let err = fail_in(
+        d,
+        &["push", "img", "127.0.0.1:5000/app", "--password-stdin"],
+        2,
+    );
+    assert!(err.contains("--password-stdin needs --username"), "{err}");
+    let err = fail_in(
+        d,
+        &["push", "img", "127.0.0.1:5000/app", "--username", "u"],
+        2,
+    );
+    assert!(err.contains("--username needs --password-stdin"), "{err}");
+    let err = fail_in(
+        d,
+        &[
+            "pull",
+            "127.0.0.1:5000/app",
+            "--out",
+            "x",
+            "--username",
+            "u",
+            "--password-stdin",
+        ],
+        2,
+    );
+    assert!(err.contains("standard input is empty"), "{err}");
+    // A reference pinned to another digest than the image's (refused before any request).
+    let zero = format!("sha256:{}", "0".repeat(64));
+    let err = fail_in(d, &["push", "img", &format!("127.0.0.1:1/app@{zero}")], 1);
+    assert!(
+        err.contains(&format!(
+            "the reference names {zero}, but the image is sha256:"
+        )),
+        "{err}"
+    );
+    assert!(!d.join("x").exists());
     let port = free_port();
     let err = fail_in(
         d,
