@@ -483,14 +483,14 @@ fn layer(a: LayerArgs) -> CliResult {
         entries.extend(spec.entries(s.as_str())?);
     }
     let mut entries = normalize(entries, nopts)?;
-    if !a.no_dedupe {
-        link_identical(&mut entries)?;
-    }
     let opts = LayerOptions {
         compression,
         mtime,
         threads: threads(a.threads),
     };
+    if !a.no_dedupe {
+        link_identical(&mut entries, opts.threads)?;
+    }
     let desc_out = side_output(a.descriptor.as_deref())?;
     let desc = write_layer_file(&entries, &a.out, &opts)?;
     finish_side_output(desc_out, &to_canonical(&desc))?;

@@ -16,6 +16,7 @@ pub mod error;
 pub mod json;
 pub mod layer;
 pub mod output;
+pub(crate) mod parallel;
 pub mod spec;
 
 pub use digest::Digest;

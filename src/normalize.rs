@@ -154,7 +154,7 @@ pub fn normalize_layer<W: Write + Send + 'static>(
     )
     .map_err(|e| e.context(in_name))?;
     if opts.dedupe {
-        link_identical(&mut entries)?;
+        link_identical(&mut entries, opts.threads)?;
     }
     let lopts = LayerOptions {
         compression,

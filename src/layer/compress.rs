@@ -39,8 +39,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use libdeflater::{CompressionLvl, Compressor};
+use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
+use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
 
-use crate::digest::{Digest, Hasher, HashingWriter};
+use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
 
 /// Size of the independent gzip blocks.
@@ -51,7 +53,13 @@ use crate::error::{Error, Result};
 pub const GZIP_BLOCK: usize = 1 << 20;
 
 /// zstd job size in multi-threaded mode (pinned so it depends on nothing else).
-pub const ZSTD_JOB_SIZE: u32 = 4 << 20;
+///
+/// Why 3 MiB (was 4 MiB until 2026-12-01, which changed zstd layer digests
+/// of more than 3 MiB of tar): libzstd holds about five jobs of input and
+/// output, so on 2 cores peak RSS fell from 58–66 MiB to ~51 MiB on the 1 GiB
+/// benchmark tree, at the same speed and even slightly smaller output
+/// (763.57 vs 763.67 MB there, 222.25 vs 222.58 MB on /usr/lib).
+pub const ZSTD_JOB_SIZE: u32 = 3 << 20;
 
 const OCI_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -158,14 +166,148 @@ pub struct BlobSummary<W> {
     pub uncompressed_size: u64,
 }
 
-type Job = (u64, Vec<u8>);
+/// A pooled buffer and how many of its bytes are in use. The vector keeps its
+/// full length, so reusing it never zeroes it again.
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Chunk {
+    const fn empty() -> Chunk {
+        Chunk {
+            buf: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Recycled buffers: 1 MiB allocations are fresh mmaps, and touching
+/// them page by page cost more system time than compressing (3.5 s per GiB).
+#[derive(Clone, Default)]
+struct BufPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BufPool {
+    /// Most buffers kept (memory stays bounded whatever the thread count).
+    const KEEP: usize = 32;
+    /// Every buffer's size: a block, or a block's gzip member however badly
+    /// it compresses (libdeflate's bound is a few hundred bytes more). Why
+    /// one size: buffers then never grow, and growing them in turn on
+    /// several threads left holes in malloc's per-thread arenas (peak RSS
+    /// 62–72 MiB instead of ~45 MiB for gzip on 1 GiB).
+    const SIZE: usize = GZIP_BLOCK + (GZIP_BLOCK >> 6);
+
+    /// An empty chunk with room for at least `size` bytes.
+    fn get(&self, size: usize) -> Chunk {
+        let mut buf = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default();
+        if buf.len() < size {
+            buf = vec![0; size.max(Self::SIZE)];
+        }
+        Chunk { buf, len: 0 }
+    }
+
+    fn put(&self, c: Chunk) {
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < Self::KEEP {
+                v.push(c.buf);
+            }
+        }
+    }
+}
+
+/// A thread that hashes chunks in order and writes them on, handing the
+/// buffers back to the pool. Stages keep hashing and writing off the threads
+/// that read and compress, so on few cores every core stays busy.
+struct Stage<W> {
+    tx: Option<SyncSender<Chunk>>,
+    handle: Option<JoinHandle<io::Result<HashingWriter<W>>>>,
+}
+
+/// A stage that only hashes (the diff_id of a compressed layer).
+type HashStage = Stage<io::Sink>;
+
+impl<W: Write + Send + 'static> Stage<W> {
+    /// Why 4 chunks deep: enough to ride out a slow write or a long
+    /// compression job; memory stays at a few MiB.
+    const DEPTH: usize = 4;
+
+    fn new(out: W, pool: BufPool) -> Self {
+        let (tx, rx) = sync_channel::<Chunk>(Self::DEPTH);
+        let handle = std::thread::spawn(move || {
+            let mut out = HashingWriter::new(out);
+            for c in rx {
+                out.write_all(c.bytes())?;
+                pool.put(c);
+            }
+            out.flush()?;
+            Ok(out)
+        });
+        Stage {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Queue a chunk; if the stage has stopped, its own error.
+    fn send(&mut self, c: Chunk) -> io::Result<()> {
+        if let Some(tx) = &self.tx {
+            if tx.send(c).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(self
+            .stop()
+            .err()
+            .unwrap_or_else(|| io::Error::other("output stage stopped unexpectedly")))
+    }
+
+    /// Wait for everything queued to be hashed and written.
+    fn finish(mut self) -> io::Result<HashingWriter<W>> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<HashingWriter<W>> {
+        self.tx = None;
+        join(self.handle.take(), "output stage")
+    }
+}
+
+/// The result of a pipeline thread, once it has ended.
+fn join<T>(h: Option<JoinHandle<io::Result<T>>>, what: &str) -> io::Result<T> {
+    match h {
+        Some(h) => h
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other(format!("{what} panicked")))),
+        None => Err(io::Error::other(format!("{what} already stopped"))),
+    }
+}
+
+impl<W> Drop for Stage<W> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+type Job = (u64, Chunk);
 /// A compressed block: sequence number, the input block, the gzip member.
-type Done = (u64, Vec<u8>, Vec<u8>);
-/// The collector's result: the hashed output, the diff_id hasher, blocks written.
-type Collected<W> = io::Result<(HashingWriter<W>, Hasher, u64)>;
+type Done = (u64, Chunk, Chunk);
+/// The collector's result: the hashed output and the diff_id with its size.
+type Collected<W> = io::Result<(HashingWriter<W>, Digest, u64)>;
 
 /// The block-parallel gzip pipeline: workers compress, a collector reorders,
-/// hashes and writes.
+/// hashes and writes the members, a hash stage hashes the input (diff_id).
 struct GzipPool<W> {
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<()>>,
@@ -190,7 +332,9 @@ impl<W: Write + Send + 'static> GzipPool<W> {
             })
             .collect();
         drop(done_tx);
-        let collector = std::thread::spawn(move || collect(HashingWriter::new(out), done_rx, pool));
+        let diff = Stage::new(io::sink(), pool.clone());
+        let collector =
+            std::thread::spawn(move || collect(HashingWriter::new(out), diff, done_rx, pool));
         GzipPool {
             jobs: Some(job_tx),
             workers,
@@ -200,7 +344,7 @@ impl<W: Write + Send + 'static> GzipPool<W> {
     }
 
     /// Queue one block; on failure, the pipeline's own error.
-    fn submit(&mut self, block: Vec<u8>) -> io::Result<()> {
+    fn submit(&mut self, block: Chunk) -> io::Result<()> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let sent = self.jobs.as_ref().map(|tx| tx.send((seq, block)).is_ok());
@@ -219,12 +363,7 @@ impl<W: Write + Send + 'static> GzipPool<W> {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        match self.collector.take() {
-            Some(c) => c
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("compression collector panicked"))),
-            None => Err(io::Error::other("compression pipeline already stopped")),
-        }
+        join(self.collector.take(), "compression collector")
     }
 }
 
@@ -284,18 +423,17 @@ fn gzip_worker(
             Err(_) => return,
         };
         let Ok((seq, block)) = job else { return };
-        let comp = if incompressible(&block) {
+        let comp = if incompressible(block.bytes()) {
             &mut store
         } else {
             &mut c
         };
-        let bound = comp.gzip_compress_bound(block.len());
+        let bound = comp.gzip_compress_bound(block.len);
         let mut out = pool.get(bound);
-        out.resize(bound, 0);
         let res = comp
-            .gzip_compress(&block, &mut out)
+            .gzip_compress(block.bytes(), &mut out.buf)
             .map(|n| {
-                out.truncate(n);
+                out.len = n;
                 (seq, block, out)
             })
             .map_err(|e| io::Error::other(format!("gzip compression failed: {e:?}")));
@@ -305,23 +443,22 @@ fn gzip_worker(
     }
 }
 
-/// Put blocks back in order; hash the input (diff_id) and the output (digest)
-/// here, off the thread that builds the tar.
+/// Put blocks back in order; hash and write the members here and hand the
+/// input to the diff_id stage, off the thread that builds the tar.
 fn collect<W: Write>(
     mut out: HashingWriter<W>,
+    mut diff: HashStage,
     rx: Receiver<io::Result<Done>>,
     pool: BufPool,
 ) -> Collected<W> {
-    let mut pending: BTreeMap<u64, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
-    let mut diff = Hasher::new();
+    let mut pending: BTreeMap<u64, (Chunk, Chunk)> = BTreeMap::new();
     let mut next = 0u64;
     for msg in rx {
         let (seq, input, output) = msg?;
         pending.insert(seq, (input, output));
         while let Some((input, output)) = pending.remove(&next) {
-            diff.update(&input);
-            out.write_all(&output)?;
-            pool.put(input);
+            diff.send(input)?;
+            out.write_all(output.bytes())?;
             pool.put(output);
             next += 1;
         }
@@ -330,103 +467,135 @@ fn collect<W: Write>(
         return Err(io::Error::other("compression pipeline lost a block"));
     }
     out.flush()?;
-    Ok((out, diff, next))
+    let (_, diff_id, n) = diff.finish()?.finish();
+    Ok((out, diff_id, n))
 }
 
-/// Recycled block buffers: 1 MiB allocations are fresh mmaps, and touching
-/// them page by page cost more system time than compressing (3.5 s per GiB).
-#[derive(Clone, Default)]
-struct BufPool(Arc<Mutex<Vec<Vec<u8>>>>);
+/// Multi-threaded zstd through libzstd's streaming API: input blocks go in
+/// on the tar thread (libzstd copies them into its jobs), finished output is
+/// handed to a stage that hashes and writes it, input to a hash stage.
+struct ZstdStream<W: Write + Send + 'static> {
+    cctx: CCtx<'static>,
+    /// The output chunk being filled.
+    chunk: Chunk,
+    out: Stage<W>,
+    diff: HashStage,
+    pool: BufPool,
+}
 
-impl BufPool {
-    /// Most buffers kept (memory stays bounded whatever the thread count).
-    const KEEP: usize = 32;
+impl<W: Write + Send + 'static> ZstdStream<W> {
+    /// Output chunks are handed on once they hold this much (or at the end).
+    const HAND_ON: usize = 256 << 10;
 
-    fn get(&self, capacity: usize) -> Vec<u8> {
-        let reused = self.0.lock().ok().and_then(|mut v| v.pop());
-        let mut b = reused.unwrap_or_default();
-        b.clear();
-        if b.capacity() < capacity {
-            b.reserve_exact(capacity - b.len());
+    fn new(out: W, level: i32, threads: usize, pool: BufPool) -> Self {
+        let mut cctx = CCtx::create();
+        for p in [
+            CParameter::CompressionLevel(level),
+            // Why >= 1 worker always: 0 workers (single-thread mode) writes
+            // other bytes. Why `threads` workers, not one more: measured on 2
+            // cores, a third worker bought no speed and cost ~5 MiB.
+            CParameter::NbWorkers(threads.max(1) as u32),
+            CParameter::JobSize(ZSTD_JOB_SIZE),
+            // Why no checksum: the digest covers every byte already. Why no
+            // content size: it is unknown while streaming.
+            CParameter::ChecksumFlag(false),
+            CParameter::ContentSizeFlag(false),
+        ] {
+            cctx.set_parameter(p)
+                .expect("zstd parameters: level validated by Compression::parse, zstdmt built in");
         }
-        b
+        ZstdStream {
+            cctx,
+            chunk: Chunk::empty(),
+            out: Stage::new(out, pool.clone()),
+            diff: Stage::new(io::sink(), pool.clone()),
+            pool,
+        }
     }
 
-    fn put(&self, b: Vec<u8>) {
-        if let Ok(mut v) = self.0.lock() {
-            if v.len() < Self::KEEP {
-                v.push(b);
+    /// Compress `block`, then hand it to the diff_id stage.
+    fn block(&mut self, block: Chunk) -> io::Result<()> {
+        self.compress(block.bytes(), false)?;
+        self.diff.send(block)
+    }
+
+    /// Feed `input` (all of it); with `end`, also close the frame.
+    fn compress(&mut self, input: &[u8], end: bool) -> io::Result<()> {
+        let directive = if end {
+            ZSTD_EndDirective::ZSTD_e_end
+        } else {
+            ZSTD_EndDirective::ZSTD_e_continue
+        };
+        let mut inb = InBuffer::around(input);
+        loop {
+            if self.chunk.buf.is_empty() {
+                self.chunk = self.pool.get(GZIP_BLOCK);
+            }
+            let mut outb = OutBuffer::around_pos(&mut self.chunk.buf[..], self.chunk.len);
+            let left = self
+                .cctx
+                .compress_stream2(&mut outb, &mut inb, directive)
+                .map_err(zstd_error)?;
+            self.chunk.len = outb.pos();
+            if self.chunk.len == self.chunk.buf.len() || (end && left == 0) {
+                self.hand_on()?;
+            }
+            let done = if end {
+                left == 0
+            } else {
+                inb.pos() == input.len()
+            };
+            if done {
+                break;
             }
         }
-    }
-}
-
-/// A thread hashing blocks after they were written (zstd, plain tar).
-struct DiffThread {
-    tx: Option<SyncSender<Vec<u8>>>,
-    handle: Option<JoinHandle<Hasher>>,
-}
-
-impl DiffThread {
-    fn new(pool: BufPool) -> DiffThread {
-        let (tx, rx) = sync_channel::<Vec<u8>>(4);
-        let handle = std::thread::spawn(move || {
-            let mut h = Hasher::new();
-            for block in rx {
-                h.update(&block);
-                pool.put(block);
-            }
-            h
-        });
-        DiffThread {
-            tx: Some(tx),
-            handle: Some(handle),
+        if self.chunk.len >= Self::HAND_ON {
+            self.hand_on()?;
         }
+        Ok(())
     }
 
-    fn send(&mut self, block: Vec<u8>) -> io::Result<()> {
-        match &self.tx {
-            Some(tx) if tx.send(block).is_ok() => Ok(()),
-            _ => Err(io::Error::other("diff_id hasher stopped unexpectedly")),
+    fn hand_on(&mut self) -> io::Result<()> {
+        if self.chunk.len == 0 {
+            return Ok(());
         }
+        let c = std::mem::replace(&mut self.chunk, Chunk::empty());
+        self.out.send(c)
     }
 
-    fn finish(mut self) -> io::Result<Hasher> {
-        self.tx = None;
-        let h = self.handle.take().expect("not finished");
-        h.join()
-            .map_err(|_| io::Error::other("diff_id hasher panicked"))
+    /// Close the frame; the hashed output and the diff_id with its size.
+    fn finish(mut self) -> Collected<W> {
+        self.compress(&[], true)?;
+        let (_, diff_id, n) = self.diff.finish()?.finish();
+        Ok((self.out.finish()?, diff_id, n))
     }
 }
 
-impl Drop for DiffThread {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(format!(
+        "zstd compression failed: {}",
+        zstd::zstd_safe::get_error_name(code)
+    ))
 }
 
-enum Mode<W: Write> {
-    /// Why unhashed: for a plain tar the digest is the diff_id; hash once.
-    Plain(W, DiffThread),
+enum Mode<W: Write + Send + 'static> {
+    /// Why one stage: for a plain tar the digest is the diff_id; hash once.
+    Plain(Stage<W>),
     Gzip(GzipPool<W>),
-    Zstd(
-        Box<zstd::stream::write::Encoder<'static, HashingWriter<W>>>,
-        DiffThread,
-    ),
+    Zstd(Box<ZstdStream<W>>),
     Done,
 }
 
 /// A writer that takes the uncompressed layer stream and writes the blob.
 ///
 /// The stream is cut into [`GZIP_BLOCK`]-byte blocks for every compression:
-/// gzip compresses them independently; zstd and plain tars write them on and
-/// hand them to a hashing thread, so the thread building the tar never hashes.
-pub struct BlobWriter<W: Write> {
+/// gzip compresses them independently; zstd feeds them to libzstd's workers;
+/// hashing and writing run on stages of their own, so the thread building
+/// the tar only reads files (straight into the block, see
+/// [`BlobWriter::spare`]).
+pub struct BlobWriter<W: Write + Send + 'static> {
     mode: Mode<W>,
-    block: Vec<u8>,
+    block: Chunk,
     pool: BufPool,
 }
 
@@ -436,37 +605,54 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
         let threads = threads.max(1);
         let pool = BufPool::default();
         let mode = match compression {
-            Compression::None => Mode::Plain(out, DiffThread::new(pool.clone())),
+            Compression::None => Mode::Plain(Stage::new(out, pool.clone())),
             Compression::Gzip { level } => {
                 Mode::Gzip(GzipPool::new(out, level, threads, pool.clone()))
             }
-            // Why `threads` workers, not one more: measured on 2 cores, a
-            // third worker bought no speed and cost ~5 MiB; the bytes are the
-            // same for any worker count >= 1.
-            Compression::Zstd { level } => Mode::Zstd(
-                Box::new(zstd_encoder(out, level, threads)),
-                DiffThread::new(pool.clone()),
-            ),
+            Compression::Zstd { level } => {
+                Mode::Zstd(Box::new(ZstdStream::new(out, level, threads, pool.clone())))
+            }
         };
         BlobWriter {
             mode,
-            block: Vec::new(),
+            block: Chunk::empty(),
             pool,
         }
     }
 
+    /// The free part of the current block, to read into directly (it saves
+    /// copying every byte once more); count what was put there with
+    /// [`BlobWriter::commit`]. Never empty.
+    pub fn spare(&mut self) -> &mut [u8] {
+        if self.block.buf.is_empty() {
+            self.block = self.pool.get(GZIP_BLOCK);
+        }
+        let used = self.block.len;
+        &mut self.block.buf[used..GZIP_BLOCK]
+    }
+
+    /// Take the first `n` bytes of [`BlobWriter::spare`] as written.
+    pub fn commit(&mut self, n: usize) -> io::Result<()> {
+        if matches!(self.mode, Mode::Done) {
+            return Err(io::Error::other("blob writer already finished"));
+        }
+        assert!(
+            n <= GZIP_BLOCK - self.block.len,
+            "commit beyond the spare space"
+        );
+        self.block.len += n;
+        if self.block.len == GZIP_BLOCK {
+            self.push_block()?;
+        }
+        Ok(())
+    }
+
     /// Hand one full (or the last) block on.
     fn push_block(&mut self) -> io::Result<()> {
-        let block = std::mem::take(&mut self.block);
+        let block = std::mem::replace(&mut self.block, Chunk::empty());
         match &mut self.mode {
-            Mode::Plain(out, diff) => {
-                out.write_all(&block)?;
-                diff.send(block)
-            }
-            Mode::Zstd(enc, diff) => {
-                enc.write_all(&block)?;
-                diff.send(block)
-            }
+            Mode::Plain(out) => out.send(block),
+            Mode::Zstd(z) => z.block(block),
             Mode::Gzip(pool) => pool.submit(block),
             Mode::Done => Err(io::Error::other("blob writer already finished")),
         }
@@ -476,31 +662,26 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
     pub fn finish(mut self) -> io::Result<BlobSummary<W>> {
         // An empty gzip stream still becomes one (empty) gzip member.
         let empty_gzip = matches!(&self.mode, Mode::Gzip(p) if p.next_seq == 0);
-        if !self.block.is_empty() || empty_gzip {
+        if self.block.len > 0 || empty_gzip {
             self.push_block()?;
         }
         let mode = std::mem::replace(&mut self.mode, Mode::Done);
-        let (hashed, diff) = match mode {
-            Mode::Plain(mut out, diff) => {
-                out.flush()?;
-                let (diff_id, uncompressed_size) = diff.finish()?.finish();
+        let (hashed, diff_id, uncompressed_size) = match mode {
+            Mode::Plain(out) => {
+                let (out, digest, size) = out.finish()?.finish();
                 return Ok(BlobSummary {
                     out,
-                    digest: diff_id,
-                    size: uncompressed_size,
-                    diff_id,
-                    uncompressed_size,
+                    digest,
+                    size,
+                    diff_id: digest,
+                    uncompressed_size: size,
                 });
             }
-            Mode::Gzip(mut pool) => {
-                let (hashed, diff, _) = pool.shutdown()?;
-                (hashed, diff)
-            }
-            Mode::Zstd(enc, diff) => (enc.finish()?, diff.finish()?),
+            Mode::Gzip(mut pool) => pool.shutdown()?,
+            Mode::Zstd(z) => z.finish()?,
             Mode::Done => return Err(io::Error::other("blob writer already finished")),
         };
         let (out, digest, size) = hashed.finish();
-        let (diff_id, uncompressed_size) = diff.finish();
         Ok(BlobSummary {
             out,
             digest,
@@ -511,24 +692,6 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
     }
 }
 
-fn zstd_encoder<W: Write>(
-    out: W,
-    level: i32,
-    threads: usize,
-) -> zstd::stream::write::Encoder<'static, HashingWriter<W>> {
-    use zstd::zstd_safe::CParameter;
-    let mut enc = zstd::stream::write::Encoder::new(HashingWriter::new(out), level)
-        .expect("zstd encoder: level validated by Compression::parse");
-    // Why >= 1 worker always: 0 workers (single-thread mode) writes other bytes.
-    enc.multithread(threads.max(1) as u32)
-        .expect("zstd built with zstdmt");
-    enc.set_parameter(CParameter::JobSize(ZSTD_JOB_SIZE))
-        .expect("valid zstd job size");
-    enc.include_checksum(false).expect("zstd parameter");
-    enc.include_contentsize(false).expect("zstd parameter");
-    enc
-}
-
 impl<W: Write + Send + 'static> Write for BlobWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if matches!(self.mode, Mode::Done) {
@@ -536,15 +699,11 @@ impl<W: Write + Send + 'static> Write for BlobWriter<W> {
         }
         let mut rest = buf;
         while !rest.is_empty() {
-            if self.block.capacity() == 0 {
-                self.block = self.pool.get(GZIP_BLOCK);
-            }
-            let take = (GZIP_BLOCK - self.block.len()).min(rest.len());
-            self.block.extend_from_slice(&rest[..take]);
+            let spare = self.spare();
+            let take = spare.len().min(rest.len());
+            spare[..take].copy_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if self.block.len() == GZIP_BLOCK {
-                self.push_block()?;
-            }
+            self.commit(take)?;
         }
         Ok(buf.len())
     }
@@ -685,17 +844,21 @@ mod tests {
     #[test]
     fn golden_digests() {
         let input = data(3 * GZIP_BLOCK + 999);
+        // zstd over several jobs, so a change of job size shows too.
+        let long = data((9 << 20) + 12345);
         let got = [
             compress(&input, Compression::gzip(), 2).digest.to_string(),
             compress(&input, Compression::Gzip { level: 1 }, 2)
                 .digest
                 .to_string(),
             compress(&input, Compression::zstd(), 2).digest.to_string(),
+            compress(&long, Compression::zstd(), 2).digest.to_string(),
         ];
         let want = [
             "sha256:fe9838259c4c6a5802442e0d3601ddba29285858f5d2efcdb1ed7f05e5334015",
             "sha256:7005227493fd01df1f14daf9af333e05731a7349d7ed1cb8917d3c6cbcd2c30d",
             "sha256:60e772a32cff206f935e91da99cd293ef45017584769c1b975c2f124f140a290",
+            "sha256:0489a3dfcc00c4aedf4278246e9446f5b91614c97c02431d0b72f8f787b408bd",
         ];
         assert_eq!(got, want);
     }

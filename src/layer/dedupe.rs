@@ -1,7 +1,8 @@
 //! Content-based hard links: identical files are stored once.
 //!
 //! Hosts make hard links with inode numbers, which differ between machines
-//! and filesystems, so strata never looks at them. Instead, regular files
+//! and filesystems, so they never decide anything here (two names of one
+//! inode are only read once, since their bytes are the same). Instead, regular files
 //! with the same content and the same attributes (mode, owner) become hard
 //! links to the first of them in canonical order. The result depends only on
 //! the files' bytes: a host that has two copies and a host that has one inode
@@ -23,6 +24,7 @@ use super::entry::{Content, Entry, EntryKind};
 use super::path::LayerPath;
 use crate::digest::{digest_reader, Digest};
 use crate::error::{IoContext, Result};
+use crate::parallel::parallel;
 
 /// Smallest file considered for linking.
 pub const DEDUPE_MIN_SIZE: u64 = 16 * 1024;
@@ -82,9 +84,38 @@ fn content_digest(c: &Content) -> Result<Digest> {
     }
 }
 
+/// Which host file holds a file's bytes: (device, inode) of a host path.
+///
+/// Why look at inodes at all: only to read such a file once. Two names of one
+/// inode certainly have the same bytes, so the result is exactly what hashing
+/// every name would give (a host with two copies and a host with one inode
+/// with two names still produce the same layer); the inode never reaches the
+/// output. Inline content has none.
+fn file_id(c: &Content) -> Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    match c {
+        Content::Inline(_) => Ok(None),
+        Content::Path(p, _) => {
+            let m = std::fs::metadata(p).io_context(|| format!("reading {p}"))?;
+            Ok(Some((m.dev(), m.ino())))
+        }
+    }
+}
+
+/// What two candidates are compared by.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    /// All names in an edge group are one host file: equal without reading.
+    OneFile,
+    /// The whole-content digest.
+    Content(Digest),
+}
+
 /// Turn identical files of sorted, normalized `entries` into hard links.
-/// Returns the number of bytes no longer stored.
-pub fn link_identical(entries: &mut [Entry]) -> Result<u64> {
+/// Returns the number of bytes no longer stored. Files are read on up to
+/// `threads` threads, each host file (inode) once; the result (and any
+/// error: the first in canonical order) depends on neither.
+pub fn link_identical(entries: &mut [Entry], threads: usize) -> Result<u64> {
     let mut by_attrs: BTreeMap<Attrs, Vec<usize>> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         if let EntryKind::File(c) = &e.kind {
@@ -93,42 +124,79 @@ pub fn link_identical(entries: &mut [Entry]) -> Result<u64> {
             }
         }
     }
-    let mut first_of: BTreeMap<(Attrs, Digest), usize> = BTreeMap::new();
+    let groups: Vec<Vec<usize>> = by_attrs.into_values().filter(|v| v.len() > 1).collect();
+    let content = |i: usize| match &entries[i].kind {
+        EntryKind::File(c) => c.clone(),
+        _ => unreachable!("only files are candidates"),
+    };
+    // One name per host file reads it for all (inline content stands for
+    // itself): `rep_of[i]` is the first candidate naming i's host file.
+    let mut first_name: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    let mut rep_of: BTreeMap<usize, usize> = BTreeMap::new();
+    for &i in groups.iter().flatten() {
+        let rep = match file_id(&content(i))? {
+            Some(id) => *first_name.entry(id).or_insert(i),
+            None => i,
+        };
+        rep_of.insert(i, rep);
+    }
+    // Only files whose edges match another's are read whole.
+    let mut edge_reps: Vec<usize> = rep_of.values().copied().collect();
+    edge_reps.sort_unstable();
+    edge_reps.dedup();
+    let edges = parallel(&edge_reps, threads, |&i| edge_digest(&content(i)))?;
+    let edge_of_rep: BTreeMap<usize, Digest> = edge_reps.into_iter().zip(edges).collect();
+    // Each attribute group's files with the same edges, in canonical order.
+    let mut same_edges: Vec<Vec<usize>> = Vec::new();
+    for idxs in &groups {
+        let mut by_edge: BTreeMap<Digest, Vec<usize>> = BTreeMap::new();
+        for &i in idxs {
+            by_edge.entry(edge_of_rep[&rep_of[&i]]).or_default().push(i);
+        }
+        same_edges.extend(by_edge.into_values().filter(|v| v.len() > 1));
+    }
+    // Whole files to hash: one name per host file, only where an edge group
+    // spans more than one host file.
+    let mut whole: Vec<usize> = same_edges
+        .iter()
+        .filter(|v| v.iter().any(|i| rep_of[i] != rep_of[&v[0]]))
+        .flat_map(|v| v.iter().map(|i| rep_of[i]))
+        .collect();
+    whole.sort_unstable();
+    whole.dedup();
+    let digests = parallel(&whole, threads, |&i| content_digest(&content(i)))?;
+    let digest_of_rep: BTreeMap<usize, Digest> = whole.into_iter().zip(digests).collect();
+    // (entry, edge group, key); an edge group is one attribute group's files
+    // with the same edges, so equal keys in different edge groups never meet.
+    let mut keyed: Vec<(usize, usize, Key)> = Vec::new();
+    for (eg, v) in same_edges.iter().enumerate() {
+        let one_file = v.iter().all(|i| rep_of[i] == rep_of[&v[0]]);
+        for &i in v {
+            let key = if one_file {
+                Key::OneFile
+            } else {
+                Key::Content(digest_of_rep[&rep_of[&i]])
+            };
+            keyed.push((i, eg, key));
+        }
+    }
+    // In canonical order, so the first with a key is first in canonical order.
+    keyed.sort_unstable_by_key(|(i, _, _)| *i);
+    let mut first_of: BTreeMap<(usize, Key), usize> = BTreeMap::new();
     let mut relinked: BTreeMap<LayerPath, LayerPath> = BTreeMap::new();
     let mut saved = 0;
-    for (key, idxs) in by_attrs {
-        if idxs.len() < 2 {
-            continue;
-        }
-        // Only files whose edges match another's are read whole.
-        let mut by_edge: BTreeMap<Digest, Vec<usize>> = BTreeMap::new();
-        for &i in &idxs {
-            if let EntryKind::File(c) = &entries[i].kind {
-                by_edge.entry(edge_digest(c)?).or_default().push(i);
-            }
-        }
-        let mut idxs: Vec<usize> = by_edge
-            .into_values()
-            .filter(|v| v.len() > 1)
-            .flatten()
-            .collect();
-        idxs.sort_unstable();
-        // Indexes ascend, so the first with a digest is first in canonical order.
-        for i in idxs {
-            let EntryKind::File(c) = &entries[i].kind else {
-                continue;
-            };
-            let d = content_digest(c)?;
-            match first_of.get(&(key.clone(), d)) {
-                Some(&first) => {
+    for (i, eg, key) in keyed {
+        match first_of.get(&(eg, key)) {
+            Some(&first) => {
+                if let EntryKind::File(c) = &entries[i].kind {
                     saved += c.len();
-                    let target = entries[first].path.clone();
-                    relinked.insert(entries[i].path.clone(), target.clone());
-                    entries[i].kind = EntryKind::Hardlink(target);
                 }
-                None => {
-                    first_of.insert((key.clone(), d), i);
-                }
+                let target = entries[first].path.clone();
+                relinked.insert(entries[i].path.clone(), target.clone());
+                entries[i].kind = EntryKind::Hardlink(target);
+            }
+            None => {
+                first_of.insert((eg, key), i);
             }
         }
     }
@@ -169,7 +237,7 @@ mod tests {
             file("e", "small", 0o644),
             file("f", &other, 0o644),
         ];
-        let saved = link_identical(&mut v).unwrap();
+        let saved = link_identical(&mut v, 2).unwrap();
         assert_eq!(saved, DEDUPE_MIN_SIZE);
         assert!(
             matches!(v[1].kind, EntryKind::File(_)),
@@ -183,5 +251,57 @@ mod tests {
             matches!(v[4].kind, EntryKind::File(_)),
             "empty files are never linked"
         );
+    }
+
+    fn host_file(dir: &std::path::Path, name: &str) -> Entry {
+        let p = camino::Utf8PathBuf::from_path_buf(dir.join(name)).unwrap();
+        let n = std::fs::metadata(&p).unwrap().len();
+        Entry {
+            kind: EntryKind::File(Content::Path(p, n)),
+            mode: 0o644,
+            ..Entry::dir(LayerPath::parse(name).unwrap(), "test")
+        }
+    }
+
+    /// Host hard links only save reads: copies and links give the same result.
+    #[test]
+    fn host_hard_links_give_the_same_links_as_copies() {
+        let n = DEDUPE_MIN_SIZE as usize;
+        let x: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let y: Vec<u8> = (0..n).map(|i| (i % 241) as u8).collect();
+        let linked = tempfile::tempdir().unwrap();
+        let copied = tempfile::tempdir().unwrap();
+        for (dir, link) in [(linked.path(), true), (copied.path(), false)] {
+            std::fs::write(dir.join("a"), &x).unwrap();
+            std::fs::write(dir.join("c"), &y).unwrap();
+            for (from, to) in [("a", "b"), ("c", "d"), ("a", "e")] {
+                if link {
+                    std::fs::hard_link(dir.join(from), dir.join(to)).unwrap();
+                } else {
+                    std::fs::copy(dir.join(from), dir.join(to)).unwrap();
+                }
+            }
+        }
+        // And a mix: a copy of a next to links of it.
+        std::fs::copy(linked.path().join("a"), linked.path().join("f")).unwrap();
+        std::fs::copy(copied.path().join("a"), copied.path().join("f")).unwrap();
+        let kinds = |dir: &std::path::Path, threads| {
+            let mut v: Vec<Entry> = ["a", "b", "c", "d", "e", "f"]
+                .iter()
+                .map(|n| host_file(dir, n))
+                .collect();
+            link_identical(&mut v, threads).unwrap();
+            v.into_iter()
+                .map(|e| match e.kind {
+                    EntryKind::Hardlink(t) => format!("{}->{t}", e.path),
+                    _ => e.path.to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let want = ["a", "b->a", "c", "d->c", "e->a", "f->a"];
+        for threads in [1, 3] {
+            assert_eq!(kinds(linked.path(), threads), want);
+            assert_eq!(kinds(copied.path(), threads), want);
+        }
     }
 }

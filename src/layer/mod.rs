@@ -62,8 +62,6 @@ pub struct LayerDescriptor {
     pub diff_id: Digest,
 }
 
-const COPY_BUF: usize = 1 << 20;
-
 /// Write normalized `entries` as a layer blob to `out`.
 pub fn write_layer<W: Write + Send + 'static>(
     entries: &[Entry],
@@ -72,7 +70,6 @@ pub fn write_layer<W: Write + Send + 'static>(
     out_name: &str,
 ) -> Result<(W, LayerDescriptor)> {
     let mut w = BlobWriter::new(out, opts.compression, opts.threads);
-    let mut buf = vec![0u8; COPY_BUF];
     let wctx = || format!("writing {out_name}");
     // Small files, in tar order: read ahead by helper threads.
     let small: Vec<(&Utf8Path, u64)> = entries
@@ -106,7 +103,7 @@ pub fn write_layer<W: Write + Send + 'static>(
                     }
                     _ => None,
                 };
-                write_entry(&mut w, e, opts.mtime, &mut buf, out_name, pre)?;
+                write_entry(&mut w, e, opts.mtime, out_name, pre)?;
             }
             Ok(())
         })();
@@ -126,11 +123,10 @@ pub fn write_layer<W: Write + Send + 'static>(
     ))
 }
 
-fn write_entry<W: Write>(
-    w: &mut W,
+fn write_entry<W: Write + Send + 'static>(
+    w: &mut BlobWriter<W>,
     e: &Entry,
     mtime: u64,
-    buf: &mut [u8],
     out_name: &str,
     pre: Option<Result<Vec<u8>>>,
 ) -> Result<()> {
@@ -162,7 +158,7 @@ fn write_entry<W: Write>(
         match (c, pre) {
             (Content::Inline(b), _) => w.write_all(b).io_context(wctx)?,
             (Content::Path(..), Some(read)) => w.write_all(&read?).io_context(wctx)?,
-            (Content::Path(p, n), None) => copy_exact(p, *n, w, buf, out_name)?,
+            (Content::Path(p, n), None) => copy_exact(p, *n, w, out_name)?,
         }
         tar::write_padding(w, size).io_context(wctx)?;
     }
@@ -171,9 +167,12 @@ fn write_entry<W: Write>(
 
 /// Files up to this size are read ahead whole (larger ones stream).
 const PREFETCH_MAX: u64 = 64 << 10;
-/// Small files read ahead of the tar writer, at most (bounds memory:
-/// 256 × 64 KiB = 16 MiB in the worst case).
+/// Small files read ahead of the tar writer, at most.
 const PREFETCH_WINDOW: usize = 256;
+/// Bytes read ahead, at most (one file always goes). Why 4 MiB: 256 files of
+/// 64 KiB would hold 16 MiB, a quarter of the memory budget; the 100,000
+/// small-file benchmark keeps its full window (its files average 2 KiB).
+const PREFETCH_BYTES: u64 = 4 << 20;
 
 /// Small files read by helper threads, handed to the tar writer in order.
 /// Wake-ups are targeted (the writer only when the file it waits for
@@ -181,6 +180,8 @@ const PREFETCH_WINDOW: usize = 256;
 /// synchronization costs far less than the reads it overlaps.
 struct ReadAhead<'a> {
     files: &'a [(&'a Utf8Path, u64)],
+    /// `starts[i]`: the bytes of all files before file `i`.
+    starts: Vec<u64>,
     next: AtomicUsize,
     state: Mutex<ReadState>,
     /// The writer waits here for file `taken`.
@@ -202,8 +203,15 @@ struct ReadState {
 
 impl<'a> ReadAhead<'a> {
     fn new(files: &'a [(&'a Utf8Path, u64)]) -> Self {
+        let starts = std::iter::once(0)
+            .chain(files.iter().scan(0u64, |sum, (_, n)| {
+                *sum += n;
+                Some(*sum)
+            }))
+            .collect();
         ReadAhead {
             files,
+            starts,
             next: AtomicUsize::new(0),
             state: Mutex::new(ReadState {
                 ready: BTreeMap::new(),
@@ -226,7 +234,7 @@ impl<'a> ReadAhead<'a> {
             }
             {
                 let mut st = self.state.lock().expect("read-ahead lock");
-                while !st.stop && i >= st.taken + PREFETCH_WINDOW {
+                while !st.stop && !self.in_window(i, st.taken) {
                     st.helpers_waiting += 1;
                     st = self.room_cv.wait(st).expect("read-ahead lock");
                     st.helpers_waiting -= 1;
@@ -243,6 +251,13 @@ impl<'a> ReadAhead<'a> {
                 self.ready_cv.notify_one();
             }
         }
+    }
+
+    /// Whether file `i` may be read while the writer waits for file `taken`.
+    fn in_window(&self, i: usize, taken: usize) -> bool {
+        i <= taken
+            || (i < taken + PREFETCH_WINDOW
+                && self.starts[i + 1] - self.starts[taken] <= PREFETCH_BYTES)
     }
 
     /// The writer: file `i`'s bytes (or its error), waiting for them.
@@ -305,26 +320,28 @@ fn read_exact_file(src: &Utf8Path, n: u64) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Copy exactly `n` bytes of `src` (listed with that size) into `w`.
+/// Copy exactly `n` bytes of `src` (listed with that size) into `w`, read
+/// straight into its current block.
 ///
 /// Each read asks for one byte more than is left, so a file that grew since
 /// it was listed is caught without an extra read at the end (one read per
-/// small file, as GNU tar does).
-fn copy_exact<W: Write>(
+/// small file, as GNU tar does). A byte read beyond the listed size lands in
+/// the block's free space uncounted, and the layer fails.
+fn copy_exact<W: Write + Send + 'static>(
     src: &Utf8Path,
     n: u64,
-    w: &mut W,
-    buf: &mut [u8],
+    w: &mut BlobWriter<W>,
     out_name: &str,
 ) -> Result<()> {
     let mut f = File::open(src).io_context(|| format!("reading {src}"))?;
     let mut left = n;
     loop {
-        let want = buf
+        let spare = w.spare();
+        let want = spare
             .len()
             .min(usize::try_from(left.saturating_add(1)).unwrap_or(usize::MAX));
         let got = f
-            .read(&mut buf[..want])
+            .read(&mut spare[..want])
             .io_context(|| format!("reading {src}"))?;
         if got as u64 > left {
             return Err(Error::invalid(format!(
@@ -339,8 +356,7 @@ fn copy_exact<W: Write>(
             }
             return Ok(());
         }
-        w.write_all(&buf[..got])
-            .io_context(|| format!("writing {out_name}"))?;
+        w.commit(got).io_context(|| format!("writing {out_name}"))?;
         left -= got as u64;
         if left == 0 && got < want {
             // A short read of a regular file is its end.

@@ -118,40 +118,7 @@ impl Registries {
     }
 }
 
-/// Run `f` on every item, on up to `jobs` threads (1–16); after the first
-/// error no new item starts, and that error is returned. Results come back
-/// in item order (so nothing depends on which thread finished first).
-pub(crate) fn parallel<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, 16).min(items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= items.len() || failed.lock().expect("lock").is_some() {
-                    return;
-                }
-                match f(&items[i]) {
-                    Ok(r) => done.lock().expect("lock").push((i, r)),
-                    Err(e) => {
-                        failed.lock().expect("lock").get_or_insert(e);
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failed.into_inner().expect("lock") {
-        return Err(e);
-    }
-    let mut done = done.into_inner().expect("lock");
-    done.sort_by_key(|(i, _)| *i);
-    Ok(done.into_iter().map(|(_, r)| r).collect())
-}
+pub(crate) use crate::parallel::parallel;
 
 /// Read until `buf` is full or the stream ends; returns the bytes read.
 pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
