@@ -30,7 +30,14 @@
 //!   and does not change the output.
 //! - **none**: the tar itself; digest equals diff_id.
 //!
-//! Memory is bounded: at most a few blocks per thread are in flight.
+//! Threads: the caller's thread builds the tar (reading files straight into
+//! the current block); compression runs on workers (ours for gzip,
+//! libzstd's for zstd); hashing the tar (diff_id) and hashing plus writing
+//! the blob run on stages of their own, so on two cores neither hashing nor
+//! I/O waits for compression (SHA-256 of both streams is ~20% of the CPU).
+//!
+//! Memory is bounded: at most a few blocks per thread are in flight, all of
+//! one size, recycled through a pool.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
