@@ -281,7 +281,9 @@ impl<W: Write + Send + 'static> Stage<W> {
     fn finish(mut self) -> io::Result<HashingWriter<W>> {
         self.stop()
     }
+}
 
+impl<W> Stage<W> {
     fn stop(&mut self) -> io::Result<HashingWriter<W>> {
         self.tx = None;
         join(self.handle.take(), "output stage")
@@ -300,10 +302,8 @@ fn join<T>(h: Option<JoinHandle<io::Result<T>>>, what: &str) -> io::Result<T> {
 
 impl<W> Drop for Stage<W> {
     fn drop(&mut self) {
-        self.tx = None;
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+        // Joining keeps no thread behind (after `finish`, nothing is left).
+        let _ = self.stop();
     }
 }
 
@@ -381,7 +381,9 @@ impl<W: Write + Send + 'static> GzipPool<W> {
             .err()
             .unwrap_or_else(|| io::Error::other("compression pipeline stopped unexpectedly")))
     }
+}
 
+impl<W> GzipPool<W> {
     /// Stop the workers and collect the written output.
     fn shutdown(&mut self) -> Collected<W> {
         self.jobs = None;
@@ -396,13 +398,7 @@ impl<W> Drop for GzipPool<W> {
     fn drop(&mut self) {
         // Dropping the job sender ends the workers; the collector ends when
         // the last worker's sender is gone. Joining keeps no thread behind.
-        self.jobs = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-        if let Some(c) = self.collector.take() {
-            let _ = c.join();
-        }
+        let _ = self.shutdown();
     }
 }
 

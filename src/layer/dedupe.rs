@@ -125,16 +125,19 @@ pub fn link_identical(entries: &mut [Entry], threads: usize) -> Result<u64> {
         }
     }
     let groups: Vec<Vec<usize>> = by_attrs.into_values().filter(|v| v.len() > 1).collect();
-    let content = |i: usize| match &entries[i].kind {
-        EntryKind::File(c) => c.clone(),
-        _ => unreachable!("only files are candidates"),
+    let entries_ro: &[Entry] = entries;
+    let content = |i: usize| -> &Content {
+        match &entries_ro[i].kind {
+            EntryKind::File(c) => c,
+            _ => unreachable!("only files are candidates"),
+        }
     };
     // One name per host file reads it for all (inline content stands for
     // itself): `rep_of[i]` is the first candidate naming i's host file.
     let mut first_name: BTreeMap<(u64, u64), usize> = BTreeMap::new();
     let mut rep_of: BTreeMap<usize, usize> = BTreeMap::new();
     for &i in groups.iter().flatten() {
-        let rep = match file_id(&content(i))? {
+        let rep = match file_id(content(i))? {
             Some(id) => *first_name.entry(id).or_insert(i),
             None => i,
         };
@@ -144,7 +147,7 @@ pub fn link_identical(entries: &mut [Entry], threads: usize) -> Result<u64> {
     let mut edge_reps: Vec<usize> = rep_of.values().copied().collect();
     edge_reps.sort_unstable();
     edge_reps.dedup();
-    let edges = parallel(&edge_reps, threads, |&i| edge_digest(&content(i)))?;
+    let edges = parallel(&edge_reps, threads, |&i| edge_digest(content(i)))?;
     let edge_of_rep: BTreeMap<usize, Digest> = edge_reps.into_iter().zip(edges).collect();
     // Each attribute group's files with the same edges, in canonical order.
     let mut same_edges: Vec<Vec<usize>> = Vec::new();
@@ -164,7 +167,7 @@ pub fn link_identical(entries: &mut [Entry], threads: usize) -> Result<u64> {
         .collect();
     whole.sort_unstable();
     whole.dedup();
-    let digests = parallel(&whole, threads, |&i| content_digest(&content(i)))?;
+    let digests = parallel(&whole, threads, |&i| content_digest(content(i)))?;
     let digest_of_rep: BTreeMap<usize, Digest> = whole.into_iter().zip(digests).collect();
     // (entry, edge group, key); an edge group is one attribute group's files
     // with the same edges, so equal keys in different edge groups never meet.

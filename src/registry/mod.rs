@@ -118,8 +118,6 @@ impl Registries {
     }
 }
 
-pub(crate) use crate::parallel::parallel;
-
 /// Read until `buf` is full or the stream ends; returns the bytes read.
 pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;

@@ -24,8 +24,9 @@ use crate::image::tag_annotations;
 use crate::json;
 use crate::layout::{choose_platform, BlobSource, LayoutPlan, RemoteBlob};
 use crate::output::AtomicDir;
+use crate::parallel::parallel;
 use crate::registry::client::{self, Body, Client, MANIFEST_ACCEPT};
-use crate::registry::{download_blob, parallel, Outcome, Progress, Reference, Registries};
+use crate::registry::{download_blob, Outcome, Progress, Reference, Registries};
 
 /// What to pull.
 #[derive(Debug, Clone, Default)]

@@ -21,8 +21,9 @@ use crate::digest::{Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::json;
 use crate::layout::{BlobSource, Layout};
+use crate::parallel::parallel;
 use crate::registry::client::{self, Body, Client};
-use crate::registry::{open_blob, parallel, read_full, Outcome, Progress, Reference, Registries};
+use crate::registry::{open_blob, read_full, Outcome, Progress, Reference, Registries};
 
 /// Tuning for a push.
 #[derive(Debug, Clone)]
