@@ -266,18 +266,23 @@ impl Client {
         scopes: &[String],
         what: &str,
     ) -> Result<bool> {
-        // Another thread may have authenticated since this request went out.
-        if self.auth_header(scopes).as_deref() != sent {
-            return Ok(true);
-        }
+        // Another thread may have authenticated since this request went out:
+        // then retry with what it got. Each decision below is taken under the
+        // lock, so a thread that learns the challenge between this request's
+        // send and this check is seen (seeing it only before the lock made a
+        // parallel push report "refused the credentials" now and then).
         let Some(ch) = resp.header("www-authenticate").and_then(parse_challenge) else {
-            return Ok(false);
+            return Ok(self.auth_header(scopes).as_deref() != sent);
         };
         match ch {
             Challenge::Basic => {
                 let mut st = self.auth.lock().expect("auth lock");
-                if st.basic || self.opts.credentials.is_none() {
+                let Some(creds) = &self.opts.credentials else {
                     return Ok(false);
+                };
+                if st.basic {
+                    // Refused if this request carried them; else retry with them.
+                    return Ok(sent != Some(creds.basic_header().as_str()));
                 }
                 st.basic = true;
                 Ok(true)
@@ -296,14 +301,9 @@ impl Client {
                     }
                 }
                 let key = scopes.join(" ");
-                if self
-                    .auth
-                    .lock()
-                    .expect("auth lock")
-                    .tokens
-                    .contains_key(&key)
-                {
-                    return Ok(false); // that token was just refused
+                if let Some(t) = self.auth.lock().expect("auth lock").tokens.get(&key) {
+                    // Refused if this request carried it; else one just came.
+                    return Ok(sent != Some(t.as_str()));
                 }
                 let token = self.fetch_token(&realm, service.as_deref(), &all, what)?;
                 let mut st = self.auth.lock().expect("auth lock");
@@ -622,5 +622,55 @@ mod tests {
             c.resolve("/v2/app/blobs/uploads/u?_state=s"),
             "https://127.0.0.1:5000/v2/app/blobs/uploads/u?_state=s"
         );
+    }
+
+    fn response(head: &str) -> ureq::Response {
+        format!("HTTP/1.1 401 Unauthorized\r\n{head}\r\nContent-Length: 0\r\n\r\n")
+            .parse()
+            .unwrap()
+    }
+
+    /// Two parallel requests both get 401; the one handled second must retry
+    /// with the credentials the first turned on, not report them refused.
+    #[test]
+    fn a_challenge_learned_by_another_thread_is_retried_not_refused() {
+        let creds = Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let header = creds.basic_header();
+        let c = Client::new(
+            "127.0.0.1:5000",
+            ClientOptions {
+                credentials: Some(creds),
+                ..ClientOptions::default()
+            },
+        );
+        let basic = response("WWW-Authenticate: Basic realm=\"r\"");
+        assert!(
+            c.authenticate(&basic, None, &[], "x").unwrap(),
+            "first 401 turns Basic on"
+        );
+        assert!(
+            c.authenticate(&basic, None, &[], "x").unwrap(),
+            "a request sent before retries"
+        );
+        assert!(
+            !c.authenticate(&basic, Some(&header), &[], "x").unwrap(),
+            "credentials sent and refused"
+        );
+        c.auth.lock().unwrap().bearer = Some(("https://t".into(), None));
+        c.auth
+            .lock()
+            .unwrap()
+            .tokens
+            .insert("repository:a:pull".into(), "Bearer t1".into());
+        let bearer =
+            response("WWW-Authenticate: Bearer realm=\"https://t\",scope=\"repository:a:pull\"");
+        let scopes = ["repository:a:pull".to_string()];
+        assert!(c.authenticate(&bearer, None, &scopes, "x").unwrap());
+        assert!(!c
+            .authenticate(&bearer, Some("Bearer t1"), &scopes, "x")
+            .unwrap());
     }
 }
