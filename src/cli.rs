@@ -471,11 +471,12 @@ fn layer(a: LayerArgs) -> CliResult {
             "no inputs: give directories and/or --spec FILE",
         )));
     }
+    let threads = threads(a.threads);
     let mut entries = Vec::new();
     let mut nopts = NormalizeOptions::default();
     for input in &a.inputs {
         let (dir, prefix) = split_input(input).map_err(Failure::Usage)?;
-        let mut walked = walk_dir(&dir, prefix.as_ref())?;
+        let mut walked = walk_dir(&dir, prefix.as_ref(), threads)?;
         // Why not extend: one tree of 100,000 files is ~15 MB of entries;
         // taking the vector keeps a single copy.
         if entries.is_empty() {
@@ -487,13 +488,13 @@ fn layer(a: LayerArgs) -> CliResult {
     for s in &a.spec {
         let spec = LayerSpec::read(s)?;
         nopts.parents &= spec.normalize_options().parents;
-        entries.extend(spec.entries(s.as_str())?);
+        entries.extend(spec.entries(s.as_str(), threads)?);
     }
     let mut entries = normalize(entries, nopts)?;
     let opts = LayerOptions {
         compression,
         mtime,
-        threads: threads(a.threads),
+        threads,
     };
     if !a.no_dedupe {
         link_identical(&mut entries, opts.threads)?;

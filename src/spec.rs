@@ -202,12 +202,14 @@ impl LayerSpec {
         }
     }
 
-    /// Turn the spec into entries (not yet normalized). `what` names the spec.
-    pub fn entries(&self, what: &str) -> Result<Vec<Entry>> {
+    /// Turn the spec into entries (not yet normalized). `what` names the spec;
+    /// `threads` bounds the threads that list `tree` directories (the entries
+    /// are the same for any number).
+    pub fn entries(&self, what: &str, threads: usize) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
             let origin = format!("{what} entry {i}");
-            entry_to_entries(e, &origin, &mut out)
+            entry_to_entries(e, &origin, threads, &mut out)
                 .map_err(|err| err.context(format!("{what}: entry {i}")))?;
         }
         Ok(out)
@@ -245,7 +247,12 @@ fn base_entry(path: &str, kind: EntryKind, mode: u32, owner: Owner, origin: &str
     })
 }
 
-fn entry_to_entries(e: &SpecEntry, origin: &str, out: &mut Vec<Entry>) -> Result<()> {
+fn entry_to_entries(
+    e: &SpecEntry,
+    origin: &str,
+    threads: usize,
+    out: &mut Vec<Entry>,
+) -> Result<()> {
     let owner = |uid: &u64, gid: &u64, uname: &String, gname: &String| Owner {
         uid: *uid,
         gid: *gid,
@@ -370,7 +377,9 @@ fn entry_to_entries(e: &SpecEntry, origin: &str, out: &mut Vec<Entry>) -> Result
                         "tree {src}: a file needs a \"path\""
                     )));
                 }
-                (false, prefix) => out.extend(walk_dir(Utf8Path::new(src), prefix.as_ref())?),
+                (false, prefix) => {
+                    out.extend(walk_dir(Utf8Path::new(src), prefix.as_ref(), threads)?)
+                }
             }
         }
     }
@@ -455,7 +464,7 @@ mod tests {
             "s.json",
         )
         .unwrap();
-        let e = s.entries("s.json").unwrap();
+        let e = s.entries("s.json", 2).unwrap();
         assert_eq!(e[0].mode, 0o1777);
         assert_eq!(e[1].mode, 0o755);
         assert_eq!(e[2].path.as_str(), "etc/.wh.x");
@@ -469,7 +478,7 @@ mod tests {
             "s.json",
         )
         .unwrap();
-        let e = s.entries("s.json").unwrap_err();
+        let e = s.entries("s.json", 2).unwrap_err();
         assert!(
             e.to_string().contains("s.json: entry 0: mode \"99\""),
             "{e}"
@@ -479,7 +488,7 @@ mod tests {
             "s.json",
         )
         .unwrap();
-        let e = s.entries("s.json").unwrap_err();
+        let e = s.entries("s.json", 2).unwrap_err();
         assert!(e.to_string().contains("escapes the layer root"), "{e}");
     }
 }

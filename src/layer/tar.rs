@@ -75,11 +75,17 @@ fn octal_max(width: usize) -> u64 {
     (1u64 << (3 * (width as u32 - 1))) - 1
 }
 
+/// `value` as zero-padded octal digits filling `field` but its last byte,
+/// which is NUL. Callers clamp `value` to [`octal_max`] of the width.
 fn put_octal(field: &mut [u8], value: u64) {
-    let width = field.len();
-    let s = format!("{:0w$o}", value, w = width - 1);
-    field[..width - 1].copy_from_slice(s.as_bytes());
-    field[width - 1] = 0;
+    let (digits, nul) = field.split_at_mut(field.len() - 1);
+    nul[0] = 0;
+    let mut v = value;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v & 7) as u8;
+        v >>= 3;
+    }
+    assert_eq!(v, 0, "{value} overflows a {}-byte octal field", field.len());
 }
 
 fn put_str(field: &mut [u8], s: &[u8]) {
@@ -176,8 +182,10 @@ pub fn write_header(w: &mut impl Write, h: &TarHeader<'_>) -> io::Result<()> {
 /// spaces, as 6 octal digits, NUL, space.
 fn fix_checksum(b: &mut [u8; BLOCK]) {
     b[148..156].copy_from_slice(b"        ");
+    // At most 512 * 255 < 8^6: six digits always hold it.
     let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
-    b[148..156].copy_from_slice(format!("{:06o}\0 ", sum).as_bytes());
+    put_octal(&mut b[148..155], u64::from(sum));
+    b[155] = b' ';
 }
 
 /// Zero padding after `size` content bytes, up to the next 512-byte boundary.

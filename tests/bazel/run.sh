@@ -11,6 +11,8 @@
 #  4. a --disk_cache rebuild after bazel clean runs no strata action;
 #  5. oci-image-tool, skopeo (and the oci_load tarball through skopeo) accept
 #     the outputs; a missing tool is skipped unless STRATA_REQUIRE_TOOLS=1;
+#  5b. with --strategy=StrataImage=processwrapper-sandbox, an image layout's
+#     layer blob is the layer's output file (a hard link: same inode);
 #  6. oci_pull/oci_push (the workspace tests/bazel/push) against two loopback
 #     docker-registry instances: a 120 MB base pushed to A is pulled shallow,
 #     composed on and pushed to A (base layers mounted) and to B (streamed
@@ -192,6 +194,21 @@ if require skopeo; then
   "$STRATA_BINARY" verify "$WORK/loaded"
   echo "ok: skopeo copy docker-archive:app_load.tar"
 fi
+
+step "processwrapper-sandbox: image layouts hard-link their layer blobs"
+# Under linux-sandbox the inputs sit on bind mounts and link(2) fails (EXDEV),
+# so strata copies; processwrapper-sandbox symlinks inputs on the same mount,
+# so the layout's blob is the layer file itself (same inode, no bytes copied).
+"${B1[@]}" clean
+"${B1[@]}" build "${F1[@]}" --strategy=StrataImage=processwrapper-sandbox //example:app
+BIN=$("${B1[@]}" info "${F1[@]}" bazel-bin 2>/dev/null)
+hex=$(sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p' "$BIN/example/app_layer.descriptor.json")
+[ -n "$hex" ] || { echo "FAIL: no digest in app_layer.descriptor.json" >&2; exit 1; }
+blob=$BIN/example/app/blobs/sha256/$hex
+a=$(stat -L -c %d:%i "$BIN/example/app_layer.tar.gz")
+b=$(stat -c %d:%i "$blob")
+[ "$a" = "$b" ] || { echo "FAIL: $blob is a copy ($b), not app_layer.tar.gz ($a)" >&2; exit 1; }
+echo "ok: example/app's layer blob is app_layer.tar.gz (inode $b, $(stat -c %h "$blob") links)"
 
 step "oci_pull (shallow) -> oci_image -> oci_push, two loopback registries"
 start_registry() { # name: a docker-registry on a free 127.0.0.1 port; $WORK/registry-<name>/{port,pid,access.log}
