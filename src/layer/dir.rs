@@ -7,87 +7,199 @@
 //! several links become independent files (inode numbers never make hard
 //! links); FIFOs, sockets and devices are refused. The top directory itself
 //! may be a symlink (as Bazel presents tree artifacts) and is read through.
-//! Names are lstat'ed on several threads; entries and errors (the first in
-//! walk order) do not depend on how many.
+//! Directories are listed on several threads; entries and errors (the first
+//! in walk order) do not depend on how many.
 
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::entry::{default_file_mode, Content, Entry, EntryKind, SYMLINK_MODE};
 use super::path::LayerPath;
 use crate::error::{Error, IoContext, Result};
-use crate::parallel::parallel;
 use crate::spec::check_link_target;
 
 /// Most entries one walk may produce (a guard against runaway trees).
 pub const MAX_ENTRIES: usize = 10_000_000;
 
-/// Entries whose lstat one worker takes at a time.
-const STAT_CHUNK: usize = 512;
-
 /// Walk `dir`, placing its contents under `prefix` (the layer root if `None`).
 ///
-/// Directories are listed first, in sorted order, on this thread (readdir's
-/// file type says which names to descend into); every other name is then
-/// lstat'ed on up to `threads` threads — 100,000 lstat calls are most of a
-/// walk's time. The entries and the error (the first in walk order) are the
-/// same for any `threads`.
+/// Directories are listed and their names lstat'ed (relative to the open
+/// directory) on up to `threads` threads, then put in walk order: 100,000
+/// names take ~0.15 s of readdir and lstat calls on one thread. The entries
+/// and the error (the first in walk order) are the same for any `threads`.
 pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>, threads: usize) -> Result<Vec<Entry>> {
     let meta = fs::metadata(dir).io_context(|| format!("input directory {dir}"))?;
     if !meta.is_dir() {
         return Err(Error::invalid(format!("input {dir}: not a directory")));
     }
-    let mut out = Vec::new();
-    let mut pending = Vec::new();
     let origin: Arc<str> = Arc::from(format!("input directory {dir}"));
-    walk(dir, prefix, &origin, &mut out, &mut pending)?;
-    let chunks: Vec<&[usize]> = pending.chunks(STAT_CHUNK).collect();
-    let kinds = parallel(&chunks, threads, |chunk| {
-        chunk
-            .iter()
-            .map(|&i| classify(&out[i]))
-            .collect::<Result<Vec<_>>>()
-    })?;
-    for (&i, (kind, mode)) in pending.iter().zip(kinds.into_iter().flatten()) {
-        out[i].kind = kind;
-        out[i].mode = mode;
-    }
+    let Some(mut listings) = list_all(dir, prefix, &origin, threads) else {
+        return Err(Error::invalid(format!(
+            "{dir}: more than {MAX_ENTRIES} entries"
+        )));
+    };
+    let mut out = Vec::new();
+    assemble(0, &mut listings, &mut out)?;
     Ok(out)
 }
 
-/// A name that is not a directory, until [`classify`] has looked at it: the
-/// host path, as a file of unknown size.
-fn unclassified(host: Utf8PathBuf) -> EntryKind {
-    EntryKind::File(Content::Path(host, 0))
+/// One directory's children, sorted by name, each with the number of its own
+/// listing if it is a directory; cut at the first name that failed, `error`.
+struct Listing {
+    entries: Vec<Entry>,
+    subdirs: Vec<Option<usize>>,
+    error: Option<Error>,
 }
 
-/// What a non-directory name is: its kind and mode, from lstat.
-fn classify(entry: &Entry) -> Result<(EntryKind, u32)> {
-    let EntryKind::File(Content::Path(host, _)) = &entry.kind else {
-        unreachable!("only unclassified entries are pending");
+/// A directory still to list: its number, host path and layer path.
+type Todo = (usize, Utf8PathBuf, Option<LayerPath>);
+
+struct Queue {
+    todo: Vec<Todo>,
+    busy: usize,
+    /// Listings by number; the walk's root is 0.
+    done: Vec<Option<Listing>>,
+    listed: usize,
+}
+
+/// List `dir` and every directory below it on up to `threads` threads;
+/// `None` past [`MAX_ENTRIES`] names.
+fn list_all(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    origin: &Arc<str>,
+    threads: usize,
+) -> Option<Vec<Option<Listing>>> {
+    let queue = Mutex::new(Queue {
+        todo: vec![(0, dir.to_owned(), prefix.cloned())],
+        busy: 0,
+        done: vec![None],
+        listed: 0,
+    });
+    let wake = Condvar::new();
+    let worker = || loop {
+        let (id, host, path) = {
+            let mut q = queue.lock().expect("lock");
+            loop {
+                if let Some(todo) = q.todo.pop() {
+                    q.busy += 1;
+                    break todo;
+                }
+                if q.busy == 0 {
+                    return;
+                }
+                q = wake.wait(q).expect("lock");
+            }
+        };
+        let mut l = list_one(&host, path.as_ref(), origin);
+        let mut q = queue.lock().expect("lock");
+        q.listed += l.entries.len();
+        // Past the limit nothing more is listed: the walk fails.
+        if q.listed <= MAX_ENTRIES {
+            for (e, sub) in l.entries.iter().zip(l.subdirs.iter_mut()) {
+                if let Some(sub) = sub {
+                    *sub = q.done.len();
+                    q.done.push(None);
+                    let todo = (*sub, host.join(e.path.file_name()), Some(e.path.clone()));
+                    q.todo.push(todo);
+                }
+            }
+        }
+        q.done[id] = Some(l);
+        q.busy -= 1;
+        wake.notify_all();
     };
-    let meta = fs::symlink_metadata(host).io_context(|| format!("reading {host}"))?;
+    std::thread::scope(|s| {
+        for _ in 1..threads.clamp(1, 16) {
+            s.spawn(worker);
+        }
+        worker();
+    });
+    let q = queue.into_inner().expect("lock");
+    (q.listed <= MAX_ENTRIES).then_some(q.done)
+}
+
+fn list_one(dir: &Utf8Path, prefix: Option<&LayerPath>, origin: &Arc<str>) -> Listing {
+    let mut l = Listing {
+        entries: Vec::new(),
+        subdirs: Vec::new(),
+        error: None,
+    };
+    let mut names = Vec::new();
+    let listed = fs::read_dir(dir).and_then(|rd| {
+        for ent in rd {
+            let ent = ent?;
+            names.push((ent.file_name(), ent));
+        }
+        Ok(())
+    });
+    if let Err(e) = listed.io_context(|| format!("reading directory {dir}")) {
+        l.error = Some(e);
+        return l;
+    }
+    // Why: readdir order differs between filesystems and runs.
+    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    l.entries.reserve(names.len());
+    l.subdirs.reserve(names.len());
+    for (name, ent) in names {
+        match child(dir, prefix, origin, name, &ent) {
+            Ok((entry, is_dir)) => {
+                l.entries.push(entry);
+                l.subdirs.push(is_dir.then_some(0));
+            }
+            Err(e) => {
+                l.error = Some(e);
+                break;
+            }
+        }
+    }
+    l
+}
+
+/// One name of `dir` as an entry, and whether it is a directory to descend
+/// into. Its metadata comes from lstat relative to the open directory.
+fn child(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    origin: &Arc<str>,
+    name: OsString,
+    ent: &fs::DirEntry,
+) -> Result<(Entry, bool)> {
+    let name = name.into_string().map_err(|n| {
+        Error::invalid(format!(
+            "{dir}/{}: file name is not UTF-8",
+            n.to_string_lossy()
+        ))
+    })?;
+    let host = dir.join(&name);
+    let rel = LayerPath::parse(&name).map_err(|e| e.context(&host))?;
+    let path = LayerPath::join(prefix, &rel);
+    // d_type where the filesystem gives it: no syscall for a directory.
+    let ft = ent.file_type().io_context(|| format!("reading {host}"))?;
+    let mut entry = Entry::dir(path, Arc::clone(origin));
+    if ft.is_dir() {
+        return Ok((entry, true));
+    }
+    let meta = ent.metadata().io_context(|| format!("reading {host}"))?;
     let ft = meta.file_type();
     if ft.is_file() {
-        let mode = default_file_mode(meta.permissions().mode());
-        Ok((
-            EntryKind::File(Content::Path(host.clone(), meta.len())),
-            mode,
-        ))
+        entry.mode = default_file_mode(meta.permissions().mode());
+        entry.kind = EntryKind::File(Content::Path(host, meta.len()));
     } else if ft.is_symlink() {
-        let target = fs::read_link(host).io_context(|| format!("reading symlink {host}"))?;
+        let target = fs::read_link(&host).io_context(|| format!("reading symlink {host}"))?;
         let target = target
             .into_os_string()
             .into_string()
             .map_err(|_| Error::invalid(format!("symlink {host}: target is not UTF-8")))?;
-        check_link_target(&entry.path, &target).map_err(|e| e.context(host))?;
-        Ok((EntryKind::Symlink(target), SYMLINK_MODE))
+        check_link_target(&entry.path, &target).map_err(|e| e.context(&host))?;
+        entry.kind = EntryKind::Symlink(target);
+        entry.mode = SYMLINK_MODE;
     } else if ft.is_dir() {
-        // Replaced by a directory since it was listed.
-        Err(Error::invalid(format!("{host}: changed while it was read")))
+        return Err(Error::invalid(format!("{host}: changed while it was read")));
     } else {
         let what = if ft.is_fifo() {
             "a FIFO"
@@ -96,57 +208,24 @@ fn classify(entry: &Entry) -> Result<(EntryKind, u32)> {
         } else {
             "a device"
         };
-        Err(Error::invalid(format!(
+        return Err(Error::invalid(format!(
             "{host}: {what} cannot go into a layer (declare it in a spec if needed)"
-        )))
+        )));
     }
+    Ok((entry, false))
 }
 
-fn walk(
-    dir: &Utf8Path,
-    prefix: Option<&LayerPath>,
-    origin: &Arc<str>,
-    out: &mut Vec<Entry>,
-    pending: &mut Vec<usize>,
-) -> Result<()> {
-    let mut names = Vec::new();
-    for ent in fs::read_dir(dir).io_context(|| format!("reading directory {dir}"))? {
-        let ent = ent.io_context(|| format!("reading directory {dir}"))?;
-        let name = ent.file_name().into_string().map_err(|n| {
-            Error::invalid(format!(
-                "{dir}/{}: file name is not UTF-8",
-                n.to_string_lossy()
-            ))
-        })?;
-        // d_type where the filesystem gives it (no syscall), else lstat.
-        let is_dir = ent
-            .file_type()
-            .map(|t| t.is_dir())
-            .io_context(|| format!("reading {dir}/{name}"))?;
-        names.push((name, is_dir));
-    }
-    // Why: readdir order differs between filesystems and runs.
-    names.sort();
-    for (name, is_dir) in names {
-        let host = dir.join(&name);
-        let rel = LayerPath::parse(&name).map_err(|e| e.context(&host))?;
-        let path = LayerPath::join(prefix, &rel);
-        let mut entry = Entry::dir(path.clone(), Arc::clone(origin));
-        if is_dir {
-            out.push(entry);
-            walk(&host, Some(&path), origin, out, pending)?;
-        } else {
-            entry.kind = unclassified(host);
-            pending.push(out.len());
-            out.push(entry);
-        }
-        if out.len() > MAX_ENTRIES {
-            return Err(Error::invalid(format!(
-                "{dir}: more than {MAX_ENTRIES} entries"
-            )));
+/// Put listing `id` and, after each directory, its own listing into `out`,
+/// in walk order, stopping at the first error in that order.
+fn assemble(id: usize, listings: &mut [Option<Listing>], out: &mut Vec<Entry>) -> Result<()> {
+    let l = listings[id].take().expect("every directory was listed");
+    for (entry, sub) in l.entries.into_iter().zip(l.subdirs) {
+        out.push(entry);
+        if let Some(sub) = sub {
+            assemble(sub, listings, out)?;
         }
     }
-    Ok(())
+    l.error.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -62,7 +62,14 @@ impl LayerPath {
     /// Join a validated prefix (possibly empty) and a relative validated path.
     pub fn join(prefix: Option<&LayerPath>, rest: &LayerPath) -> LayerPath {
         match prefix {
-            Some(p) => LayerPath(format!("{}/{}", p.0, rest.0)),
+            Some(p) => {
+                // Why not format!: this runs once per walked file.
+                let mut s = String::with_capacity(p.0.len() + 1 + rest.0.len());
+                s.push_str(&p.0);
+                s.push('/');
+                s.push_str(&rest.0);
+                LayerPath(s)
+            }
             None => rest.clone(),
         }
     }
