@@ -143,7 +143,11 @@ impl Default for NormalizeOptions {
 /// entries): a 100,000-file tree is held once.
 pub fn normalize(mut entries: Vec<Entry>, opts: NormalizeOptions) -> Result<Vec<Entry>> {
     // Stable: duplicates stay in declaration order for the error message.
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    // A walked tree comes sorted: skipping the sort saves its scratch buffer
+    // (half the entries: ~8 MB for 100,000 files).
+    if !entries.windows(2).all(|w| w[0].path <= w[1].path) {
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     // Duplicates are dropped in place (no second vector: 100,000 entries
     // take ~15 MB). Each is checked against the one kept.
     let mut kept = 0;
@@ -193,12 +197,20 @@ pub fn normalize(mut entries: Vec<Entry>, opts: NormalizeOptions) -> Result<Vec<
         missing.sort();
         missing.dedup();
         let synthesized: Arc<str> = Arc::from("a synthesized parent");
-        out.extend(
-            missing
-                .into_iter()
-                .map(|p| Entry::dir(p, Arc::clone(&synthesized))),
-        );
-        out.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut parents = missing
+            .into_iter()
+            .map(|p| Entry::dir(p, Arc::clone(&synthesized)));
+        if parents.len() <= 16 {
+            // A few (the parents of a prefix): inserted in place, no sort
+            // scratch as large as half the entries.
+            for p in parents {
+                let at = out.partition_point(|e| e.path < p.path);
+                out.insert(at, p);
+            }
+        } else {
+            out.extend(&mut parents);
+            out.sort_by(|a, b| a.path.cmp(&b.path));
+        }
     }
     resolve_hardlinks(&mut out)?;
     Ok(out)
@@ -299,6 +311,31 @@ mod tests {
         assert_eq!(out[1].mode, 0o755);
         let out = normalize(vec![file("b/c/d")], NormalizeOptions { parents: false }).unwrap();
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn few_and_many_missing_parents_give_the_same_order_as_a_sort() {
+        for n in [1, 3, 16, 17, 40] {
+            // Already sorted input (as a walk gives) and reversed input.
+            let mut input: Vec<Entry> = (0..n).map(|i| file(&format!("p{i:02}/x/f"))).collect();
+            input.push(file("p00-a"));
+            let mut want: Vec<String> = (0..n)
+                .flat_map(|i| {
+                    [
+                        format!("p{i:02}"),
+                        format!("p{i:02}/x"),
+                        format!("p{i:02}/x/f"),
+                    ]
+                })
+                .chain(["p00-a".to_string()])
+                .collect();
+            want.sort_by_key(|a| p(a));
+            for input in [input.clone(), input.into_iter().rev().collect()] {
+                let out = normalize(input, Default::default()).unwrap();
+                let names: Vec<_> = out.iter().map(|e| e.path.as_str()).collect();
+                assert_eq!(names, want, "{n} parents");
+            }
+        }
     }
 
     #[test]
