@@ -16,7 +16,9 @@ TARGETS=(spec oci_json layout_tar layer_path layer_tar)
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 for t in "${TARGETS[@]}"; do
-  cargo fuzz build "$t" 2>&1 | tail -1
+  cargo fuzz build "$t" >"$SCRATCH/$t.build.log" 2>&1 \
+    || { grep -v '^ *[0-9]*: \|^ *at ' "$SCRATCH/$t.build.log" | tail -40; echo "fuzz: building $t fails" >&2; exit 1; }
+  tail -1 "$SCRATCH/$t.build.log"
 done
 for t in "${TARGETS[@]}"; do
   shopt -s nullglob

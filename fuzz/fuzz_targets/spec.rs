@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     if touches_host {
         return;
     }
-    let Ok(entries) = spec.entries("fuzz.json") else { return };
+    let Ok(entries) = spec.entries("fuzz.json", 1) else { return };
     let Ok(entries) = normalize(entries, spec.normalize_options()) else { return };
     let opts = LayerOptions { compression: Compression::None, mtime: 0, threads: 1 };
     let (bytes, desc) = write_layer(&entries, Vec::new(), &opts, "fuzz").expect("in-memory layer");
