@@ -40,6 +40,7 @@ pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>, threads: usize) -> R
     }
     let origin: Arc<str> = Arc::from(format!("input directory {dir}"));
     let walk = Walk {
+        root: dir,
         origin,
         queue: Mutex::new(Queue {
             todo: vec![(0, dir.to_owned(), prefix.cloned())],
@@ -58,15 +59,18 @@ pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>, threads: usize) -> R
         let mut out = Vec::new();
         let result = walk.assemble(0, &mut out);
         // Workers stop at once after an error; else they have run out of work.
-        walk.queue.lock().expect("lock").stop = true;
+        let over = {
+            let mut q = walk.queue.lock().expect("lock");
+            q.stop = true;
+            q.over
+        };
         walk.wake.notify_all();
-        match result {
-            Ok(()) if out.len() > MAX_ENTRIES => Err(Error::invalid(format!(
-                "{dir}: more than {MAX_ENTRIES} entries"
-            ))),
-            Ok(()) => Ok(out),
-            Err(e) => Err(e),
+        // Past the limit, which listings came before it depends on timing:
+        // the limit is the error, whatever else the walk ran into.
+        if over {
+            return Err(walk.too_many());
         }
+        result.map(|()| out)
     })
 }
 
@@ -106,13 +110,18 @@ struct Queue {
     stop: bool,
 }
 
-struct Walk {
+struct Walk<'a> {
+    root: &'a Utf8Path,
     origin: Arc<str>,
     queue: Mutex<Queue>,
     wake: Condvar,
 }
 
-impl Walk {
+impl Walk<'_> {
+    fn too_many(&self) -> Error {
+        Error::invalid(format!("{}: more than {MAX_ENTRIES} entries", self.root))
+    }
+
     /// List one directory from the queue. Returns false once there is none
     /// left to list (or the walk stopped); with `once`, also when the queue
     /// is momentarily empty instead of waiting.
@@ -162,23 +171,20 @@ impl Walk {
     /// Listing `id`, listing directories itself while it is not ready.
     fn take(&self, id: usize) -> Result<Listing> {
         loop {
-            {
-                let mut q = self.queue.lock().expect("lock");
+            let mut q = self.queue.lock().expect("lock");
+            loop {
                 if let Some(l) = q.done.get_mut(id).and_then(Option::take) {
                     return Ok(l);
                 }
                 if q.over {
-                    return Err(Error::invalid(format!(
-                        "{}: more than {MAX_ENTRIES} entries",
-                        self.origin
-                    )));
+                    return Err(self.too_many());
                 }
-                if q.todo.is_empty() {
-                    q = self.wake.wait(q).expect("lock");
-                    drop(q);
-                    continue;
+                if !q.todo.is_empty() {
+                    break;
                 }
+                q = self.wake.wait(q).expect("lock");
             }
+            drop(q);
             self.list_next(true);
         }
     }
