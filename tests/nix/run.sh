@@ -44,7 +44,7 @@ lap() { echo "    (at $((SECONDS - T0)) s)"; }
 if ! command -v nix >/dev/null 2>&1; then
   echo "--- installing nix-bin"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 nix-bin >/dev/null
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 nix-bin >/dev/null
 fi
 nix --version
 echo "--- cargo build --release"

@@ -45,7 +45,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 fi
 static || { echo "FAIL: /bin/busybox is not a static binary (busybox-static)" >&2; exit 1; }
 echo "bazel $(dpkg-query -W -f='${Version}' bazel-bootstrap 2>/dev/null), $(nix --version)"
