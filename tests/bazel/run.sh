@@ -64,7 +64,8 @@ readme_example=$(awk '/^## Bazel/ { s = 1; next } s && /^## / { exit }
   s && /tests\/bazel\/example\/BUILD.bazel/ { f = 1 }
   f && /^```/ { if (b) exit; b = 1; next } b { print }' "$ROOT/README.md")
 if [ -z "$readme_example" ]; then
-  echo "note: README's Bazel section does not quote tests/bazel/example/BUILD.bazel yet"
+  echo "FAIL: README's Bazel section does not quote tests/bazel/example/BUILD.bazel" >&2
+  exit 1
 elif [ "$readme_example" != "$(sed -n '/^load(/,$p' example/BUILD.bazel)" ]; then
   diff <(echo "$readme_example") <(sed -n '/^load(/,$p' example/BUILD.bazel) || true
   echo "FAIL: README's BUILD example differs from tests/bazel/example/BUILD.bazel" >&2
