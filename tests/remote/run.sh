@@ -223,7 +223,7 @@ echo "ok: all $N strata actions (and $G genrule) ran remotely (the worker comple
 # Every strata action ran in the sandbox (no shell, tar or Python: only its
 # inputs and the libraries ldd names); nothing else did.
 boxed=$(grep -c '^worker: ran [^ ]*/strata in the sandbox: ' "$WORK/worker.log" || true)
-hosted=$(grep '^worker: ran .* on the host$' "$WORK/worker.log" | sed 's/^worker: ran //; s/ on the host$//' | sort | uniq -c | paste -sd, || true)
+hosted=$(grep '^worker: ran .* on the host$' "$WORK/worker.log" | sed 's/^worker: ran //; s/ on the host$//' | sort | uniq -c | awk '{ printf "%s%s (%s)", s, $2, $1; s = ", " }' || true)
 [ "$boxed" -eq "$N" ] || fail "$boxed strata actions ran in the worker's sandbox, not $N"
 echo "ok: all $N strata actions ran in the sandbox; on the host: ${hosted:-nothing}"
 outputs "$OB_R" >"$WORK/remote"
