@@ -283,7 +283,33 @@ def shq(s):
     return "'" + s.replace("'", "'\\''") + "'"
 
 
+def self_test():
+    """The matcher fails where it must (run by run.sh before the README)."""
+    cases = [
+        (["a", "b"], ["a", "b"], True),
+        (["a", "b"], ["a", "c"], False),
+        (["a"], ["a", "b"], False),  # an extra line is a difference
+        (["a", "b"], ["a"], False),  # so is a missing one
+        (["sha256:47e3…2ca6"], ["sha256:47e3620730a3e4b38e2ca6"], True),
+        (["sha256:47e3…2ca6"], ["sha256:47e4620730a3e4b38e2ca6"], False),
+        (["x…"], ["x"], True),
+        (["a", "…", "z"], ["a", "z"], True),
+        (["a", "…", "z"], ["a", "b", "c", "z"], True),
+        (["a", "…", "z"], ["a", "b", "c"], False),
+        (["a.b"], ["axb"], False),  # no regex syntax
+    ]
+    for want, got, ok in cases:
+        if lines_match(want, got) != ok:
+            sys.exit(f"blocks.py self-test FAILED: {want} vs {got} should {'' if ok else 'not '}match")
+    steps = transcript(["# c", "$ a \\", "  b    # exit 1", "out", "$ c"])
+    if steps != [("a \\\n  b    # exit 1", 1, ["out"]), ("c", 0, [])]:
+        sys.exit(f"blocks.py self-test FAILED: transcript parsed as {steps}")
+    print(f"blocks.py self-test: ok ({len(cases)} matcher cases)")
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("readme")
     ap.add_argument("--require", action="append", default=[], help="a section that must hold a run block")

@@ -37,6 +37,7 @@ install -m 755 "${CARGO_TARGET_DIR:-target}/release/strata" "$BIN_DIR/strata"
 export PATH=$BIN_DIR:$PATH
 echo "strata: $(command -v strata) (release build, $(($(stat -c %s "$BIN_DIR/strata") / 1024)) KiB)"
 
+python3 tests/readme/blocks.py --self-test
 python3 tests/readme/blocks.py README.md \
   --require "Quick start" \
   --require "The layer spec (\`--spec FILE\`)" \
