@@ -7,7 +7,9 @@
 #     oci_load tarball, runfiles and tree artifacts in layers;
 #  2. rules that must fail (//bad:*) fail with their message;
 #  3. bazel clean + rebuild, and a second --output_base whose strata is built
-#     by the default toolchain (cargo, from source): identical bytes;
+#     by the default toolchain (cargo, from source; cargo's target directory,
+#     so the same binary), then strata's debug build (an independent
+#     compilation): identical bytes;
 #  4. a --disk_cache rebuild after bazel clean runs no strata action;
 #  5. oci-image-tool, skopeo (and the oci_load tarball through skopeo) accept
 #     the outputs; a missing tool is skipped unless STRATA_REQUIRE_TOOLS=1;
@@ -17,7 +19,12 @@
 #     docker-registry instances: a 120 MB base pushed to A is pulled shallow,
 #     composed on and pushed to A (base layers mounted) and to B (streamed
 #     A->B); the registries hold strata's digest; the output base and disk
-#     cache keep < 1% of the base's layer bytes.
+#     cache keep < 1% of the base's layer bytes;
+#  6b. oci_pull with platform (from an index), shallow = False (every blob)
+#     and credentials (a third registry with htpasswd: refused without,
+#     pulled with DOCKER_CONFIG's config.json); toolchains with url + sha256
+#     (served by a loopback python3 -m http.server; a wrong sha256 fails) and
+#     binary_path, chosen with --extra_toolchains: same layer bytes.
 # The Bazel servers are shut down and the output bases removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -41,6 +48,7 @@ command -v bazel >/dev/null 2>&1 || missing+=(bazel-bootstrap)
 [ -d /usr/share/bazel/rules/java ] || missing+=(bazel-rules-java)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils) # oci_pull credentials (step 6b)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
@@ -64,7 +72,8 @@ readme_example=$(awk '/^## Bazel/ { s = 1; next } s && /^## / { exit }
   s && /tests\/bazel\/example\/BUILD.bazel/ { f = 1 }
   f && /^```/ { if (b) exit; b = 1; next } b { print }' "$ROOT/README.md")
 if [ -z "$readme_example" ]; then
-  echo "note: README's Bazel section does not quote tests/bazel/example/BUILD.bazel yet"
+  echo "FAIL: README's Bazel section does not quote tests/bazel/example/BUILD.bazel" >&2
+  exit 1
 elif [ "$readme_example" != "$(sed -n '/^load(/,$p' example/BUILD.bazel)" ]; then
   diff <(echo "$readme_example") <(sed -n '/^load(/,$p' example/BUILD.bazel) || true
   echo "FAIL: README's BUILD example differs from tests/bazel/example/BUILD.bazel" >&2
@@ -73,11 +82,13 @@ else
   echo "README's BUILD example = tests/bazel/example/BUILD.bazel"
 fi
 
-step "cargo build --release"
-(cd "$ROOT" && cargo build --release --locked -q)
+step "cargo build --release, cargo build (debug)"
+(cd "$ROOT" && cargo build --release --locked -q && cargo build --locked -q --bin strata)
 STRATA_BINARY=${CARGO_TARGET_DIR:-$ROOT/target}/release/strata
 case $STRATA_BINARY in /*) ;; *) STRATA_BINARY=$ROOT/$STRATA_BINARY ;; esac
+STRATA_DEBUG=${STRATA_BINARY%/release/strata}/debug/strata
 test -x "$STRATA_BINARY"
+test -x "$STRATA_DEBUG"
 
 WORK=$(mktemp -d /tmp/strata-bazel.XXXXXX)
 OB1=$WORK/ob1
@@ -147,10 +158,27 @@ diff "$WORK/first" "$WORK/second"
 echo "identical"
 
 step "a second output base, strata built from source by the toolchain: identical outputs"
+# The toolchain's cargo build goes to cargo's own target directory, so it is
+# the release binary output base 1 runs (checked): this shows that no path or
+# state of the output base reaches the bytes, not that another compilation
+# agrees. That is the next build's job.
 "${B2[@]}" build "${F2[@]}" //...
-readlink "$OB2/external/strata_bin/strata"
+built=$(readlink "$OB2/external/strata_bin/strata")
+[ "$(realpath "$built")" = "$(realpath "$STRATA_BINARY")" ] || { echo "FAIL: the toolchain built $built, not $STRATA_BINARY" >&2; exit 1; }
+echo "the toolchain's build: $built (cargo's target directory: output base 1's binary)"
 outputs "$OB2" "${F2[@]}" >"$WORK/third"
 diff "$WORK/first" "$WORK/third"
+echo "identical"
+
+step "the same output base, strata's debug build (another compilation: opt-level 0, no LTO): identical outputs"
+F2D=(--repo_env=STRATA_BINARY="$STRATA_DEBUG")
+cmp -s "$STRATA_DEBUG" "$STRATA_BINARY" && { echo "FAIL: the debug and release binaries are the same bytes" >&2; exit 1; }
+"${B2[@]}" build "${F2D[@]}" //... >"$WORK/debug.log" 2>&1 || { cat "$WORK/debug.log"; echo "FAIL: build with the debug strata" >&2; exit 1; }
+grep -E '^INFO: [0-9]+ process' "$WORK/debug.log"
+[ "$(grep -E '^INFO: [0-9]+ process' "$WORK/debug.log" | grep -oE '^INFO: [0-9]+' | grep -oE '[0-9]+')" -gt 0 ] ||
+  { echo "FAIL: no action ran with the debug strata" >&2; exit 1; }
+outputs "$OB2" "${F2D[@]}" >"$WORK/third-debug"
+diff "$WORK/first" "$WORK/third-debug"
 echo "identical"
 "${B2[@]}" shutdown
 
@@ -211,13 +239,14 @@ b=$(stat -c %d:%i "$blob")
 echo "ok: example/app's layer blob is app_layer.tar.gz (inode $b, $(stat -c %h "$blob") links)"
 
 step "oci_pull (shallow) -> oci_image -> oci_push, two loopback registries"
-start_registry() { # name: a docker-registry on a free 127.0.0.1 port; $WORK/registry-<name>/{port,pid,access.log}
+start_registry() { # name [yaml]: a docker-registry on a free 127.0.0.1 port; $WORK/registry-<name>/{port,pid,access.log}
   local d=$WORK/registry-$1 port
   mkdir -p "$d/storage"
   for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
     printf 'version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' \
       "$d/storage" "$port" >"$d/config.yml"
+    printf '%s' "${2:-}" >>"$d/config.yml"
     # The access log goes to stdout, the rest to stderr.
     docker-registry serve "$d/config.yml" >"$d/access.log" 2>"$d/registry.log" &
     echo $! >"$d/pid"
@@ -235,6 +264,15 @@ start_registry() { # name: a docker-registry on a free 127.0.0.1 port; $WORK/reg
   cat "$d/registry.log" >&2
   echo "FAIL: docker-registry $1 did not start" >&2
   exit 1
+}
+must_fail() { # what log ere cmd...: cmd must fail, its output (in log) matching ere
+  local what=$1 log=$2 ere=$3
+  shift 3
+  if "$@" >"$log" 2>&1; then
+    echo "FAIL: $what: succeeded" >&2
+    exit 1
+  fi
+  grep -qiE -- "$ere" "$log" || { cat "$log"; echo "FAIL: $what: no /$ere/ in the output" >&2; exit 1; }
 }
 size_sum() { grep -h -o '"size":[0-9]*' "$@" | cut -d: -f2 | awk '{ s += $1 } END { print s }'; }
 registry_digest() { skopeo inspect --tls-verify=false --raw "docker://$1" | sha256sum | sed 's/^/sha256:/; s/ .*//'; }
@@ -341,12 +379,10 @@ push_suite() {
   echo "ok: oci_load of the shallow image: every base layer fetched once, verified, = $want"
 
   # A wrong pin fails the fetch with strata's message.
-  if "${B3[@]}" build "${F3[@]}" --repo_env=BASE_DIGEST="sha256:$(printf '%064d' 0)" //:app >"$WORK/pin.log" 2>&1; then
-    echo "FAIL: oci_pull of an unknown digest succeeded" >&2
-    exit 1
-  fi
-  grep -q 'oci_pull base: `strata pull .*` failed' "$WORK/pin.log" || { cat "$WORK/pin.log"; echo "FAIL: no oci_pull message" >&2; exit 1; }
+  must_fail "oci_pull of an unknown digest" "$WORK/pin.log" 'oci_pull base: `strata pull .*` failed' \
+    "${B3[@]}" build "${F3[@]}" --repo_env=BASE_DIGEST="sha256:$(printf '%064d' 0)" //:app
   echo "ok: a wrong pin fails: $(grep -m1 -o 'strata: .*' "$WORK/pin.log")"
+  pull_and_toolchains "$PA"
   "${B3[@]}" shutdown
   cd "$HERE"
   for pid in "$WORK"/registry-*/pid; do
@@ -354,7 +390,92 @@ push_suite() {
     rm "$pid"
   done
 }
-if require docker-registry && require skopeo; then
+# 6b. oci_pull's platform, shallow = False and credentials; toolchains from
+# url + sha256 (a loopback HTTP server) and binary_path. Runs in push_suite,
+# registry A up ($1: its port), in tests/bazel/push.
+pull_and_toolchains() {
+  local PA=$1 PC s=$WORK/small
+  step "oci_pull: platform, shallow = False, credentials; toolchains: url + sha256, binary_path"
+  htpasswd -Bbn strata s3cret >"$WORK/htpasswd"
+  start_registry C "$(printf 'auth:\n  htpasswd:\n    realm: strata-test\n    path: %s\n' "$WORK/htpasswd")"
+  PC=$(cat "$WORK/registry-C/port")
+  mkdir -p "$s"
+  "$STRATA_BINARY" layer "$ROOT/examples/hello" --out "$s/l.tgz" --descriptor "$s/l.json" >/dev/null
+  "$STRATA_BINARY" image --out "$s/amd64" --layer "$s/l.tgz:$s/l.json" --digest-file "$s/amd64.digest" >/dev/null
+  "$STRATA_BINARY" image --out "$s/arm64" --layer "$s/l.tgz:$s/l.json" --platform linux/arm64/v8 --digest-file "$s/arm64.digest" >/dev/null
+  "$STRATA_BINARY" index --out "$s/multi" --digest-file "$s/multi.digest" "$s/amd64" "$s/arm64" >/dev/null
+  "$STRATA_BINARY" push -q "$s/multi" "http://127.0.0.1:$PA/multi:1" >/dev/null
+  "$STRATA_BINARY" push -q "$s/amd64" "http://127.0.0.1:$PA/small:1" >/dev/null
+  echo s3cret | "$STRATA_BINARY" push -q --username strata --password-stdin "$s/amd64" "http://127.0.0.1:$PC/small:1" >/dev/null
+  mkdir -p "$WORK/docker-creds" "$WORK/docker-none"
+  printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}\n' "$PC" "$(printf strata:s3cret | base64)" >"$WORK/docker-creds/config.json"
+  echo '{}' >"$WORK/docker-none/config.json"
+
+  local B3=(bazel --output_base="$OB3")
+  local F4=(--repo_env=STRATA_BINARY="$STRATA_BINARY" --repo_env=REGISTRY="127.0.0.1:$PA"
+    --repo_env=BASE_DIGEST="$base_digest" --repo_env=INDEX_DIGEST="$(cat "$s/multi.digest")"
+    --repo_env=SMALL_DIGEST="$(cat "$s/amd64.digest")" --repo_env=AUTH_REGISTRY="127.0.0.1:$PC")
+  local ext
+  ext=$("${B3[@]}" info "${F4[@]}" output_base 2>/dev/null)/external
+
+  # platform: @index_arm64 is the arm64 manifest of the index; shallow = False: every blob.
+  "${B3[@]}" build "${F4[@]}" //:on_arm64 //:on_full
+  [ "$(cat "$ext/index_arm64/digest")" = "$(cat "$s/arm64.digest")" ] ||
+    { echo "FAIL: @index_arm64//:digest is $(cat "$ext/index_arm64/digest"), not the arm64 manifest $(cat "$s/arm64.digest")" >&2; exit 1; }
+  "$STRATA_BINARY" inspect --json "$ext/index_arm64/layout" >"$WORK/arm64.json"
+  grep -q '"platform":"linux/arm64/v8"' "$WORK/arm64.json" || { cat "$WORK/arm64.json"; echo "FAIL: @index_arm64 is not arm64" >&2; exit 1; }
+  echo "ok: oci_pull platform = \"linux/arm64/v8\" picks the arm64 manifest from the index"
+  [ ! -e "$ext/small_full/layout/strata-remote.json" ] || { echo "FAIL: shallow = False left strata-remote.json" >&2; exit 1; }
+  "$STRATA_BINARY" verify --require-complete "$ext/small_full/layout" >/dev/null
+  [ -f "$ext/small_full/layout/blobs/sha256/$(sed -n 's/.*"digest":"sha256:\([0-9a-f]*\)".*/\1/p' "$s/l.json")" ] ||
+    { echo "FAIL: shallow = False did not download the layer" >&2; exit 1; }
+  echo "ok: oci_pull shallow = False holds every blob (verify --require-complete)"
+
+  # Credentials: refused without them, pulled with Docker's config.json.
+  must_fail "oci_pull from the htpasswd registry without credentials" "$WORK/private.log" '401|credentials|unauthorized' \
+    "${B3[@]}" build "${F4[@]}" --repo_env=DOCKER_CONFIG="$WORK/docker-none" //:on_private
+  echo "ok: without credentials: $(grep -m1 -o 'strata: .*' "$WORK/private.log")"
+  "${B3[@]}" build "${F4[@]}" --repo_env=DOCKER_CONFIG="$WORK/docker-creds" //:on_private
+  [ "$(cat "$ext/private/digest")" = "$(cat "$s/amd64.digest")" ] || { echo "FAIL: @private is not the pin" >&2; exit 1; }
+  grep -q '"GET /v2/small/manifests/sha256:[0-9a-f]* HTTP/1.1" 200 ' "$WORK/registry-C/access.log" ||
+    { echo "FAIL: registry C served no authenticated manifest" >&2; exit 1; }
+  echo "ok: oci_pull with DOCKER_CONFIG's config.json (auths) pulls from the htpasswd registry"
+
+  # Toolchains: url + sha256 from a loopback HTTP server, binary_path; the
+  # environment's STRATA_BINARY emptied so that it does not win.
+  local srv=$WORK/http port sha want got
+  mkdir -p "$srv"
+  cp "$STRATA_BINARY" "$srv/strata"
+  sha=$(sha256sum <"$srv/strata" | cut -c1-64)
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$WORK/registry-http"
+  python3 -m http.server --bind 127.0.0.1 --directory "$srv" "$port" >"$WORK/http.log" 2>&1 &
+  echo $! >"$WORK/registry-http/pid" # stopped with the registries
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  # No repository cache: the download must reach the server every run.
+  local T=(--repository_cache= --repo_env=STRATA_BINARY= --repo_env=TOOLCHAIN_URL="http://127.0.0.1:$port/strata"
+    --repo_env=TOOLCHAIN_SHA256="$sha" --repo_env=TOOLCHAIN_PATH="$srv/strata")
+  want=$(cat "$("${B3[@]}" info "${F4[@]}" bazel-bin 2>/dev/null)/app_layer.descriptor.json")
+  for tc in strata_url strata_path; do
+    "${B3[@]}" build "${F4[@]}" "${T[@]}" --extra_toolchains="@$tc//:toolchain" //:app_layer
+    "${B3[@]}" aquery "${F4[@]}" "${T[@]}" --extra_toolchains="@$tc//:toolchain" 'mnemonic("StrataLayer", //:app_layer)' \
+      --output=text >"$WORK/aquery-$tc.txt" 2>/dev/null
+    grep -q "external/$tc/strata" "$WORK/aquery-$tc.txt" || { cat "$WORK/aquery-$tc.txt"; echo "FAIL: //:app_layer does not run @$tc's strata" >&2; exit 1; }
+    got=$(cat "$("${B3[@]}" info "${F4[@]}" "${T[@]}" bazel-bin 2>/dev/null)/app_layer.descriptor.json")
+    [ "$got" = "$want" ] || { echo "FAIL: @$tc's layer differs: $got" >&2; exit 1; }
+    echo "ok: toolchain @$tc runs external/$tc/strata, same layer"
+  done
+  cmp "$ext/strata_url/strata" "$STRATA_BINARY" || { echo "FAIL: @strata_url's binary is not the one served" >&2; exit 1; }
+  grep -q '"GET /strata HTTP/1.[01]" 200' "$WORK/http.log" || { echo "FAIL: the toolchain did not download from the HTTP server" >&2; exit 1; }
+  [ "$(readlink "$ext/strata_path/strata")" = "$srv/strata" ] || { echo "FAIL: @strata_path does not link binary_path" >&2; exit 1; }
+  # A wrong sha256 fails the fetch.
+  must_fail "a wrong sha256 for the toolchain's url" "$WORK/sha.log" checksum \
+    "${B3[@]}" build "${F4[@]}" "${T[@]}" --repo_env=TOOLCHAIN_SHA256="$(printf '%064d' 0)" \
+    --extra_toolchains=@strata_url//:toolchain //:app_layer
+  echo "ok: a wrong sha256: $(grep -m1 -io '[^:]*checksum.*' "$WORK/sha.log" | cut -c1-160)"
+}
+
+if require docker-registry && require skopeo && require htpasswd; then
   push_suite
 fi
 

@@ -31,8 +31,8 @@
 #     registry stopped; a docker-archive on the pulled base fetches its
 #     layers at build time (no sandbox); the root flake's pushImage (fake nixpkgs' coreutils)
 #     pushes the golden image;
-#  6. the README's "Nix" flake is tests/nix/example/flake.nix, when the README
-#     marks it.
+#  6. the README's "Nix" flake is tests/nix/example/flake.nix (the README
+#     must mark it).
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$(pwd)
@@ -83,10 +83,27 @@ lock nixpkgs "path:$WORK/fake-nixpkgs" "$RT"
 build() { nix build --offline --no-link "$@"; }
 out() { nix path-info --offline "$1"; }
 fail=0
+# check NAME WANT GOT [WHY]: GOT must be WANT. Both empty proves nothing (a
+# broken pipeline gives "" too), so that passes only with WHY, the reason
+# "" is meaningful (e.g. the pipeline's exit status was checked before).
 check() {
-  if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else
+  if [ -z "$2" ] && [ -z "$3" ] && [ -z "${4:-}" ]; then
+    echo "FAIL $1: want and got are both empty (say why \"\" shows the claim)"
+    fail=1
+  elif [ "$2" = "$3" ]; then echo "ok   $1: ${2:-\"\" (${4:-})}"; else
     echo "FAIL $1: want $2, got $3"
     fail=1
+  fi
+}
+# capture VAR CMD...: VAR=$(CMD...), failing the suite when CMD (every
+# command of its pipelines: pipefail) exits non-zero.
+capture() {
+  local __v=$1 __out
+  shift
+  if __out=$("$@"); then printf -v "$__v" '%s' "$__out"; else
+    echo "FAIL $*: exit $?"
+    fail=1
+    printf -v "$__v" '%s' "<failed: $*>"
   fi
 }
 golden() { sed -n 's/.*"'"$1"'": "\(sha256:[0-9a-f]*\)".*/\1/p' "$ROOT/tests/golden/hello.json"; }
@@ -182,7 +199,10 @@ if require skopeo; then
   for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV"; do
     check "skopeo inspect oci:${img#/nix/store/}" "$("$STRATA" digest "$img")" "$(skopeo inspect --format '{{.Digest}}' "oci:$img")"
   done
-  skopeo inspect "docker-archive:$(out "$LIB#dir-archive")" >/dev/null && echo "ok   skopeo inspect docker-archive"
+  if skopeo inspect "docker-archive:$(out "$LIB#dir-archive")" >/dev/null; then echo "ok   skopeo inspect docker-archive"; else
+    echo "FAIL skopeo inspect docker-archive:$(out "$LIB#dir-archive")"
+    fail=1
+  fi
 fi
 if require umoci; then
   # Store path names (hash dropped) under a rootfs, and every /nix/store
@@ -193,23 +213,36 @@ if require umoci; then
       sort -u | while read -r r; do [ -e "$1$r" ] || [ -L "$1$r" ] || echo "$r"; done | paste -sd' '
   }
   P='/nix/store/[0-9a-z]\{32\}-[-+._?=0-9A-Za-z]*'
+  # A control: dangling() finds a planted reference that does not resolve,
+  # in a file and in a symlink, and not one that does.
+  mkdir -p "$WORK/control/nix/store/00000000000000000000000000000000-here"
+  printf 'x /nix/store/11111111111111111111111111111111-gone/bin/x\n' >"$WORK/control/nix/store/00000000000000000000000000000000-here/f"
+  ln -s /nix/store/22222222222222222222222222222222-gone2 "$WORK/control/nix/store/00000000000000000000000000000000-here/l"
+  printf '/nix/store/00000000000000000000000000000000-here\n' >>"$WORK/control/nix/store/00000000000000000000000000000000-here/f"
+  capture got dangling "$WORK/control"
+  check "dangling() control: finds what does not resolve" \
+    "/nix/store/11111111111111111111111111111111-gone /nix/store/22222222222222222222222222222222-gone2" "$got"
   for img in closure:"$CLOSURE" layered:"$LAYERED" greet:"$GREET" rootenv:"$ROOTENV"; do
     n=${img%%:*}
     umoci unpack --rootless --image "${img#*:}:1" "$WORK/$n" >/dev/null # tag NAME:1
   done
   check "umoci: closure store paths" "app lib1 lib2 link tool" "$(names "$WORK/closure/rootfs")"
-  check "umoci: closure: no dangling store reference" "" "$(dangling "$WORK/closure/rootfs")"
+  capture got dangling "$WORK/closure/rootfs"
+  check "umoci: closure: no dangling store reference" "" "$got" "dangling() exited 0 and finds planted ones"
   check "umoci: link is a symlink to lib2" "lib2" "$(readlink "$WORK"/closure/rootfs/nix/store/*-link | sed 's/^[^-]*-//')"
   check "umoci: app" "755" "$(stat -c %a "$WORK"/closure/rootfs/nix/store/*-app/bin/app)"
   check "umoci: layered store paths" "app lib1 lib2 link" "$(names "$WORK/layered/rootfs")"
-  check "umoci: layered: no dangling store reference" "" "$(dangling "$WORK/layered/rootfs")"
+  capture got dangling "$WORK/layered/rootfs"
+  check "umoci: layered: no dangling store reference" "" "$got" "dangling() exited 0 and finds planted ones"
   check "umoci: layered /tmp and the base's files" "1777 yes" \
     "$(stat -c %a "$WORK/layered/rootfs/tmp") $(test -f "$WORK/layered/rootfs/www/index.html" && echo yes)"
   check "umoci: greet store paths" "greet words" "$(names "$WORK/greet/rootfs")"
-  check "umoci: greet: no dangling store reference" "" "$(dangling "$WORK/greet/rootfs")"
+  capture got dangling "$WORK/greet/rootfs"
+  check "umoci: greet: no dangling store reference" "" "$got" "dangling() exited 0 and finds planted ones"
   check "umoci: rootenv /bin/app" "/nix/store/$(basename "$WORK"/rootenv/rootfs/nix/store/*-app)/bin/app" \
     "$(readlink "$WORK/rootenv/rootfs/bin/app")"
-  check "umoci: rootenv: no dangling store reference" "" "$(dangling "$WORK/rootenv/rootfs")"
+  capture got dangling "$WORK/rootenv/rootfs"
+  check "umoci: rootenv: no dangling store reference" "" "$got" "dangling() exited 0 and finds planted ones"
 fi
 lap
 
@@ -276,10 +309,13 @@ if require docker-registry && require skopeo; then
   PULLED_BYTES=$(du -sb "$PULLED" | cut -f1)
   echo "    pulled base in the store: $PULLED_BYTES bytes; its layers: $BASE_BYTES bytes"
   check "pullImage: under 100 KB" yes "$([ "$PULLED_BYTES" -lt 100000 ] && echo yes || echo "no ($PULLED_BYTES bytes)")"
-  check "pullImage: no layer blob" "" "$(for d in $BASE_LAYERS; do [ ! -e "$PULLED/blobs/sha256/${d#sha256:}" ] || echo "$d"; done | paste -sd' ')"
+  check "base: 2 layers" 2 "$(echo "$BASE_LAYERS" | grep -c '^sha256:[0-9a-f]\{64\}$')"
+  check "pullImage: no layer blob" "" "$(for d in $BASE_LAYERS; do [ ! -e "$PULLED/blobs/sha256/${d#sha256:}" ] || echo "$d"; done | paste -sd' ')" \
+    "each of the 2 base layers' blob path tested absent"
   check "pullImage: the pinned digest" "$BASE_DIGEST" "$("$STRATA" digest "$PULLED")"
   check "image: the base's layers, then one" "$(echo "$BASE_LAYERS" | paste -sd' ') $(golden layer)" "$(layers "$IMG" | paste -sd' ')"
-  check "image: shallow (no base layer blob)" "" "$(for d in $BASE_LAYERS; do [ ! -e "$IMG/blobs/sha256/${d#sha256:}" ] || echo "$d"; done | paste -sd' ')"
+  check "image: shallow (no base layer blob)" "" "$(for d in $BASE_LAYERS; do [ ! -e "$IMG/blobs/sha256/${d#sha256:}" ] || echo "$d"; done | paste -sd' ')" \
+    "each of the 2 base layers' blob path tested absent"
   "$STRATA" verify "$IMG" 2>/dev/null
   IMG_DIGEST=$("$STRATA" digest "$IMG")
   # nix run, the repository as an argument; the script, the repository from the environment.
@@ -341,7 +377,8 @@ if grep -q '^<!-- tests/nix/example/flake.nix -->$' "$ROOT/README.md"; then
     fail=1
   fi
 else
-  echo "note: README.md does not mark its Nix flake yet (<!-- tests/nix/example/flake.nix -->); not compared"
+  echo "FAIL README.md does not mark its Nix flake (<!-- tests/nix/example/flake.nix -->): nothing to compare"
+  fail=1
 fi
 
 [ $fail = 0 ] || { echo "--- nix suite: FAILED"; exit 1; }

@@ -21,7 +21,9 @@
 #  5. remote execution: bazel clean, build --remote_executor (with
 #     --noremote_accept_cached, so the cache filled in 3 does not answer):
 #     every strata action (and the genrule) ran remotely ("N remote"),
-#     outputs byte-identical;
+#     every strata action in the worker's sandbox (tests/remote/sandbox.py:
+#     a chroot with its inputs and the C runtime only; its --self-test runs
+#     first), outputs byte-identical;
 #     then bazel test //... runs the e2e tests on the worker too.
 # Everything started here is stopped by its pid, and the temp dir removed, on exit.
 set -euo pipefail
@@ -112,6 +114,10 @@ DB_URL=postgresql+psycopg2://bgd@127.0.0.1:$PG_PORT/bgd
 "$VENV/bin/bgd" migrate apply "$DB_URL" >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log"; fail "bgd migrate apply"; }
 echo "postgres on 127.0.0.1:$PG_PORT, schema migrated"
 
+step "the worker's sandbox: nothing of the host but the C runtime"
+"$VENV/bin/python" "$HERE/sandbox.py" --self-test
+echo "strata needs: $(ldd "$STRATA_BINARY" | awk '$1 ~ /^\// { print $1 } $3 ~ /^\// { print $3 }' | paste -sd' ')"
+
 step "BuildGrid server and worker"
 BG_PORT=$(free_port)
 sed -e "s|@PORT@|$BG_PORT|" -e "s|@DB_URL@|$DB_URL|" -e "s|@CAS_DIR@|$WORK/cas|" "$HERE/bgd.yml.in" >"$WORK/bgd.yml"
@@ -144,6 +150,18 @@ outputs() { # output_base: a digest of every byte the rules wrote (as tests/baze
     sort -z | xargs -0 sha256sum)
 }
 summary() { grep -E '^INFO: [0-9]+ process' "$1" | tail -1; }
+# bazel_log LOG BAZEL-ARGS...: runs bazel with its output in LOG; a non-zero
+# exit fails the suite (with the log's tail); then shows the summary lines.
+bazel_log() {
+  local log=$1 rc=0
+  shift
+  bazel "$@" >"$log" 2>&1 || rc=$?
+  if [ $rc -ne 0 ]; then
+    tail -n 40 "$log" >&2
+    fail "bazel $* exited $rc (log: $log)"
+  fi
+  grep -E '^INFO: [0-9]+ process|Elapsed|Executed|PASSED|FAILED' "$log" || true
+}
 count() { # summary kind: the count of "N <kind>" in a summary line, else 0
   local n
   n=$(echo "$1" | grep -oE "[0-9]+ $2([,.]|$)" | grep -oE '^[0-9]+' || true)
@@ -151,7 +169,7 @@ count() { # summary kind: the count of "N <kind>" in a summary line, else 0
 }
 
 step "local build of ${T[*]} (reference)"
-bazel --output_base="$OB_L" build "${F[@]}" "${T[@]}" 2>&1 | tee "$WORK/local-build.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
+bazel_log "$WORK/local-build.log" --output_base="$OB_L" build "${F[@]}" "${T[@]}"
 outputs "$OB_L" >"$WORK/local"
 aq() { bazel --output_base="$OB_L" aquery "${F[@]}" "mnemonic(\"$1\", deps(//... + //remote:images))" --output=text 2>/dev/null; }
 N=$(aq 'Strata.*' | grep -c '^action ')
@@ -176,9 +194,9 @@ bazel --output_base="$OB_L" shutdown
 
 step "remote cache: build, bazel clean, build: every strata action a remote cache hit"
 B=(bazel --output_base="$OB_R")
-"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_cache="$REMOTE" "${T[@]}" 2>&1 | tee "$WORK/cache1.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
+bazel_log "$WORK/cache1.log" --output_base="$OB_R" build "${F[@]}" "${RF[@]}" --remote_cache="$REMOTE" "${T[@]}"
 "${B[@]}" clean
-"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_cache="$REMOTE" "${T[@]}" 2>&1 | tee "$WORK/cache2.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
+bazel_log "$WORK/cache2.log" --output_base="$OB_R" build "${F[@]}" "${RF[@]}" --remote_cache="$REMOTE" "${T[@]}"
 s=$(summary "$WORK/cache2.log")
 hits=$(count "$s" 'remote cache hit')
 if echo "$s" | grep -qE 'sandbox|local|worker|remote[,.]'; then fail "actions ran instead of coming from the remote cache: $s"; fi
@@ -195,22 +213,26 @@ echo "files in the CAS directory: $(find "$WORK/cas/cas/objects" -type f -printf
 
 step "remote execution: bazel clean, build: every strata action runs on the worker"
 "${B[@]}" clean
-"${B[@]}" build "${F[@]}" "${RF[@]}" --remote_executor="$REMOTE" --noremote_accept_cached "${T[@]}" 2>&1 |
-  tee "$WORK/exec.log" | grep -E '^INFO: [0-9]+ process|Elapsed' || true
+bazel_log "$WORK/exec.log" --output_base="$OB_R" build "${F[@]}" "${RF[@]}" --remote_executor="$REMOTE" --noremote_accept_cached "${T[@]}"
 s=$(summary "$WORK/exec.log")
 remote=$(count "$s" remote)
 if echo "$s" | grep -qE 'sandbox|local|worker|cache hit'; then fail "actions did not all run remotely: $s"; fi
 [ "$remote" -eq "$S" ] || fail "$N strata actions + $G genrule, $remote ran remotely: $s"
 ran=$(grep -c ': exit 0$' "$WORK/worker.log" || true)
 echo "ok: all $N strata actions (and $G genrule) ran remotely (the worker completed $ran leases)"
+# Every strata action ran in the sandbox (no shell, tar or Python: only its
+# inputs and the libraries ldd names); nothing else did.
+boxed=$(grep -c '^worker: ran [^ ]*/strata in the sandbox: ' "$WORK/worker.log" || true)
+hosted=$(grep '^worker: ran .* on the host$' "$WORK/worker.log" | sed 's/^worker: ran //; s/ on the host$//' | sort | uniq -c | awk '{ printf "%s%s (%s)", s, $2, $1; s = ", " }' || true)
+[ "$boxed" -eq "$N" ] || fail "$boxed strata actions ran in the worker's sandbox, not $N"
+echo "ok: all $N strata actions ran in the sandbox; on the host: ${hosted:-nothing}"
 outputs "$OB_R" >"$WORK/remote"
 diff "$WORK/local" "$WORK/remote" || fail "remotely built outputs differ from the local build's"
 check_golden "$OB_R"
 echo "ok: byte-identical to the local build"
 
 step "remote execution: bazel test //... on the worker"
-"${B[@]}" test "${F[@]}" "${RF[@]}" --remote_executor="$REMOTE" //... 2>&1 | tee "$WORK/test.log" |
-  grep -E '^INFO: [0-9]+ process|Executed|PASSED|FAILED' || true
+bazel_log "$WORK/test.log" --output_base="$OB_R" test "${F[@]}" "${RF[@]}" --remote_executor="$REMOTE" //...
 grep -qE '^INFO: Build completed successfully' "$WORK/test.log" || fail "bazel test //... remotely"
 s=$(summary "$WORK/test.log")
 tests=$(grep -cE ' PASSED in ' "$WORK/test.log" || true)

@@ -5,8 +5,11 @@ tests/remote/run.sh starts it next to `bgd server start` so that Bazel's
 `--remote_executor` has somewhere to run actions. No registry reachable here
 carries a worker for BuildGrid (no BuildGrid release on PyPI has `bgd bot`,
 buildbox-worker is in none), so this is the smallest one that does the job; it
-is not meant for production (no sandbox, one lease at a time, no cancellation,
-no resource limits).
+is not meant for production (one lease at a time, no cancellation, no
+resource limits). An action whose program is an ELF file among its inputs
+(every strata action) runs in tests/remote/sandbox.py: a chroot holding only
+its inputs and the C runtime `ldd` names; other actions (test scripts, a
+genrule's /bin/bash) run on the host. The log says which, per action.
 
 The loop: CreateBotSession (one device with OSFamily=linux), then
 UpdateBotSession as a long poll. For each ACTIVE lease: read the Action (the
@@ -34,6 +37,7 @@ import time
 import uuid
 
 import grpc
+import sandbox
 from google.protobuf import any_pb2
 
 from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re_pb2
@@ -223,9 +227,15 @@ def execute(cas, action, workdir, worker_name):
     env = {v.name: v.value for v in command.environment_variables}
     timeout = action.timeout.seconds or 600
     start = time.time()
+    argv = list(command.arguments)
     try:
-        proc = subprocess.run(list(command.arguments), cwd=cwd, env=env, capture_output=True, timeout=timeout)
-        exit_code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        if sandbox.is_elf_input(root, cwd, argv[0]):
+            exit_code, stdout, stderr, libs = sandbox.run(root, cwd, argv, env, timeout, workdir)
+            log(f"ran {argv[0]} in the sandbox: inputs and {' '.join(libs) or 'no library'}")
+        else:
+            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=timeout)
+            exit_code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+            log(f"ran {argv[0]} on the host")
     except subprocess.TimeoutExpired as e:
         exit_code, stdout, stderr = 124, e.stdout or b"", (e.stderr or b"") + b"\nworker: timed out\n"
     except OSError as e:

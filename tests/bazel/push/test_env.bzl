@@ -1,6 +1,11 @@
-"""`@test_env//:env.bzl`: REGISTRY and BASE_DIGEST of the client's environment (--repo_env)."""
+"""`@test_env//:env.bzl`: the registries, digests and binaries of the client's environment (--repo_env).
+
+REGISTRY and BASE_DIGEST are required; the others (for the targets tagged
+"manual" that tests/bazel/run.sh builds last) default to "".
+"""
 
 _VARS = ["REGISTRY", "BASE_DIGEST"]
+_OPTIONAL = ["AUTH_REGISTRY", "INDEX_DIGEST", "SMALL_DIGEST", "TOOLCHAIN_PATH", "TOOLCHAIN_SHA256", "TOOLCHAIN_URL"]
 
 def _impl(rctx):
     lines = []
@@ -9,11 +14,13 @@ def _impl(rctx):
         if not value:
             fail("test_env: run with --repo_env=%s=... (tests/bazel/run.sh does)" % v)
         lines.append("%s = %r" % (v, value))
+    for v in _OPTIONAL:
+        lines.append("%s = %r" % (v, rctx.os.environ.get(v, "")))
     rctx.file("env.bzl", "\n".join(lines) + "\n")
     rctx.file("BUILD.bazel", "exports_files([\"env.bzl\"])\n")
 
 test_env = repository_rule(
     implementation = _impl,
-    doc = "Writes env.bzl with REGISTRY and BASE_DIGEST from the environment.",
-    environ = _VARS,
+    doc = "Writes env.bzl with REGISTRY, BASE_DIGEST and the optional values from the environment.",
+    environ = _VARS + _OPTIONAL,
 )
