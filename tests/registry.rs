@@ -1,20 +1,21 @@
 //! `strata push` / `strata pull` against Debian's real `docker-registry`
 //! (2.8), started by each test on a free loopback port with filesystem
-//! storage in a temp dir, and stopped by pid. Faults are injected by a small
-//! loopback TCP proxy in front of it (a dropped connection mid-upload or
-//! mid-download) or by corrupting the registry's stored blob (it then serves
-//! bytes that do not match their digest). The registry's access log shows
-//! what strata really sent.
+//! storage in a temp dir, and stopped by pid. Faults are injected by a
+//! loopback HTTP proxy in front of it (`tests/proxy.rs`: dropped connections
+//! mid-upload or mid-download, 503s, 429s with `Retry-After`), which also
+//! records every request's headers, or by corrupting the registry's stored
+//! blob (it then serves bytes that do not match their digest). The
+//! registry's access log and the proxy's record show what strata really sent.
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::proxy::{Action, Proxy, Rule, Seen};
 use crate::util::*;
 
 /// A running docker-registry.
@@ -151,141 +152,6 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Which fault the proxy injects, once.
-#[derive(Clone, Copy)]
-pub enum Fault {
-    /// Close both sides after this many bytes of the first PATCH request.
-    DropPatchAfter(usize),
-    /// Close both sides after this many bytes of the first large blob GET response.
-    DropBlobGetAfter(usize),
-}
-
-pub struct Proxy {
-    pub port: u16,
-    pub fired: Arc<AtomicBool>,
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-impl Proxy {
-    pub fn start(upstream: u16, fault: Fault) -> Proxy {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let fired = Arc::new(AtomicBool::new(false));
-        let f2 = Arc::clone(&fired);
-        std::thread::spawn(move || {
-            for c in l.incoming() {
-                let Ok(client) = c else { return };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let blob_get = Arc::new(AtomicBool::new(false));
-                let pair = Arc::new(Mutex::new((
-                    client.try_clone().unwrap(),
-                    server.try_clone().unwrap(),
-                )));
-                let kill = {
-                    let pair = Arc::clone(&pair);
-                    move || {
-                        let p = pair.lock().unwrap();
-                        let _ = p.0.shutdown(Shutdown::Both);
-                        let _ = p.1.shutdown(Shutdown::Both);
-                    }
-                };
-                // client -> server
-                {
-                    let (mut from, mut to) =
-                        (client.try_clone().unwrap(), server.try_clone().unwrap());
-                    let (fired, blob_get, kill) =
-                        (Arc::clone(&f2), Arc::clone(&blob_get), kill.clone());
-                    std::thread::spawn(move || {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        let mut counting: Option<usize> = None;
-                        loop {
-                            let n = match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            let chunk = &buf[..n];
-                            if find(chunk, b"GET /v2/").is_some()
-                                && find(chunk, b"/blobs/sha256:").is_some()
-                            {
-                                blob_get.store(true, Ordering::SeqCst);
-                            }
-                            if let Fault::DropPatchAfter(limit) = fault {
-                                if counting.is_none() && !fired.load(Ordering::SeqCst) {
-                                    if let Some(p) = find(chunk, b"PATCH /") {
-                                        let _ = to.write_all(&chunk[..p]);
-                                        let rest = &chunk[p..];
-                                        let take = rest.len().min(limit);
-                                        let _ = to.write_all(&rest[..take]);
-                                        counting = Some(limit - take);
-                                        if limit - take == 0 {
-                                            fired.store(true, Ordering::SeqCst);
-                                            kill();
-                                            break;
-                                        }
-                                        continue;
-                                    }
-                                }
-                                if let Some(left) = counting {
-                                    let take = n.min(left);
-                                    let _ = to.write_all(&chunk[..take]);
-                                    if left - take == 0 {
-                                        fired.store(true, Ordering::SeqCst);
-                                        kill();
-                                        break;
-                                    }
-                                    counting = Some(left - take);
-                                    continue;
-                                }
-                            }
-                            if to.write_all(chunk).is_err() {
-                                break;
-                            }
-                        }
-                        kill();
-                    });
-                }
-                // server -> client
-                {
-                    let (mut from, mut to) = (server, client);
-                    let (fired, blob_get) = (Arc::clone(&f2), blob_get);
-                    std::thread::spawn(move || {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        let mut sent = 0usize;
-                        loop {
-                            let n = match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            if let Fault::DropBlobGetAfter(limit) = fault {
-                                if blob_get.load(Ordering::SeqCst) && !fired.load(Ordering::SeqCst)
-                                {
-                                    if sent + n >= limit {
-                                        let _ = to.write_all(&buf[..limit - sent]);
-                                        fired.store(true, Ordering::SeqCst);
-                                        kill();
-                                        break;
-                                    }
-                                    sent += n;
-                                }
-                            }
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        kill();
-                    });
-                }
-            }
-        });
-        Proxy { port, fired }
     }
 }
 
@@ -673,16 +539,50 @@ fn htpasswd_auth_needs_credentials_and_never_prints_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// The digest in descriptor `{name}.json` that `layer_of` wrote.
+fn digest_of(d: &Path, name: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(d.join(format!("{name}.json"))).unwrap()).unwrap();
+    v["digest"].as_str().unwrap().to_string()
+}
+
+/// A 5 MB incompressible one-layer image `img` (returns its digest and the
+/// layer's digest and size).
+fn big_image(d: &Path) -> (String, String, u64) {
+    let l = layer_of(d, "big", &[("big.bin", noise(5_000_000, 3))]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let size = fs::metadata(d.join("big.tgz")).unwrap().len();
+    (digest.trim().to_string(), digest_of(d, "big"), size)
+}
+
+fn uploads(seen: &[Seen], method: &str) -> Vec<Seen> {
+    seen.iter()
+        .filter(|s| s.method == method && s.target.contains("/blobs/uploads/"))
+        .cloned()
+        .collect()
+}
+
+/// A connection cut after a PATCH's head, before the registry stored any of
+/// its bytes: strata asks the registry how much it holds (`GET` on the
+/// upload: `Range: 0-1048575`) and sends only the rest, in the same upload
+/// session — no new `POST`, a `PATCH` starting at that offset, and fewer
+/// than twice the blob's bytes in all.
 #[test]
-fn a_dropped_upload_is_resumed_or_retried_and_completes() {
+fn a_dropped_upload_resumes_at_the_registry_s_offset() {
     let t = tempdir();
     let d = t.path();
     let Some(reg) = Registry::start(d, "reg", None) else {
         return;
     };
-    let proxy = Proxy::start(reg.port, Fault::DropPatchAfter(1_500_000));
-    let l = layer_of(d, "big", &[("big.bin", noise(5_000_000, 3))]);
-    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let (digest, _, size) = big_image(d);
+    let cut_second_patch = Rule {
+        method: "PATCH",
+        target_has: "/blobs/uploads/".into(),
+        skip: 1,
+        times: 1,
+        action: Action::DropRequestAfter(0),
+    };
+    let proxy = Proxy::start(reg.port, vec![cut_second_patch]);
     let dest = format!("http://127.0.0.1:{}/flaky:1", proxy.port);
     let out = run_env(
         d,
@@ -690,25 +590,123 @@ fn a_dropped_upload_is_resumed_or_retried_and_completes() {
         &[],
         None,
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        proxy.fired.load(Ordering::SeqCst),
-        "the proxy never dropped a PATCH"
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(proxy.all_fired(), "the proxy never cut a PATCH");
+    let seen = proxy.seen();
+    // One upload session per blob (config, layer): resumed, not restarted.
+    assert_eq!(uploads(&seen, "POST").len(), 2, "{seen:#?}");
+    let cut = seen.iter().position(|s| s.faulted).unwrap();
+    let asked = seen[cut..]
+        .iter()
+        .find(|s| s.method == "GET" && s.target.contains("/blobs/uploads/"))
+        .expect("strata never asked the registry how much it holds");
+    assert_eq!(asked.status, 204, "{asked:#?}");
+    let resumed = seen[cut + 1..]
+        .iter()
+        .find(|s| s.method == "PATCH")
+        .expect("no PATCH after the cut");
+    assert_eq!(
+        resumed.header("content-range"),
+        Some("1048576-2097151"),
+        "{resumed:#?}"
+    );
+    let sent: u64 = seen
+        .iter()
+        .filter(|s| s.method == "PATCH" || s.method == "PUT")
+        .map(|s| s.body_forwarded)
+        .sum();
+    assert!(sent < 2 * size, "{sent} bytes sent for a {size}-byte blob");
+    assert!(err.contains("resuming at byte 1048576"), "{err}");
+    assert_eq!(
+        raw_digest(d, &format!("docker://{}/flaky:1", reg.host())),
+        digest
+    );
+}
+
+/// A connection cut inside a PATCH body: docker-registry 2.8 keeps the
+/// partial bytes but not their offset, and cancels the upload when asked
+/// (404 BLOB_UPLOAD_INVALID), so no client can resume it; strata then
+/// restarts the blob in a new session and still completes.
+#[test]
+fn a_cut_inside_a_chunk_restarts_the_upload() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let (digest, _, _) = big_image(d);
+    let cut_inside = Rule {
+        method: "PATCH",
+        target_has: "/blobs/uploads/".into(),
+        skip: 1,
+        times: 1,
+        action: Action::DropRequestAfter(400_000),
+    };
+    let proxy = Proxy::start(reg.port, vec![cut_inside]);
+    let dest = format!("http://127.0.0.1:{}/flaky:1", proxy.port);
+    let out = run_env(
+        d,
+        &["push", "img", &dest, "--chunk-size", "1048576"],
+        &[],
+        None,
     );
     let err = text(&out.stderr);
-    eprintln!("{err}");
+    assert!(out.status.success(), "{err}");
+    assert!(proxy.all_fired(), "the proxy never cut a PATCH");
+    let seen = proxy.seen();
+    let cut = seen.iter().position(|s| s.faulted).unwrap();
+    assert_eq!(seen[cut].body_forwarded, 400_000);
+    let asked = seen[cut..]
+        .iter()
+        .find(|s| s.method == "GET" && s.target.contains("/blobs/uploads/"))
+        .expect("strata never asked the registry how much it holds");
+    assert_eq!(asked.status, 404, "{asked:#?}");
+    assert_eq!(uploads(&seen, "POST").len(), 3, "{seen:#?}");
+    let again = seen[cut + 1..]
+        .iter()
+        .find(|s| s.method == "PATCH")
+        .expect("no PATCH after the cut");
+    assert_eq!(again.header("content-range"), Some("0-1048575"));
     assert!(err.contains("retrying"), "{err}");
     assert_eq!(
         raw_digest(d, &format!("docker://{}/flaky:1", reg.host())),
-        digest.trim()
+        digest
     );
-    // And pulled back through a proxy dropping the layer download midway.
-    let proxy2 = Proxy::start(reg.port, Fault::DropBlobGetAfter(1_000_000));
+}
+
+/// A download cut midway resumes with `Range: bytes=N-`, N the bytes that
+/// arrived, and the registry answers 206 with the rest.
+#[test]
+fn a_dropped_download_resumes_with_a_range_request() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let (digest, layer, size) = big_image(d);
+    ok_in(
+        d,
+        &[
+            "push",
+            "-q",
+            "img",
+            &format!("http://{}/flaky:1", reg.host()),
+        ],
+    );
+    let cut_download = Rule {
+        method: "GET",
+        target_has: format!("/blobs/{layer}"),
+        skip: 0,
+        times: 1,
+        action: Action::DropResponseAfter(1_000_000),
+    };
+    let proxy = Proxy::start(reg.port, vec![cut_download]);
     let out = run_env(
         d,
         &[
             "pull",
-            &format!("http://127.0.0.1:{}/flaky:1", proxy2.port),
+            &format!("http://127.0.0.1:{}/flaky:1", proxy.port),
             "--out",
             "back",
         ],
@@ -716,17 +714,92 @@ fn a_dropped_upload_is_resumed_or_retried_and_completes() {
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        proxy2.fired.load(Ordering::SeqCst),
-        "the proxy never dropped a download"
-    );
-    assert!(
-        text(&out.stderr).contains("retrying"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(proxy.all_fired(), "the proxy never cut a download");
+    let gets: Vec<Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.target.contains(&layer))
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert_eq!(gets[0].header("range"), None);
+    assert_eq!(gets[1].header("range"), Some("bytes=1000000-"), "{gets:#?}");
+    assert_eq!(gets[1].status, 206, "{gets:#?}");
+    assert!(size > 2_000_000);
     ok_in(d, &["verify", "back"]);
-    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
+    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest);
+}
+
+/// The request after `faulted` with the same method and path.
+fn retry_of<'a>(seen: &'a [Seen], faulted: &Seen) -> &'a Seen {
+    let path = |s: &Seen| s.target.split('?').next().unwrap_or("").to_string();
+    seen.iter()
+        .find(|s| {
+            s.at > faulted.at
+                && !s.faulted
+                && s.method == faulted.method
+                && path(s) == path(faulted)
+        })
+        .unwrap_or_else(|| panic!("{} {} was never retried", faulted.method, faulted.target))
+}
+
+/// A registry answering 503 once, and 429 with `Retry-After: 1`: strata
+/// retries, waits at least the announced second after the 429, and succeeds.
+#[test]
+fn busy_registries_503_and_429_are_retried() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let l = layer_of(d, "l", &[("f", noise(100_000, 4))]);
+    let layer = digest_of(d, "l");
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let digest = digest.trim();
+    let rule = |method, target_has: &str, action| Rule {
+        method,
+        target_has: target_has.into(),
+        skip: 0,
+        times: 1,
+        action,
+    };
+    let busy = || Action::Answer(503, String::new());
+    let slow_down = || Action::Answer(429, "Retry-After: 1\r\n".into());
+    let proxy = Proxy::start(
+        reg.port,
+        vec![
+            rule("POST", "/blobs/uploads/", busy()),
+            rule("PUT", "/manifests/", slow_down()),
+            rule("GET", "/manifests/", busy()),
+            rule("GET", &format!("/blobs/{layer}"), slow_down()),
+        ],
+    );
+    let at = format!("http://127.0.0.1:{}/busy:1", proxy.port);
+    let out = run_env(d, &["push", "img", &at], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(d, &["pull", &at, "--out", "back"], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(proxy.all_fired(), "{:#?}", proxy.seen());
+    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest);
+    let seen = proxy.seen();
+    for f in seen.iter().filter(|s| s.faulted) {
+        let again = retry_of(&seen, f);
+        assert!(
+            (200..300).contains(&again.status),
+            "{} {}: retried, got {}",
+            f.method,
+            f.target,
+            again.status
+        );
+        if f.status == 429 {
+            let waited = again.at - f.at;
+            assert!(
+                waited >= Duration::from_secs(1),
+                "{} {}: retried after {waited:?}, before Retry-After's 1 s",
+                f.method,
+                f.target
+            );
+        }
+    }
 }
 
 #[test]
