@@ -1456,3 +1456,129 @@ fn tls_is_verified_and_a_private_ca_can_be_trusted() {
     let err = fail_in(d, &["pull", &dest, "--out", "x", "--ca-cert", "l.json"], 2);
     assert!(err.contains("l.json") && err.contains("PEM"), "{err}");
 }
+
+/// A two-layer base pushed to `reg` and pulled shallow into `shallow`;
+/// returns the layers' digests.
+fn shallow_base(d: &Path, reg: &Registry, bytes: usize) -> Vec<String> {
+    let l1 = layer_of(d, "b1", &[("opt/one.bin", noise(bytes, 21))]);
+    let l2 = layer_of(d, "b2", &[("opt/two.bin", noise(bytes, 22))]);
+    let base = ok_in(
+        d,
+        &["image", "--out", "base", "--layer", &l1, "--layer", &l2],
+    );
+    let at = format!("http://{}/base@{}", reg.host(), base.trim());
+    ok_in(d, &["push", "-q", "base", &at]);
+    ok_in(d, &["pull", "-q", "--shallow", &at, "--out", "shallow"]);
+    vec![digest_of(d, "b1"), digest_of(d, "b2")]
+}
+
+/// `strata image --base shallow` as a docker-archive at `out` with `cache`.
+fn archive_args<'a>(out: &'a str, cache: &'a str) -> Vec<&'a str> {
+    vec![
+        "image",
+        "--base",
+        "shallow",
+        "--cmd",
+        "/bin/true",
+        "--format",
+        "docker-archive",
+        "--out",
+        out,
+        "--cache-dir",
+        cache,
+    ]
+}
+
+/// A cached blob is hashed each time it is used: one byte changed in the
+/// cache is caught, the file removed and fetched again (the archive is
+/// right); offline, the error names the cache file, and no archive is written.
+#[test]
+fn a_corrupted_cache_entry_is_fetched_again_never_used() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(mut reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let layers = shallow_base(d, &reg, 300_000);
+    let want = ok_in(d, &archive_args("one.tar", "cache"));
+    let hex = layers[1].strip_prefix("sha256:").unwrap();
+    let cached = d.join("cache/blobs/sha256").join(hex);
+    let corrupt = || {
+        let mut b = fs::read(&cached).unwrap();
+        b[1000] ^= 0x01;
+        fs::write(&cached, b).unwrap();
+    };
+    let gets = |r: &Registry| r.count("GET", &format!("/blobs/{}", layers[1]));
+    assert_eq!(gets(&reg), 1);
+
+    corrupt();
+    let out = run_env(d, &archive_args("two.tar", "cache"), &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("cache/blobs/sha256/{hex}: digest mismatch")),
+        "{err}"
+    );
+    assert_eq!(gets(&reg), 2, "the corrupted blob was not fetched again");
+    assert_eq!(text(&out.stdout).trim(), want.trim());
+    ok_in(d, &["verify", "two.tar"]);
+    assert_eq!(
+        fs::read(d.join("two.tar")).unwrap(),
+        fs::read(d.join("one.tar")).unwrap()
+    );
+    assert_eq!(
+        strata::digest::Digest::of(&fs::read(&cached).unwrap()).to_string(),
+        layers[1],
+        "the cache holds the right bytes again"
+    );
+
+    // Offline: nothing to fetch from; the error names the cache file.
+    corrupt();
+    reg.stop();
+    let err = fail_in(d, &archive_args("three.tar", "cache"), 1);
+    // Progress lines (retries) come first; the error is the one last line.
+    let last = err.trim().lines().last().unwrap();
+    let named = format!("cache file cache/blobs/sha256/{hex}: digest mismatch");
+    assert!(
+        last.starts_with("strata: ") && last.contains(&named),
+        "{err}"
+    );
+    assert!(!d.join("three.tar").exists());
+}
+
+/// Two archive builds on one shallow base share a cache directory at the same
+/// time: both succeed with the same, right bytes.
+#[test]
+fn concurrent_builds_share_the_blob_cache() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    shallow_base(d, &reg, 8_000_000);
+    let spawn = |out: &str| {
+        strata()
+            .current_dir(d)
+            .args(archive_args(out, "shared-cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("a.tar"), spawn("b.tar"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    assert!(b.status.success(), "{}", text(&b.stderr));
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+    ok_in(d, &["verify", "a.tar"]);
+    assert_eq!(
+        fs::read(d.join("a.tar")).unwrap(),
+        fs::read(d.join("b.tar")).unwrap()
+    );
+    let alone = ok_in(d, &archive_args("c.tar", "own-cache"));
+    assert_eq!(alone, text(&a.stdout));
+    assert_eq!(
+        fs::read(d.join("a.tar")).unwrap(),
+        fs::read(d.join("c.tar")).unwrap()
+    );
+}
