@@ -1196,6 +1196,9 @@ struct TokenServer {
     requests: Arc<Mutex<Vec<String>>>,
 }
 
+/// The refresh token (Docker's `identitytoken`) the token service accepts for alice.
+const REFRESH_TOKEN: &str = "R3fresh-t0ken";
+
 fn b64url(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -1269,33 +1272,66 @@ impl TokenServer {
                     }
                 }
                 let head = String::from_utf8_lossy(&head).into_owned();
+                let method = head.split_whitespace().next().unwrap_or("").to_string();
                 let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let alice = head.lines().any(|l| {
-                    let l = l.to_ascii_lowercase();
-                    l.starts_with("authorization: basic ")
-                        && l.ends_with(&{
-                            use base64::Engine as _;
-                            base64::engine::general_purpose::STANDARD
-                                .encode("alice:t0ken-pw")
-                                .to_ascii_lowercase()
-                        })
-                });
+                let body_len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0u8; body_len];
+                let _ = c.read_exact(&mut body);
+                let body = String::from_utf8_lossy(&body).into_owned();
+                // Docker's identity-token flow: an OAuth2 refresh-token grant.
+                let form: Vec<(String, String)> = body
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), pct_decode(v)))
+                    .collect();
+                let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                let refresh = method == "POST"
+                    && field("grant_type") == Some("refresh_token")
+                    && field("refresh_token") == Some(REFRESH_TOKEN);
+                let alice = refresh
+                    || head.lines().any(|l| {
+                        let l = l.to_ascii_lowercase();
+                        l.starts_with("authorization: basic ")
+                            && l.ends_with(&{
+                                use base64::Engine as _;
+                                base64::engine::general_purpose::STANDARD
+                                    .encode("alice:t0ken-pw")
+                                    .to_ascii_lowercase()
+                            })
+                    });
                 let query = target.split_once('?').map(|x| x.1).unwrap_or("");
+                let mut scopes: Vec<String> = query
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("scope="))
+                    .map(pct_decode)
+                    .collect();
+                if let Some(s) = field("scope") {
+                    scopes.extend(s.split(' ').map(str::to_string));
+                }
                 let mut access = Vec::new();
-                for kv in query.split('&') {
-                    if let Some(v) = kv.strip_prefix("scope=") {
-                        let v = pct_decode(v);
-                        let parts: Vec<&str> = v.split(':').collect();
-                        if parts.len() == 3 && alice {
-                            access.push(serde_json::json!({
-                                "type": parts[0], "name": parts[1],
-                                "actions": parts[2].split(',').collect::<Vec<_>>()}));
-                        }
+                for v in &scopes {
+                    let parts: Vec<&str> = v.split(':').collect();
+                    if parts.len() == 3 && alice {
+                        access.push(serde_json::json!({
+                            "type": parts[0], "name": parts[1],
+                            "actions": parts[2].split(',').collect::<Vec<_>>()}));
                     }
                 }
                 reqs.lock().unwrap().push(format!(
-                    "{} {target}",
-                    if alice { "alice" } else { "anonymous" }
+                    "{} {method} {target} {}",
+                    if alice { "alice" } else { "anonymous" },
+                    form.iter()
+                        .filter(|(k, _)| k != "refresh_token")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("&")
                 ));
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -1324,7 +1360,14 @@ impl TokenServer {
                     .write_all(input.as_bytes())
                     .unwrap();
                 let sig = sign.wait_with_output().unwrap().stdout;
-                let body = serde_json::json!({"token": format!("{input}.{}", b64url(&sig)), "expires_in": 600}).to_string();
+                let token = format!("{input}.{}", b64url(&sig));
+                // OAuth2 replies carry `access_token`; the GET flow, `token`.
+                let body = if method == "POST" {
+                    serde_json::json!({"access_token": token, "expires_in": 600})
+                } else {
+                    serde_json::json!({"token": token, "expires_in": 600})
+                }
+                .to_string();
                 let _ = write!(
                     c,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -1340,15 +1383,7 @@ impl TokenServer {
 fn bearer_tokens_from_the_www_authenticate_challenge() {
     let t = tempdir();
     let d = t.path();
-    let Some(tokens) = TokenServer::start(d) else {
-        return;
-    };
-    let auth = format!(
-        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
-        tokens.port,
-        d.join("token.crt").display()
-    );
-    let Some(reg) = Registry::start_with(d, "reg", None, &auth) else {
+    let Some((tokens, reg)) = token_registry(d) else {
         return;
     };
     let host = reg.host();
@@ -1385,7 +1420,7 @@ fn bearer_tokens_from_the_www_authenticate_challenge() {
     assert!(!text(&out.stderr).contains("t0ken-pw"));
     let seen = tokens.requests.lock().unwrap().clone();
     assert!(
-        seen.iter().any(|r| r.starts_with("alice ")
+        seen.iter().any(|r| r.starts_with("alice GET ")
             && r.contains("service=strata-test")
             && r.contains("team%2Fapp%3Apull%2Cpush")),
         "{seen:#?}"
@@ -1406,6 +1441,68 @@ fn bearer_tokens_from_the_www_authenticate_challenge() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
+}
+
+/// The token service and a registry trusting it (`TokenServer`).
+fn token_registry(d: &Path) -> Option<(TokenServer, Registry)> {
+    let tokens = TokenServer::start(d)?;
+    let auth = format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
+        tokens.port,
+        d.join("token.crt").display()
+    );
+    let reg = Registry::start_with(d, "reg", None, &auth)?;
+    Some((tokens, reg))
+}
+
+/// Docker's `identitytoken` is an OAuth2 refresh token: strata POSTs it to
+/// the token realm (`grant_type=refresh_token`, service, scope), as Docker
+/// does, instead of sending it as a Basic password.
+#[test]
+fn identity_tokens_use_the_oauth2_refresh_grant() {
+    let t = tempdir();
+    let d = t.path();
+    let Some((tokens, reg)) = token_registry(d) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", noise(10_000, 6))]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let cfg = d.join("dockercfg");
+    fs::create_dir_all(&cfg).unwrap();
+    let write_cfg = |token: &str| {
+        fs::write(
+            cfg.join("config.json"),
+            format!("{{\"auths\":{{\"{host}\":{{\"identitytoken\":\"{token}\"}}}}}}"),
+        )
+        .unwrap()
+    };
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let dest = format!("http://{host}/team/app:1");
+
+    write_cfg(REFRESH_TOKEN);
+    let out = run_env(d, &["push", "img", &dest], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(d, &["pull", &dest, "--out", "back"], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
+    let seen = tokens.requests.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|r| r.starts_with("alice POST /token ")
+            && r.contains("grant_type=refresh_token")
+            && r.contains("service=strata-test")
+            && r.contains("scope=repository:team/app:pull,push")),
+        "{seen:#?}"
+    );
+    assert!(!seen.iter().any(|r| r.contains(" GET ")), "{seen:#?}");
+
+    // A token the service does not know: refused, named as an identity token.
+    write_cfg("not-the-token");
+    let out = run_env(d, &["pull", &dest, "--out", "x"], &env, None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    assert!(!err.contains("not-the-token"), "{err}");
 }
 
 #[test]
