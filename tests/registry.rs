@@ -1679,3 +1679,137 @@ fn concurrent_builds_share_the_blob_cache() {
         fs::read(d.join("c.tar")).unwrap()
     );
 }
+
+/// A throwaway GnuPG home and `pass` store (the gpg-agent gpg starts is
+/// stopped on drop).
+struct PassStore {
+    env: Vec<(String, String)>,
+}
+
+impl PassStore {
+    fn new(d: &Path) -> PassStore {
+        let gnupg = d.join("gnupg");
+        fs::create_dir_all(&gnupg).unwrap();
+        fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let env = vec![
+            ("GNUPGHOME".to_string(), gnupg.display().to_string()),
+            (
+                "PASSWORD_STORE_DIR".to_string(),
+                d.join("pass-store").display().to_string(),
+            ),
+        ];
+        let store = PassStore { env };
+        store.run(
+            "gpg",
+            &[
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "strata-test@example.invalid",
+                "default",
+                "default",
+                "never",
+            ],
+            "",
+        );
+        store.run("pass", &["init", "strata-test@example.invalid"], "");
+        store
+    }
+
+    fn run(&self, prog: &str, args: &[&str], stdin: &str) {
+        let mut c = Command::new(prog);
+        c.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{prog}: {}", text(&out.stderr));
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+impl Drop for PassStore {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .status();
+    }
+}
+
+/// Credentials from a real credential helper (Debian's
+/// `docker-credential-pass`, over `pass` and gpg with a throwaway key),
+/// through `credsStore` and through `credHelpers`, against the htpasswd
+/// registry; without the stored entry the registry says credentials are
+/// missing, so they came from the helper.
+#[test]
+fn credential_helpers_docker_credential_pass() {
+    let t = tempdir();
+    let d = t.path();
+    if !have_tool("docker-credential-pass") || !have_tool("pass") || !have_tool("gpg") {
+        return;
+    }
+    let Some(reg) = Registry::start(d, "reg", Some(("alice", "s3cret-pw"))) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", b"helper\n".to_vec())]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let store = PassStore::new(d);
+    let cfg = d.join("dockercfg");
+    fs::create_dir_all(&cfg).unwrap();
+    let mut env = store.env();
+    env.push(("DOCKER_CONFIG", cfg.to_str().unwrap()));
+    let dest = format!("http://{host}/private:1");
+
+    for (i, config) in [
+        r#"{"credsStore":"pass"}"#.to_string(),
+        format!(r#"{{"credHelpers":{{"{host}":"pass"}}}}"#),
+    ]
+    .iter()
+    .enumerate()
+    {
+        fs::write(cfg.join("config.json"), config).unwrap();
+        // Nothing stored yet: anonymous, refused.
+        let out = run_env(d, &["push", "img", &dest], &env, None);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{config}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("requires credentials"),
+            "{config}: {}",
+            text(&out.stderr)
+        );
+        store.run(
+            "docker-credential-pass",
+            &["store"],
+            &format!(r#"{{"ServerURL":"{host}","Username":"alice","Secret":"s3cret-pw"}}"#),
+        );
+        let out = run_env(d, &["push", "img", &dest], &env, None);
+        assert!(out.status.success(), "{config}: {}", text(&out.stderr));
+        let back = format!("back{i}");
+        let out = run_env(d, &["pull", &dest, "--out", &back], &env, None);
+        assert!(out.status.success(), "{config}: {}", text(&out.stderr));
+        assert_eq!(ok_in(d, &["digest", &back]).trim(), digest.trim());
+        assert!(!text(&out.stderr).contains("s3cret"));
+        store.run("docker-credential-pass", &["erase"], &host);
+    }
+}

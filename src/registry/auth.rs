@@ -200,6 +200,11 @@ pub fn from_helper(name: &str, registry: &str) -> Result<Option<Credentials>> {
             "{prog} get: reply is not {{\"Username\":...,\"Secret\":...}}"
         ))
     })?;
+    if reply.username.is_empty() && reply.secret.is_empty() {
+        // Why: some helpers (docker-credential-pass 0.6) answer an unknown
+        // registry with empty fields and exit 0; Docker takes that as none.
+        return Ok(None);
+    }
     Ok(Some(Credentials {
         username: reply.username,
         password: reply.secret,
