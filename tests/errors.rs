@@ -1869,3 +1869,64 @@ fn more_than_a_thousand_layers() {
     );
     assert!(line.contains("base/"), "{line}");
 }
+
+// ---------------------------------------------------------------------------
+// The documented limits (README, SECURITY.md), each exceeded by one
+
+// The entry limits (1,000,000 per tar or archive, 10,000,000 per directory
+// walk) are checked by unit tests with the limit lowered (src/layer/read.rs,
+// src/layout.rs, src/layer/dir.rs): a million headers are 512 MB, which the
+// debug binary takes minutes to read, and ten million files cannot be made.
+
+/// README/SECURITY.md: JSON over 64 MiB (a spec, an index.json) is refused
+/// by name before it is parsed.
+#[test]
+fn json_over_64_mib_is_refused() {
+    let t = tempdir();
+    let d = t.path();
+    let mut big = b"{\"version\":1,\"entries\":[]}".to_vec();
+    big.resize((64 << 20) + 1, b' ');
+    fs::write(d.join("spec.json"), &big).unwrap();
+    rejects(
+        d,
+        &["layer", "--out", "l.tgz", "--spec", "spec.json"],
+        1,
+        &["spec.json: larger than the 67108864 byte limit"],
+    );
+    // Exactly 64 MiB is parsed (the limit is not lower than documented).
+    big.truncate(64 << 20);
+    fs::write(d.join("spec.json"), &big).unwrap();
+    ok_in(d, &["layer", "--out", "l.tgz", "--spec", "spec.json"]);
+    image(d);
+    let mut index = fs::read(d.join("good/index.json")).unwrap();
+    index.resize((64 << 20) + 1, b' ');
+    fs::write(d.join("good/index.json"), &index).unwrap();
+    rejects(
+        d,
+        &["verify", "good"],
+        1,
+        &["index.json: larger than the 67108864 byte limit"],
+    );
+}
+
+/// README: inline `content` holds at most 1 MiB.
+#[test]
+fn inline_content_over_1_mib_is_refused() {
+    let t = tempdir();
+    let d = t.path();
+    let spec = |n: usize| {
+        format!(
+            r#"{{"version":1,"entries":[{{"type":"file","path":"f","content":"{}"}}]}}"#,
+            "x".repeat(n)
+        )
+    };
+    fs::write(d.join("ok.json"), spec(1 << 20)).unwrap();
+    ok_in(d, &["layer", "--out", "ok.tgz", "--spec", "ok.json"]);
+    fs::write(d.join("over.json"), spec((1 << 20) + 1)).unwrap();
+    rejects(
+        d,
+        &["layer", "--out", "l.tgz", "--spec", "over.json"],
+        1,
+        &["over.json", "inline content over 1048576 bytes"],
+    );
+}
