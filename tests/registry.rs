@@ -1813,3 +1813,64 @@ fn credential_helpers_docker_credential_pass() {
         store.run("docker-credential-pass", &["erase"], &host);
     }
 }
+
+/// README: plain HTTP only when asked. A reference without `http://` speaks
+/// TLS (so a plain-HTTP registry fails, one line naming it); `--insecure`
+/// makes the same reference work, for push and pull.
+#[test]
+fn insecure_allows_plain_http_for_a_reference_without_scheme() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let l = layer_of(d, "l", &[("f", b"plain\n".to_vec())]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let dest = format!("{}/app:1", reg.host());
+    let err = fail_in(d, &["push", "img", &dest, "--retries", "0"], 1);
+    assert!(err.contains(&reg.host()), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(reg.count("PUT", "/manifests/"), 0);
+    let out = ok_in(d, &["push", "-q", "--insecure", "img", &dest]);
+    assert_eq!(out.trim(), format!("{dest}@{}", digest.trim()));
+    ok_in(d, &["pull", "-q", "--insecure", &dest, "--out", "back"]);
+    assert_eq!(ok_in(d, &["digest", "back"]), digest);
+}
+
+/// README: push sends an oci-archive or a strata docker-archive as it sends
+/// a layout: the registry serves the image under strata's digest.
+#[test]
+fn archives_are_pushed_like_layouts() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", noise(50_000, 8))]);
+    for format in ["oci-archive", "docker-archive"] {
+        let out = format!("{format}.tar");
+        let tag = format!("{host}/{format}:1");
+        let digest = ok_in(
+            d,
+            &[
+                "image", "--format", format, "--out", &out, "--layer", &l, "--cmd", "/f", "--tag",
+                &tag,
+            ],
+        );
+        let pushed = ok_in(d, &["push", "-q", &out, &format!("http://{tag}")]);
+        assert_eq!(
+            pushed.trim(),
+            format!("{tag}@{}", digest.trim()),
+            "{format}"
+        );
+        assert_eq!(
+            raw_digest(d, &format!("docker://{tag}")),
+            digest.trim(),
+            "{format}"
+        );
+        let back = format!("{format}.back");
+        ok_in(d, &["pull", "-q", &format!("http://{tag}"), "--out", &back]);
+        assert_eq!(ok_in(d, &["digest", &back]).trim(), digest.trim());
+    }
+}
