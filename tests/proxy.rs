@@ -65,6 +65,23 @@ pub struct Seen {
     pub faulted: bool,
 }
 
+/// One line per request (`METHOD PATH STATUS [Content-Range|Range]`), for
+/// assertion messages.
+pub fn summary(seen: &[Seen]) -> String {
+    seen.iter()
+        .map(|s| {
+            let path = s.target.split('?').next().unwrap_or("");
+            let range = s
+                .header("content-range")
+                .map(|r| format!(" Content-Range: {r}"))
+                .or_else(|| s.header("range").map(|r| format!(" Range: {r}")))
+                .unwrap_or_default();
+            let fault = if s.faulted { " (fault)" } else { "" };
+            format!("{} {path} {}{range}{fault}\n", s.method, s.status)
+        })
+        .collect()
+}
+
 impl Seen {
     /// The value of header `name` (case-insensitive), if sent.
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::proxy::{Action, Proxy, Rule, Seen};
+use crate::proxy::{summary, Action, Proxy, Rule, Seen};
 use crate::util::*;
 
 /// A running docker-registry.
@@ -595,13 +595,13 @@ fn a_dropped_upload_resumes_at_the_registry_s_offset() {
     assert!(proxy.all_fired(), "the proxy never cut a PATCH");
     let seen = proxy.seen();
     // One upload session per blob (config, layer): resumed, not restarted.
-    assert_eq!(uploads(&seen, "POST").len(), 2, "{seen:#?}");
+    assert_eq!(uploads(&seen, "POST").len(), 2, "{}", summary(&seen));
     let cut = seen.iter().position(|s| s.faulted).unwrap();
     let asked = seen[cut..]
         .iter()
         .find(|s| s.method == "GET" && s.target.contains("/blobs/uploads/"))
         .expect("strata never asked the registry how much it holds");
-    assert_eq!(asked.status, 204, "{asked:#?}");
+    assert_eq!(asked.status, 204, "{}", summary(&seen));
     let resumed = seen[cut + 1..]
         .iter()
         .find(|s| s.method == "PATCH")
@@ -609,7 +609,8 @@ fn a_dropped_upload_resumes_at_the_registry_s_offset() {
     assert_eq!(
         resumed.header("content-range"),
         Some("1048576-2097151"),
-        "{resumed:#?}"
+        "{}",
+        summary(&seen)
     );
     let sent: u64 = seen
         .iter()
@@ -661,8 +662,8 @@ fn a_cut_inside_a_chunk_restarts_the_upload() {
         .iter()
         .find(|s| s.method == "GET" && s.target.contains("/blobs/uploads/"))
         .expect("strata never asked the registry how much it holds");
-    assert_eq!(asked.status, 404, "{asked:#?}");
-    assert_eq!(uploads(&seen, "POST").len(), 3, "{seen:#?}");
+    assert_eq!(asked.status, 404, "{}", summary(&seen));
+    assert_eq!(uploads(&seen, "POST").len(), 3, "{}", summary(&seen));
     let again = seen[cut + 1..]
         .iter()
         .find(|s| s.method == "PATCH")
@@ -720,10 +721,15 @@ fn a_dropped_download_resumes_with_a_range_request() {
         .into_iter()
         .filter(|s| s.method == "GET" && s.target.contains(&layer))
         .collect();
-    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert_eq!(gets.len(), 2, "{}", summary(&gets));
     assert_eq!(gets[0].header("range"), None);
-    assert_eq!(gets[1].header("range"), Some("bytes=1000000-"), "{gets:#?}");
-    assert_eq!(gets[1].status, 206, "{gets:#?}");
+    assert_eq!(
+        gets[1].header("range"),
+        Some("bytes=1000000-"),
+        "{}",
+        summary(&gets)
+    );
+    assert_eq!(gets[1].status, 206, "{}", summary(&gets));
     assert!(size > 2_000_000);
     ok_in(d, &["verify", "back"]);
     assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest);
@@ -778,7 +784,7 @@ fn busy_registries_503_and_429_are_retried() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = run_env(d, &["pull", &at, "--out", "back"], &[], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(proxy.all_fired(), "{:#?}", proxy.seen());
+    assert!(proxy.all_fired(), "{}", summary(&proxy.seen()));
     assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest);
     let seen = proxy.seen();
     for f in seen.iter().filter(|s| s.faulted) {
