@@ -458,5 +458,36 @@ mod tests {
             err.to_string(),
             "in.tar: entry 0 (dev/null): a char device: strata layers hold no devices or FIFOs"
         );
+
+        // A file with xattrs: refused by name, unless they are dropped.
+        let mut b = ::tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("SCHILY.xattr.user.note", &b"v"[..])])
+            .unwrap();
+        let mut h = ::tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "etc/motd", &b"hi"[..]).unwrap();
+        let data = b.into_inner().unwrap();
+        let err = normalize_layer(
+            &data[..],
+            "in.tar",
+            stage,
+            Vec::new(),
+            "out",
+            &NormalizeOptions::default(),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("in.tar: ") && msg.contains("etc/motd") && msg.contains("user.note"),
+            "{msg}"
+        );
+        assert!(msg.contains("carries xattrs"), "{msg}");
+        let opts = NormalizeOptions {
+            drop_xattrs: true,
+            ..NormalizeOptions::default()
+        };
+        normalize_layer(&data[..], "in.tar", stage, Vec::new(), "out", &opts)
+            .expect("--drop-xattrs drops them");
     }
 }

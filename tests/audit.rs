@@ -538,3 +538,160 @@ fn usage_errors() {
     let e = fail_in(d, &["normalize", "--owners", "me", "l.tgz", "o.tgz"], 2);
     assert_eq!(e, "strata: --owners \"me\": expected keep or root\n");
 }
+
+/// The members of a tar (`strata normalize … --compression none` output):
+/// one `TYPE NAME [-> LINK] [xattrs]` line each, in order.
+fn members(dir: &Path, tar: &str) -> Vec<String> {
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import sys, tarfile
+for m in tarfile.open(sys.argv[1]):
+    x = sorted(k for k in m.pax_headers if "xattr" in k)
+    print(m.type.decode(), m.name, ("-> " + m.linkname) if m.islnk() else "", *x)
+"#,
+        )
+        .arg(tar)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect()
+}
+
+/// README: `normalize --parents` synthesizes missing parents (kept missing
+/// without it), `--dedupe` links identical files, xattrs are refused by name
+/// unless `--drop-xattrs`, and user/group names over 32 bytes are refused
+/// for kept owners (`--owners root` drops them).
+#[test]
+fn normalize_parents_dedupe_xattrs_and_long_names() {
+    let t = tempdir();
+    let d = t.path();
+    python(
+        d,
+        r#"
+import tarfile, io
+def tar(name, members):
+    t = tarfile.open(name, "w", format=tarfile.PAX_FORMAT)
+    for info, data in members:
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    t.close()
+tar("orphan.tar", [(tarfile.TarInfo("a/b/c.txt"), b"c")])
+# Over 16 KiB: smaller files are never linked (src/layer/dedupe.rs).
+same = b"same" * 5000
+tar("twins.tar", [(tarfile.TarInfo("one"), same), (tarfile.TarInfo("two"), same)])
+i = tarfile.TarInfo("etc/motd"); i.pax_headers = {"SCHILY.xattr.user.note": "v"}
+tar("xattr.tar", [(i, b"hi")])
+i = tarfile.TarInfo("f"); i.uname = "u" * 33
+tar("longname.tar", [(i, b"x")])
+"#,
+    );
+    let norm = |args: &[&str]| {
+        let mut a = vec!["normalize", "--compression", "none"];
+        a.extend_from_slice(args);
+        ok_in(d, &a);
+    };
+    norm(&["orphan.tar", "o1.tar"]);
+    assert_eq!(members(d, "o1.tar"), ["0 a/b/c.txt"]);
+    norm(&["--parents", "orphan.tar", "o2.tar"]);
+    assert_eq!(members(d, "o2.tar"), ["5 a", "5 a/b", "0 a/b/c.txt"]);
+
+    norm(&["twins.tar", "t1.tar"]);
+    assert_eq!(members(d, "t1.tar"), ["0 one", "0 two"]);
+    norm(&["--dedupe", "twins.tar", "t2.tar"]);
+    assert_eq!(members(d, "t2.tar"), ["0 one", "1 two -> one"]);
+
+    let err = fail_in(d, &["normalize", "xattr.tar", "x.tar"], 1);
+    assert!(
+        err.contains("xattr.tar: entry 0 (etc/motd): carries xattrs (user.note)"),
+        "{err}"
+    );
+    assert!(!d.join("x.tar").exists());
+    norm(&["--drop-xattrs", "xattr.tar", "x.tar"]);
+    assert_eq!(members(d, "x.tar"), ["0 etc/motd"]);
+
+    let err = fail_in(d, &["normalize", "longname.tar", "l.tar"], 1);
+    assert!(err.contains("longer than 32 bytes"), "{err}");
+    assert!(err.contains("longname.tar: entry 0 (f): uname"), "{err}");
+    norm(&["--owners", "root", "longname.tar", "l.tar"]);
+    assert_eq!(members(d, "l.tar"), ["0 f"]);
+}
+
+/// README: `diff` of two indexes pairs their images by platform, not by
+/// position: the same images in another order differ only in the index;
+/// a changed image is reported under its platform; a platform only one side
+/// has is named.
+#[test]
+fn diff_pairs_index_images_by_platform() {
+    let t = tempdir();
+    let d = t.path();
+    tree(&d.join("t"));
+    ok_in(
+        d,
+        &["layer", "--out", "l.tgz", "--descriptor", "l.json", "t"],
+    );
+    let img = |name: &str, platform: &str, cmd: &str| {
+        ok_in(
+            d,
+            &[
+                "image",
+                "--out",
+                name,
+                "--layer",
+                "l.tgz:l.json",
+                "--platform",
+                platform,
+                "--cmd",
+                cmd,
+            ],
+        );
+    };
+    img("amd", "linux/amd64", "/bin/sh");
+    img("arm", "linux/arm64", "/bin/sh");
+    img("arm2", "linux/arm64", "/bin/app");
+    img("ppc", "linux/ppc64le", "/bin/sh");
+    ok_in(d, &["index", "--out", "ab", "amd", "arm"]);
+    ok_in(d, &["index", "--out", "ba", "arm", "amd"]);
+    ok_in(d, &["index", "--out", "ba2", "arm2", "amd"]);
+    ok_in(d, &["index", "--out", "ap", "amd", "ppc"]);
+
+    // Same images, other order: only the index lists differ, no image does
+    // (paired by position, amd64 and arm64 configs would differ).
+    let (code, out) = diff(d, &["ab", "ba"]);
+    assert_eq!(code, 1, "{out}");
+    let findings: Vec<&str> = out.lines().filter(|l| l.contains(": ")).collect();
+    assert!(!findings.is_empty(), "{out}");
+    assert!(
+        findings
+            .iter()
+            .all(|l| l.starts_with("index.json: ") || l.starts_with("index: ")),
+        "{out}"
+    );
+    // One image changed: reported under its platform, the other untouched.
+    let (code, out) = diff(d, &["ab", "ba2"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("linux/arm64 config") && l.contains("Cmd")),
+        "{out}"
+    );
+    assert!(!out.contains("linux/amd64"), "{out}");
+    // A platform on one side only.
+    let (_, out) = diff(d, &["ab", "ap"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("linux/arm64") && l.contains("only in A")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("linux/ppc64le") && l.contains("only in B")),
+        "{out}"
+    );
+}

@@ -1,9 +1,11 @@
 //! Golden digests and reproducibility.
 //!
 //! The fixture tree (`util::fixture_tree`) is built into layers and an image;
-//! the digests must equal `tests/golden/fixture.json`, the file the Bazel and
-//! Nix suites check too. Changing a golden digest is a deliberate act: run
-//! with `UPDATE_GOLDEN=1`, and say why in the commit message.
+//! the digests must equal `tests/golden/fixture.json`. (The Bazel and Nix
+//! suites check `tests/golden/hello.json` instead, which
+//! `hello_golden_is_shared_with_bazel_and_nix` below checks too.) Changing a
+//! golden digest is a deliberate act: run with `UPDATE_GOLDEN=1`, and say why
+//! in the commit message.
 //!
 //! The reproducibility test builds the same tree a second time after changing
 //! everything a host can change: creation order, mtimes, permission bits other

@@ -14,4 +14,5 @@ mod golden;
 mod image;
 mod layer;
 mod nix_layers;
+mod proxy;
 mod registry;

@@ -1,20 +1,21 @@
 //! `strata push` / `strata pull` against Debian's real `docker-registry`
 //! (2.8), started by each test on a free loopback port with filesystem
-//! storage in a temp dir, and stopped by pid. Faults are injected by a small
-//! loopback TCP proxy in front of it (a dropped connection mid-upload or
-//! mid-download) or by corrupting the registry's stored blob (it then serves
-//! bytes that do not match their digest). The registry's access log shows
-//! what strata really sent.
+//! storage in a temp dir, and stopped by pid. Faults are injected by a
+//! loopback HTTP proxy in front of it (`tests/proxy.rs`: dropped connections
+//! mid-upload or mid-download, 503s, 429s with `Retry-After`), which also
+//! records every request's headers, or by corrupting the registry's stored
+//! blob (it then serves bytes that do not match their digest). The
+//! registry's access log and the proxy's record show what strata really sent.
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::proxy::{summary, Action, Proxy, Rule, Seen};
 use crate::util::*;
 
 /// A running docker-registry.
@@ -151,141 +152,6 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Which fault the proxy injects, once.
-#[derive(Clone, Copy)]
-pub enum Fault {
-    /// Close both sides after this many bytes of the first PATCH request.
-    DropPatchAfter(usize),
-    /// Close both sides after this many bytes of the first large blob GET response.
-    DropBlobGetAfter(usize),
-}
-
-pub struct Proxy {
-    pub port: u16,
-    pub fired: Arc<AtomicBool>,
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-impl Proxy {
-    pub fn start(upstream: u16, fault: Fault) -> Proxy {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let fired = Arc::new(AtomicBool::new(false));
-        let f2 = Arc::clone(&fired);
-        std::thread::spawn(move || {
-            for c in l.incoming() {
-                let Ok(client) = c else { return };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let blob_get = Arc::new(AtomicBool::new(false));
-                let pair = Arc::new(Mutex::new((
-                    client.try_clone().unwrap(),
-                    server.try_clone().unwrap(),
-                )));
-                let kill = {
-                    let pair = Arc::clone(&pair);
-                    move || {
-                        let p = pair.lock().unwrap();
-                        let _ = p.0.shutdown(Shutdown::Both);
-                        let _ = p.1.shutdown(Shutdown::Both);
-                    }
-                };
-                // client -> server
-                {
-                    let (mut from, mut to) =
-                        (client.try_clone().unwrap(), server.try_clone().unwrap());
-                    let (fired, blob_get, kill) =
-                        (Arc::clone(&f2), Arc::clone(&blob_get), kill.clone());
-                    std::thread::spawn(move || {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        let mut counting: Option<usize> = None;
-                        loop {
-                            let n = match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            let chunk = &buf[..n];
-                            if find(chunk, b"GET /v2/").is_some()
-                                && find(chunk, b"/blobs/sha256:").is_some()
-                            {
-                                blob_get.store(true, Ordering::SeqCst);
-                            }
-                            if let Fault::DropPatchAfter(limit) = fault {
-                                if counting.is_none() && !fired.load(Ordering::SeqCst) {
-                                    if let Some(p) = find(chunk, b"PATCH /") {
-                                        let _ = to.write_all(&chunk[..p]);
-                                        let rest = &chunk[p..];
-                                        let take = rest.len().min(limit);
-                                        let _ = to.write_all(&rest[..take]);
-                                        counting = Some(limit - take);
-                                        if limit - take == 0 {
-                                            fired.store(true, Ordering::SeqCst);
-                                            kill();
-                                            break;
-                                        }
-                                        continue;
-                                    }
-                                }
-                                if let Some(left) = counting {
-                                    let take = n.min(left);
-                                    let _ = to.write_all(&chunk[..take]);
-                                    if left - take == 0 {
-                                        fired.store(true, Ordering::SeqCst);
-                                        kill();
-                                        break;
-                                    }
-                                    counting = Some(left - take);
-                                    continue;
-                                }
-                            }
-                            if to.write_all(chunk).is_err() {
-                                break;
-                            }
-                        }
-                        kill();
-                    });
-                }
-                // server -> client
-                {
-                    let (mut from, mut to) = (server, client);
-                    let (fired, blob_get) = (Arc::clone(&f2), blob_get);
-                    std::thread::spawn(move || {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        let mut sent = 0usize;
-                        loop {
-                            let n = match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            if let Fault::DropBlobGetAfter(limit) = fault {
-                                if blob_get.load(Ordering::SeqCst) && !fired.load(Ordering::SeqCst)
-                                {
-                                    if sent + n >= limit {
-                                        let _ = to.write_all(&buf[..limit - sent]);
-                                        fired.store(true, Ordering::SeqCst);
-                                        kill();
-                                        break;
-                                    }
-                                    sent += n;
-                                }
-                            }
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        kill();
-                    });
-                }
-            }
-        });
-        Proxy { port, fired }
     }
 }
 
@@ -673,16 +539,50 @@ fn htpasswd_auth_needs_credentials_and_never_prints_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// The digest in descriptor `{name}.json` that `layer_of` wrote.
+fn digest_of(d: &Path, name: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(d.join(format!("{name}.json"))).unwrap()).unwrap();
+    v["digest"].as_str().unwrap().to_string()
+}
+
+/// A 5 MB incompressible one-layer image `img` (returns its digest and the
+/// layer's digest and size).
+fn big_image(d: &Path) -> (String, String, u64) {
+    let l = layer_of(d, "big", &[("big.bin", noise(5_000_000, 3))]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let size = fs::metadata(d.join("big.tgz")).unwrap().len();
+    (digest.trim().to_string(), digest_of(d, "big"), size)
+}
+
+fn uploads(seen: &[Seen], method: &str) -> Vec<Seen> {
+    seen.iter()
+        .filter(|s| s.method == method && s.target.contains("/blobs/uploads/"))
+        .cloned()
+        .collect()
+}
+
+/// A connection cut after a PATCH's head, before the registry stored any of
+/// its bytes: strata asks the registry how much it holds (`GET` on the
+/// upload: `Range: 0-1048575`) and sends only the rest, in the same upload
+/// session — no new `POST`, a `PATCH` starting at that offset, and fewer
+/// than twice the blob's bytes in all.
 #[test]
-fn a_dropped_upload_is_resumed_or_retried_and_completes() {
+fn a_dropped_upload_resumes_at_the_registry_s_offset() {
     let t = tempdir();
     let d = t.path();
     let Some(reg) = Registry::start(d, "reg", None) else {
         return;
     };
-    let proxy = Proxy::start(reg.port, Fault::DropPatchAfter(1_500_000));
-    let l = layer_of(d, "big", &[("big.bin", noise(5_000_000, 3))]);
-    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let (digest, _, size) = big_image(d);
+    let cut_second_patch = Rule {
+        method: "PATCH",
+        target_has: "/blobs/uploads/".into(),
+        skip: 1,
+        times: 1,
+        action: Action::DropRequestAfter(0),
+    };
+    let proxy = Proxy::start(reg.port, vec![cut_second_patch]);
     let dest = format!("http://127.0.0.1:{}/flaky:1", proxy.port);
     let out = run_env(
         d,
@@ -690,25 +590,124 @@ fn a_dropped_upload_is_resumed_or_retried_and_completes() {
         &[],
         None,
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        proxy.fired.load(Ordering::SeqCst),
-        "the proxy never dropped a PATCH"
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(proxy.all_fired(), "the proxy never cut a PATCH");
+    let seen = proxy.seen();
+    // One upload session per blob (config, layer): resumed, not restarted.
+    assert_eq!(uploads(&seen, "POST").len(), 2, "{}", summary(&seen));
+    let cut = seen.iter().position(|s| s.faulted).unwrap();
+    let asked = seen[cut..]
+        .iter()
+        .find(|s| s.method == "GET" && s.target.contains("/blobs/uploads/"))
+        .expect("strata never asked the registry how much it holds");
+    assert_eq!(asked.status, 204, "{}", summary(&seen));
+    let resumed = seen[cut + 1..]
+        .iter()
+        .find(|s| s.method == "PATCH")
+        .expect("no PATCH after the cut");
+    assert_eq!(
+        resumed.header("content-range"),
+        Some("1048576-2097151"),
+        "{}",
+        summary(&seen)
+    );
+    let sent: u64 = seen
+        .iter()
+        .filter(|s| s.method == "PATCH" || s.method == "PUT")
+        .map(|s| s.body_forwarded)
+        .sum();
+    assert!(sent < 2 * size, "{sent} bytes sent for a {size}-byte blob");
+    assert!(err.contains("resuming at byte 1048576"), "{err}");
+    assert_eq!(
+        raw_digest(d, &format!("docker://{}/flaky:1", reg.host())),
+        digest
+    );
+}
+
+/// A connection cut inside a PATCH body: docker-registry 2.8 keeps the
+/// partial bytes but not their offset, and cancels the upload when asked
+/// (404 BLOB_UPLOAD_INVALID), so no client can resume it; strata then
+/// restarts the blob in a new session and still completes.
+#[test]
+fn a_cut_inside_a_chunk_restarts_the_upload() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let (digest, _, _) = big_image(d);
+    let cut_inside = Rule {
+        method: "PATCH",
+        target_has: "/blobs/uploads/".into(),
+        skip: 1,
+        times: 1,
+        action: Action::DropRequestAfter(400_000),
+    };
+    let proxy = Proxy::start(reg.port, vec![cut_inside]);
+    let dest = format!("http://127.0.0.1:{}/flaky:1", proxy.port);
+    let out = run_env(
+        d,
+        &["push", "img", &dest, "--chunk-size", "1048576"],
+        &[],
+        None,
     );
     let err = text(&out.stderr);
-    eprintln!("{err}");
+    assert!(out.status.success(), "{err}");
+    assert!(proxy.all_fired(), "the proxy never cut a PATCH");
+    let seen = proxy.seen();
+    let cut = seen.iter().position(|s| s.faulted).unwrap();
+    assert_eq!(seen[cut].body_forwarded, 400_000);
+    let asked = seen[cut..]
+        .iter()
+        .find(|s| s.method == "GET" && s.target.contains("/blobs/uploads/"))
+        .expect("strata never asked the registry how much it holds");
+    assert_eq!(asked.status, 404, "{}", summary(&seen));
+    assert_eq!(uploads(&seen, "POST").len(), 3, "{}", summary(&seen));
+    let again = seen[cut + 1..]
+        .iter()
+        .find(|s| s.method == "PATCH")
+        .expect("no PATCH after the cut");
+    assert_eq!(again.header("content-range"), Some("0-1048575"));
     assert!(err.contains("retrying"), "{err}");
     assert_eq!(
         raw_digest(d, &format!("docker://{}/flaky:1", reg.host())),
-        digest.trim()
+        digest
     );
-    // And pulled back through a proxy dropping the layer download midway.
-    let proxy2 = Proxy::start(reg.port, Fault::DropBlobGetAfter(1_000_000));
+}
+
+/// A download cut midway resumes with `Range: bytes=N-`, N the bytes that
+/// arrived, and the registry answers 206 with the rest.
+#[test]
+fn a_dropped_download_resumes_with_a_range_request() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let (digest, layer, size) = big_image(d);
+    ok_in(
+        d,
+        &[
+            "push",
+            "-q",
+            "img",
+            &format!("http://{}/flaky:1", reg.host()),
+        ],
+    );
+    let cut_download = Rule {
+        method: "GET",
+        target_has: format!("/blobs/{layer}"),
+        skip: 0,
+        times: 1,
+        action: Action::DropResponseAfter(1_000_000),
+    };
+    let proxy = Proxy::start(reg.port, vec![cut_download]);
     let out = run_env(
         d,
         &[
             "pull",
-            &format!("http://127.0.0.1:{}/flaky:1", proxy2.port),
+            &format!("http://127.0.0.1:{}/flaky:1", proxy.port),
             "--out",
             "back",
         ],
@@ -716,17 +715,97 @@ fn a_dropped_upload_is_resumed_or_retried_and_completes() {
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        proxy2.fired.load(Ordering::SeqCst),
-        "the proxy never dropped a download"
-    );
-    assert!(
-        text(&out.stderr).contains("retrying"),
+    assert!(proxy.all_fired(), "the proxy never cut a download");
+    let gets: Vec<Seen> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.target.contains(&layer))
+        .collect();
+    assert_eq!(gets.len(), 2, "{}", summary(&gets));
+    assert_eq!(gets[0].header("range"), None);
+    assert_eq!(
+        gets[1].header("range"),
+        Some("bytes=1000000-"),
         "{}",
-        text(&out.stderr)
+        summary(&gets)
     );
+    assert_eq!(gets[1].status, 206, "{}", summary(&gets));
+    assert!(size > 2_000_000);
     ok_in(d, &["verify", "back"]);
-    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
+    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest);
+}
+
+/// The request after `faulted` with the same method and path.
+fn retry_of<'a>(seen: &'a [Seen], faulted: &Seen) -> &'a Seen {
+    let path = |s: &Seen| s.target.split('?').next().unwrap_or("").to_string();
+    seen.iter()
+        .find(|s| {
+            s.at > faulted.at
+                && !s.faulted
+                && s.method == faulted.method
+                && path(s) == path(faulted)
+        })
+        .unwrap_or_else(|| panic!("{} {} was never retried", faulted.method, faulted.target))
+}
+
+/// A registry answering 503 once, and 429 with `Retry-After: 1`: strata
+/// retries, waits at least the announced second after the 429, and succeeds.
+#[test]
+fn busy_registries_503_and_429_are_retried() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let l = layer_of(d, "l", &[("f", noise(100_000, 4))]);
+    let layer = digest_of(d, "l");
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let digest = digest.trim();
+    let rule = |method, target_has: &str, action| Rule {
+        method,
+        target_has: target_has.into(),
+        skip: 0,
+        times: 1,
+        action,
+    };
+    let busy = || Action::Answer(503, String::new());
+    let slow_down = || Action::Answer(429, "Retry-After: 1\r\n".into());
+    let proxy = Proxy::start(
+        reg.port,
+        vec![
+            rule("POST", "/blobs/uploads/", busy()),
+            rule("PUT", "/manifests/", slow_down()),
+            rule("GET", "/manifests/", busy()),
+            rule("GET", &format!("/blobs/{layer}"), slow_down()),
+        ],
+    );
+    let at = format!("http://127.0.0.1:{}/busy:1", proxy.port);
+    let out = run_env(d, &["push", "img", &at], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(d, &["pull", &at, "--out", "back"], &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(proxy.all_fired(), "{}", summary(&proxy.seen()));
+    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest);
+    let seen = proxy.seen();
+    for f in seen.iter().filter(|s| s.faulted) {
+        let again = retry_of(&seen, f);
+        assert!(
+            (200..300).contains(&again.status),
+            "{} {}: retried, got {}",
+            f.method,
+            f.target,
+            again.status
+        );
+        if f.status == 429 {
+            let waited = again.at - f.at;
+            assert!(
+                waited >= Duration::from_secs(1),
+                "{} {}: retried after {waited:?}, before Retry-After's 1 s",
+                f.method,
+                f.target
+            );
+        }
+    }
 }
 
 #[test]
@@ -1123,6 +1202,9 @@ struct TokenServer {
     requests: Arc<Mutex<Vec<String>>>,
 }
 
+/// The refresh token (Docker's `identitytoken`) the token service accepts for alice.
+const REFRESH_TOKEN: &str = "R3fresh-t0ken";
+
 fn b64url(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -1196,33 +1278,66 @@ impl TokenServer {
                     }
                 }
                 let head = String::from_utf8_lossy(&head).into_owned();
+                let method = head.split_whitespace().next().unwrap_or("").to_string();
                 let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let alice = head.lines().any(|l| {
-                    let l = l.to_ascii_lowercase();
-                    l.starts_with("authorization: basic ")
-                        && l.ends_with(&{
-                            use base64::Engine as _;
-                            base64::engine::general_purpose::STANDARD
-                                .encode("alice:t0ken-pw")
-                                .to_ascii_lowercase()
-                        })
-                });
+                let body_len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0u8; body_len];
+                let _ = c.read_exact(&mut body);
+                let body = String::from_utf8_lossy(&body).into_owned();
+                // Docker's identity-token flow: an OAuth2 refresh-token grant.
+                let form: Vec<(String, String)> = body
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), pct_decode(v)))
+                    .collect();
+                let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                let refresh = method == "POST"
+                    && field("grant_type") == Some("refresh_token")
+                    && field("refresh_token") == Some(REFRESH_TOKEN);
+                let alice = refresh
+                    || head.lines().any(|l| {
+                        let l = l.to_ascii_lowercase();
+                        l.starts_with("authorization: basic ")
+                            && l.ends_with(&{
+                                use base64::Engine as _;
+                                base64::engine::general_purpose::STANDARD
+                                    .encode("alice:t0ken-pw")
+                                    .to_ascii_lowercase()
+                            })
+                    });
                 let query = target.split_once('?').map(|x| x.1).unwrap_or("");
+                let mut scopes: Vec<String> = query
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("scope="))
+                    .map(pct_decode)
+                    .collect();
+                if let Some(s) = field("scope") {
+                    scopes.extend(s.split(' ').map(str::to_string));
+                }
                 let mut access = Vec::new();
-                for kv in query.split('&') {
-                    if let Some(v) = kv.strip_prefix("scope=") {
-                        let v = pct_decode(v);
-                        let parts: Vec<&str> = v.split(':').collect();
-                        if parts.len() == 3 && alice {
-                            access.push(serde_json::json!({
-                                "type": parts[0], "name": parts[1],
-                                "actions": parts[2].split(',').collect::<Vec<_>>()}));
-                        }
+                for v in &scopes {
+                    let parts: Vec<&str> = v.split(':').collect();
+                    if parts.len() == 3 && alice {
+                        access.push(serde_json::json!({
+                            "type": parts[0], "name": parts[1],
+                            "actions": parts[2].split(',').collect::<Vec<_>>()}));
                     }
                 }
                 reqs.lock().unwrap().push(format!(
-                    "{} {target}",
-                    if alice { "alice" } else { "anonymous" }
+                    "{} {method} {target} {}",
+                    if alice { "alice" } else { "anonymous" },
+                    form.iter()
+                        .filter(|(k, _)| k != "refresh_token")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("&")
                 ));
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -1251,7 +1366,14 @@ impl TokenServer {
                     .write_all(input.as_bytes())
                     .unwrap();
                 let sig = sign.wait_with_output().unwrap().stdout;
-                let body = serde_json::json!({"token": format!("{input}.{}", b64url(&sig)), "expires_in": 600}).to_string();
+                let token = format!("{input}.{}", b64url(&sig));
+                // OAuth2 replies carry `access_token`; the GET flow, `token`.
+                let body = if method == "POST" {
+                    serde_json::json!({"access_token": token, "expires_in": 600})
+                } else {
+                    serde_json::json!({"token": token, "expires_in": 600})
+                }
+                .to_string();
                 let _ = write!(
                     c,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -1267,15 +1389,7 @@ impl TokenServer {
 fn bearer_tokens_from_the_www_authenticate_challenge() {
     let t = tempdir();
     let d = t.path();
-    let Some(tokens) = TokenServer::start(d) else {
-        return;
-    };
-    let auth = format!(
-        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
-        tokens.port,
-        d.join("token.crt").display()
-    );
-    let Some(reg) = Registry::start_with(d, "reg", None, &auth) else {
+    let Some((tokens, reg)) = token_registry(d) else {
         return;
     };
     let host = reg.host();
@@ -1312,7 +1426,7 @@ fn bearer_tokens_from_the_www_authenticate_challenge() {
     assert!(!text(&out.stderr).contains("t0ken-pw"));
     let seen = tokens.requests.lock().unwrap().clone();
     assert!(
-        seen.iter().any(|r| r.starts_with("alice ")
+        seen.iter().any(|r| r.starts_with("alice GET ")
             && r.contains("service=strata-test")
             && r.contains("team%2Fapp%3Apull%2Cpush")),
         "{seen:#?}"
@@ -1333,6 +1447,68 @@ fn bearer_tokens_from_the_www_authenticate_challenge() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
+}
+
+/// The token service and a registry trusting it (`TokenServer`).
+fn token_registry(d: &Path) -> Option<(TokenServer, Registry)> {
+    let tokens = TokenServer::start(d)?;
+    let auth = format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: strata-test\n    issuer: strata-test-issuer\n    rootcertbundle: {}\n",
+        tokens.port,
+        d.join("token.crt").display()
+    );
+    let reg = Registry::start_with(d, "reg", None, &auth)?;
+    Some((tokens, reg))
+}
+
+/// Docker's `identitytoken` is an OAuth2 refresh token: strata POSTs it to
+/// the token realm (`grant_type=refresh_token`, service, scope), as Docker
+/// does, instead of sending it as a Basic password.
+#[test]
+fn identity_tokens_use_the_oauth2_refresh_grant() {
+    let t = tempdir();
+    let d = t.path();
+    let Some((tokens, reg)) = token_registry(d) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", noise(10_000, 6))]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let cfg = d.join("dockercfg");
+    fs::create_dir_all(&cfg).unwrap();
+    let write_cfg = |token: &str| {
+        fs::write(
+            cfg.join("config.json"),
+            format!("{{\"auths\":{{\"{host}\":{{\"identitytoken\":\"{token}\"}}}}}}"),
+        )
+        .unwrap()
+    };
+    let env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let dest = format!("http://{host}/team/app:1");
+
+    write_cfg(REFRESH_TOKEN);
+    let out = run_env(d, &["push", "img", &dest], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_env(d, &["pull", &dest, "--out", "back"], &env, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(ok_in(d, &["digest", "back"]).trim(), digest.trim());
+    let seen = tokens.requests.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|r| r.starts_with("alice POST /token ")
+            && r.contains("grant_type=refresh_token")
+            && r.contains("service=strata-test")
+            && r.contains("scope=repository:team/app:pull,push")),
+        "{seen:#?}"
+    );
+    assert!(!seen.iter().any(|r| r.contains(" GET ")), "{seen:#?}");
+
+    // A token the service does not know: refused, named as an identity token.
+    write_cfg("not-the-token");
+    let out = run_env(d, &["pull", &dest, "--out", "x"], &env, None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    assert!(!err.contains("not-the-token"), "{err}");
 }
 
 #[test]
@@ -1382,4 +1558,325 @@ fn tls_is_verified_and_a_private_ca_can_be_trusted() {
     assert_eq!(tree_bytes(&d.join("back")), tree_bytes(&d.join("img")));
     let err = fail_in(d, &["pull", &dest, "--out", "x", "--ca-cert", "l.json"], 2);
     assert!(err.contains("l.json") && err.contains("PEM"), "{err}");
+}
+
+/// A two-layer base pushed to `reg` and pulled shallow into `shallow`;
+/// returns the layers' digests.
+fn shallow_base(d: &Path, reg: &Registry, bytes: usize) -> Vec<String> {
+    let l1 = layer_of(d, "b1", &[("opt/one.bin", noise(bytes, 21))]);
+    let l2 = layer_of(d, "b2", &[("opt/two.bin", noise(bytes, 22))]);
+    let base = ok_in(
+        d,
+        &["image", "--out", "base", "--layer", &l1, "--layer", &l2],
+    );
+    let at = format!("http://{}/base@{}", reg.host(), base.trim());
+    ok_in(d, &["push", "-q", "base", &at]);
+    ok_in(d, &["pull", "-q", "--shallow", &at, "--out", "shallow"]);
+    vec![digest_of(d, "b1"), digest_of(d, "b2")]
+}
+
+/// `strata image --base shallow` as a docker-archive at `out` with `cache`.
+fn archive_args<'a>(out: &'a str, cache: &'a str) -> Vec<&'a str> {
+    vec![
+        "image",
+        "--base",
+        "shallow",
+        "--cmd",
+        "/bin/true",
+        "--format",
+        "docker-archive",
+        "--out",
+        out,
+        "--cache-dir",
+        cache,
+    ]
+}
+
+/// A cached blob is hashed each time it is used: one byte changed in the
+/// cache is caught, the file removed and fetched again (the archive is
+/// right); offline, the error names the cache file, and no archive is written.
+#[test]
+fn a_corrupted_cache_entry_is_fetched_again_never_used() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(mut reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let layers = shallow_base(d, &reg, 300_000);
+    let want = ok_in(d, &archive_args("one.tar", "cache"));
+    let hex = layers[1].strip_prefix("sha256:").unwrap();
+    let cached = d.join("cache/blobs/sha256").join(hex);
+    let corrupt = || {
+        let mut b = fs::read(&cached).unwrap();
+        b[1000] ^= 0x01;
+        fs::write(&cached, b).unwrap();
+    };
+    let gets = |r: &Registry| r.count("GET", &format!("/blobs/{}", layers[1]));
+    assert_eq!(gets(&reg), 1);
+
+    corrupt();
+    let out = run_env(d, &archive_args("two.tar", "cache"), &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("cache/blobs/sha256/{hex}: digest mismatch")),
+        "{err}"
+    );
+    assert_eq!(gets(&reg), 2, "the corrupted blob was not fetched again");
+    assert_eq!(text(&out.stdout).trim(), want.trim());
+    ok_in(d, &["verify", "two.tar"]);
+    assert_eq!(
+        fs::read(d.join("two.tar")).unwrap(),
+        fs::read(d.join("one.tar")).unwrap()
+    );
+    assert_eq!(
+        strata::digest::Digest::of(&fs::read(&cached).unwrap()).to_string(),
+        layers[1],
+        "the cache holds the right bytes again"
+    );
+
+    // Offline: nothing to fetch from; the error names the cache file.
+    corrupt();
+    reg.stop();
+    let err = fail_in(d, &archive_args("three.tar", "cache"), 1);
+    // Progress lines (retries) come first; the error is the one last line.
+    let last = err.trim().lines().last().unwrap();
+    let named = format!("cache file cache/blobs/sha256/{hex}: digest mismatch");
+    assert!(
+        last.starts_with("strata: ") && last.contains(&named),
+        "{err}"
+    );
+    assert!(!d.join("three.tar").exists());
+}
+
+/// Two archive builds on one shallow base share a cache directory at the same
+/// time: both succeed with the same, right bytes.
+#[test]
+fn concurrent_builds_share_the_blob_cache() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    shallow_base(d, &reg, 8_000_000);
+    let spawn = |out: &str| {
+        strata()
+            .current_dir(d)
+            .args(archive_args(out, "shared-cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("a.tar"), spawn("b.tar"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    assert!(b.status.success(), "{}", text(&b.stderr));
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+    ok_in(d, &["verify", "a.tar"]);
+    assert_eq!(
+        fs::read(d.join("a.tar")).unwrap(),
+        fs::read(d.join("b.tar")).unwrap()
+    );
+    let alone = ok_in(d, &archive_args("c.tar", "own-cache"));
+    assert_eq!(alone, text(&a.stdout));
+    assert_eq!(
+        fs::read(d.join("a.tar")).unwrap(),
+        fs::read(d.join("c.tar")).unwrap()
+    );
+}
+
+/// A throwaway GnuPG home and `pass` store (the gpg-agent gpg starts is
+/// stopped on drop).
+struct PassStore {
+    env: Vec<(String, String)>,
+}
+
+impl PassStore {
+    fn new(d: &Path) -> PassStore {
+        let gnupg = d.join("gnupg");
+        fs::create_dir_all(&gnupg).unwrap();
+        fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let env = vec![
+            ("GNUPGHOME".to_string(), gnupg.display().to_string()),
+            (
+                "PASSWORD_STORE_DIR".to_string(),
+                d.join("pass-store").display().to_string(),
+            ),
+        ];
+        let store = PassStore { env };
+        store.run(
+            "gpg",
+            &[
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "strata-test@example.invalid",
+                "default",
+                "default",
+                "never",
+            ],
+            "",
+        );
+        store.run("pass", &["init", "strata-test@example.invalid"], "");
+        store
+    }
+
+    fn run(&self, prog: &str, args: &[&str], stdin: &str) {
+        let mut c = Command::new(prog);
+        c.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{prog}: {}", text(&out.stderr));
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+impl Drop for PassStore {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .status();
+    }
+}
+
+/// Credentials from a real credential helper (Debian's
+/// `docker-credential-pass`, over `pass` and gpg with a throwaway key),
+/// through `credsStore` and through `credHelpers`, against the htpasswd
+/// registry; without the stored entry the registry says credentials are
+/// missing, so they came from the helper.
+#[test]
+fn credential_helpers_docker_credential_pass() {
+    let t = tempdir();
+    let d = t.path();
+    if !have_tool("docker-credential-pass") || !have_tool("pass") || !have_tool("gpg") {
+        return;
+    }
+    let Some(reg) = Registry::start(d, "reg", Some(("alice", "s3cret-pw"))) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", b"helper\n".to_vec())]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let store = PassStore::new(d);
+    let cfg = d.join("dockercfg");
+    fs::create_dir_all(&cfg).unwrap();
+    let mut env = store.env();
+    env.push(("DOCKER_CONFIG", cfg.to_str().unwrap()));
+    let dest = format!("http://{host}/private:1");
+
+    for (i, config) in [
+        r#"{"credsStore":"pass"}"#.to_string(),
+        format!(r#"{{"credHelpers":{{"{host}":"pass"}}}}"#),
+    ]
+    .iter()
+    .enumerate()
+    {
+        fs::write(cfg.join("config.json"), config).unwrap();
+        // Nothing stored yet: anonymous, refused.
+        let out = run_env(d, &["push", "img", &dest], &env, None);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{config}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("requires credentials"),
+            "{config}: {}",
+            text(&out.stderr)
+        );
+        store.run(
+            "docker-credential-pass",
+            &["store"],
+            &format!(r#"{{"ServerURL":"{host}","Username":"alice","Secret":"s3cret-pw"}}"#),
+        );
+        let out = run_env(d, &["push", "img", &dest], &env, None);
+        assert!(out.status.success(), "{config}: {}", text(&out.stderr));
+        let back = format!("back{i}");
+        let out = run_env(d, &["pull", &dest, "--out", &back], &env, None);
+        assert!(out.status.success(), "{config}: {}", text(&out.stderr));
+        assert_eq!(ok_in(d, &["digest", &back]).trim(), digest.trim());
+        assert!(!text(&out.stderr).contains("s3cret"));
+        store.run("docker-credential-pass", &["erase"], &host);
+    }
+}
+
+/// README: plain HTTP only when asked. A reference without `http://` speaks
+/// TLS (so a plain-HTTP registry fails, one line naming it); `--insecure`
+/// makes the same reference work, for push and pull.
+#[test]
+fn insecure_allows_plain_http_for_a_reference_without_scheme() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let l = layer_of(d, "l", &[("f", b"plain\n".to_vec())]);
+    let digest = ok_in(d, &["image", "--out", "img", "--layer", &l]);
+    let dest = format!("{}/app:1", reg.host());
+    let err = fail_in(d, &["push", "img", &dest, "--retries", "0"], 1);
+    assert!(err.contains(&reg.host()), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(reg.count("PUT", "/manifests/"), 0);
+    let out = ok_in(d, &["push", "-q", "--insecure", "img", &dest]);
+    assert_eq!(out.trim(), format!("{dest}@{}", digest.trim()));
+    ok_in(d, &["pull", "-q", "--insecure", &dest, "--out", "back"]);
+    assert_eq!(ok_in(d, &["digest", "back"]), digest);
+}
+
+/// README: push sends an oci-archive or a strata docker-archive as it sends
+/// a layout: the registry serves the image under strata's digest.
+#[test]
+fn archives_are_pushed_like_layouts() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let host = reg.host();
+    let l = layer_of(d, "l", &[("f", noise(50_000, 8))]);
+    for format in ["oci-archive", "docker-archive"] {
+        let out = format!("{format}.tar");
+        let tag = format!("{host}/{format}:1");
+        let digest = ok_in(
+            d,
+            &[
+                "image", "--format", format, "--out", &out, "--layer", &l, "--cmd", "/f", "--tag",
+                &tag,
+            ],
+        );
+        let pushed = ok_in(d, &["push", "-q", &out, &format!("http://{tag}")]);
+        assert_eq!(
+            pushed.trim(),
+            format!("{tag}@{}", digest.trim()),
+            "{format}"
+        );
+        assert_eq!(
+            raw_digest(d, &format!("docker://{tag}")),
+            digest.trim(),
+            "{format}"
+        );
+        let back = format!("{format}.back");
+        ok_in(d, &["pull", "-q", &format!("http://{tag}"), "--out", &back]);
+        assert_eq!(ok_in(d, &["digest", &back]).trim(), digest.trim());
+    }
 }

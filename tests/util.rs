@@ -65,13 +65,20 @@ pub fn have_tool(name: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if !found && std::env::var("STRATA_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{name} is required (STRATA_REQUIRE_TOOLS=1) but not installed");
+    require(found, &format!("{name} is not installed"))
+}
+
+/// Whether a test's prerequisite holds. The one skip path of the suite:
+/// with STRATA_REQUIRE_TOOLS=1 (as CI sets) an unmet prerequisite panics
+/// with `why`; otherwise it prints `skipping: why` and returns false.
+pub fn require(cond: bool, why: &str) -> bool {
+    if !cond && std::env::var("STRATA_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{why} (required: STRATA_REQUIRE_TOOLS=1)");
     }
-    if !found {
-        eprintln!("skipping: {name} not installed");
+    if !cond {
+        eprintln!("skipping: {why}");
     }
-    found
+    cond
 }
 
 /// Write a file, creating parents, with `mode`.

@@ -34,6 +34,17 @@ pub const MAX_ENTRIES: usize = 10_000_000;
 /// thread. The entries and the error (the first in walk order) are the same
 /// for any `threads`.
 pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>, threads: usize) -> Result<Vec<Entry>> {
+    walk_dir_limited(dir, prefix, threads, MAX_ENTRIES)
+}
+
+/// [`walk_dir`] with at most `max_entries` names (unit tests lower it: ten
+/// million files cannot be made in a test).
+fn walk_dir_limited(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    threads: usize,
+    max_entries: usize,
+) -> Result<Vec<Entry>> {
     let meta = fs::metadata(dir).io_context(|| format!("input directory {dir}"))?;
     if !meta.is_dir() {
         return Err(Error::invalid(format!("input {dir}: not a directory")));
@@ -41,6 +52,7 @@ pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>, threads: usize) -> R
     let origin: Arc<str> = Arc::from(format!("input directory {dir}"));
     let walk = Walk {
         root: dir,
+        max_entries,
         origin,
         queue: Mutex::new(Queue {
             todo: vec![(0, dir.to_owned(), prefix.cloned())],
@@ -104,7 +116,7 @@ struct Queue {
     busy: usize,
     /// Listings by number, until the caller takes them; the root is 0.
     done: Vec<Option<Listing>>,
-    /// Names listed so far; past [`MAX_ENTRIES`] (`over`) nothing more is.
+    /// Names listed so far; past the limit (`over`) nothing more is.
     listed: usize,
     over: bool,
     stop: bool,
@@ -112,6 +124,8 @@ struct Queue {
 
 struct Walk<'a> {
     root: &'a Utf8Path,
+    /// [`MAX_ENTRIES`], but for unit tests.
+    max_entries: usize,
     origin: Arc<str>,
     queue: Mutex<Queue>,
     wake: Condvar,
@@ -119,7 +133,10 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn too_many(&self) -> Error {
-        Error::invalid(format!("{}: more than {MAX_ENTRIES} entries", self.root))
+        Error::invalid(format!(
+            "{}: more than {} entries",
+            self.root, self.max_entries
+        ))
     }
 
     /// List one directory from the queue. Returns false once there is none
@@ -145,7 +162,7 @@ impl Walk<'_> {
         let mut l = list_one(&host, path.as_ref(), &self.origin);
         let mut q = self.queue.lock().expect("lock");
         q.listed += l.entries.len();
-        q.over |= q.listed > MAX_ENTRIES;
+        q.over |= q.listed > self.max_entries;
         if !q.over {
             for sub in l.subdirs.iter_mut().flatten() {
                 *sub = q.done.len();
@@ -314,6 +331,26 @@ mod tests {
             symlink("../f001", dir.join("sub/link")).unwrap();
         }
         t
+    }
+
+    /// The documented limit (README, SECURITY.md) and its check, with the
+    /// limit lowered: ten million files cannot be made in a test.
+    #[test]
+    fn names_past_the_limit_are_an_error_for_any_thread_count() {
+        assert_eq!(MAX_ENTRIES, 10_000_000);
+        let t = tree();
+        let root = Utf8Path::from_path(t.path()).unwrap();
+        // 7 directories, each with 300 files and `sub`, which holds 2.
+        let names = 7 + 7 * 301 + 7 * 2;
+        for threads in [1, 4] {
+            let all = walk_dir_limited(root, None, threads, names).unwrap();
+            assert_eq!(all.len(), names);
+            let e = walk_dir_limited(root, None, threads, names - 1).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{root}: more than {} entries", names - 1)
+            );
+        }
     }
 
     fn walk_with(root: &std::path::Path, threads: usize) -> Result<Vec<Entry>> {

@@ -33,7 +33,17 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The user name Docker gives an identity token (in `config.json` and from
+/// credential helpers).
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 impl Credentials {
+    /// Whether the password is an identity (OAuth2 refresh) token: a token
+    /// service is then asked with `grant_type=refresh_token`, as Docker does.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == IDENTITY_TOKEN_USER
+    }
+
     /// The value of an `Authorization: Basic` header.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
@@ -114,7 +124,7 @@ pub fn from_docker_config(path: &Utf8Path, registry: &str) -> Result<Option<Cred
     if let Some((key, entry)) = cfg.auths.iter().find(|(k, _)| matches_host(k, registry)) {
         if let Some(t) = &entry.identity_token {
             return Ok(Some(Credentials {
-                username: "<token>".into(),
+                username: IDENTITY_TOKEN_USER.into(),
                 password: t.clone(),
             }));
         }
@@ -190,6 +200,11 @@ pub fn from_helper(name: &str, registry: &str) -> Result<Option<Credentials>> {
             "{prog} get: reply is not {{\"Username\":...,\"Secret\":...}}"
         ))
     })?;
+    if reply.username.is_empty() && reply.secret.is_empty() {
+        // Why: some helpers (docker-credential-pass 0.6) answer an unknown
+        // registry with empty fields and exit 0; Docker takes that as none.
+        return Ok(None);
+    }
     Ok(Some(Credentials {
         username: reply.username,
         password: reply.secret,

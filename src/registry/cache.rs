@@ -1,16 +1,18 @@
 //! The blob cache: remote blobs fetched on demand, by digest.
 //!
 //! Layout: `DIR/blobs/sha256/<hex>`, each file written under a temporary name
-//! and renamed into place only after its size and digest were verified, so a
-//! file there is always whole and right, and concurrent runs fetching the
-//! same blob both succeed (rename is atomic; the bytes are the same). Nothing
-//! is ever modified in place.
+//! and renamed into place only after its size and digest were verified, and
+//! concurrent runs fetching the same blob both succeed (rename is atomic; the
+//! bytes are the same). Nothing is ever modified in place by strata. A cached
+//! file is still hashed again each time it is used (a disk, a user or another
+//! tool may have changed it): one that does not match its digest is removed
+//! and fetched again, or, when it cannot be, the error names the cache file.
 
 use std::fs;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::digest::Digest;
+use crate::digest::{digest_reader, Digest};
 use crate::error::{IoContext, Result};
 use crate::layout::{BlobSource, LayoutPlan, RemoteBlob};
 use crate::output::AtomicFile;
@@ -44,10 +46,26 @@ impl Cache {
         progress: &dyn Progress,
     ) -> Result<(Utf8PathBuf, Outcome)> {
         let path = self.path(digest);
+        let mut stale: Option<String> = None;
         if let Ok(m) = fs::metadata(&path) {
-            if m.is_file() && m.len() == at.size {
-                progress.done(digest, at.size, Outcome::Cached, 0);
-                return Ok((path, Outcome::Cached));
+            if m.is_file() {
+                let problem = if m.len() != at.size {
+                    Some(format!("holds {} bytes, not {}", m.len(), at.size))
+                } else {
+                    let f = fs::File::open(&path).io_context(|| format!("reading {path}"))?;
+                    let (got, _) = digest_reader(f).io_context(|| format!("reading {path}"))?;
+                    (got != *digest).then(|| format!("digest mismatch: its bytes hash to {got}"))
+                };
+                let Some(problem) = problem else {
+                    progress.done(digest, at.size, Outcome::Cached, 0);
+                    return Ok((path, Outcome::Cached));
+                };
+                // Why remove it: a wrong file must never be used, nor kept
+                // where the next run would find it again.
+                fs::remove_file(&path).io_context(|| format!("removing {path}"))?;
+                let problem = format!("cache file {path}: {problem} (removed)");
+                progress.retry(digest, &format!("{problem}; fetching it again"));
+                stale = Some(problem);
             }
         }
         let parent = path.parent().expect("has parent");
@@ -68,10 +86,14 @@ impl Cache {
             Ok(n)
         };
         let n = fetch().map_err(|e| {
-            e.context(format!(
+            let e = e.context(format!(
                 "blob {digest} lives at {}/{} and could not be fetched",
                 at.registry, at.repository
-            ))
+            ));
+            match &stale {
+                Some(problem) => e.context(problem),
+                None => e,
+            }
         })?;
         progress.done(digest, at.size, Outcome::Downloaded, n);
         Ok((path, Outcome::Downloaded))

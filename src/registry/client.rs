@@ -5,6 +5,9 @@
 //!   challenge retries with the credentials, a `Bearer` challenge fetches a
 //!   token from the realm (with the credentials, if any, as Basic auth) for
 //!   the challenge's scope plus the scopes the caller needs, then retries.
+//!   An identity token (Docker's `identitytoken`) is an OAuth2 refresh token:
+//!   it is `POST`ed to the realm (`grant_type=refresh_token`), as Docker
+//!   does; a realm without OAuth2 (404/405) is asked with `GET` as above.
 //! - Retries with exponential backoff on connection failures, 5xx and 429
 //!   (honouring `Retry-After` up to a cap), for requests whose body can be
 //!   sent again; streaming uploads resume at a higher level (`push`).
@@ -321,6 +324,29 @@ impl Client {
         scopes: &[String],
         what: &str,
     ) -> Result<String> {
+        let refresh = self
+            .opts
+            .credentials
+            .as_ref()
+            .filter(|c| c.is_identity_token());
+        if let Some(c) = refresh {
+            // The distribution token spec's OAuth2 form; scopes space-separated.
+            let scope = scopes.join(" ");
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", c.password.as_str()),
+                ("client_id", "strata"),
+                ("scope", scope.as_str()),
+            ];
+            if let Some(s) = service {
+                form.push(("service", s));
+            }
+            match self.agent.post(realm).send_form(&form) {
+                // No OAuth2 at this realm: the GET below, as the spec says.
+                Err(ureq::Error::Status(404 | 405, _)) => {}
+                res => return self.token_reply(res, realm, what),
+            }
+        }
         let mut req = self.agent.get(realm);
         if let Some(s) = service {
             req = req.query("service", s);
@@ -331,12 +357,22 @@ impl Client {
         if let Some(c) = &self.opts.credentials {
             req = req.set("Authorization", &c.basic_header());
         }
+        self.token_reply(req.call(), realm, what)
+    }
+
+    /// The token in a token service's reply (`token` or `access_token`).
+    fn token_reply(
+        &self,
+        res: std::result::Result<ureq::Response, ureq::Error>,
+        realm: &str,
+        what: &str,
+    ) -> Result<String> {
         let host = realm
             .split("://")
             .nth(1)
             .and_then(|r| r.split('/').next())
             .unwrap_or(realm);
-        match req.call() {
+        match res {
             Ok(resp) => {
                 #[derive(Deserialize)]
                 struct Token {
@@ -370,10 +406,10 @@ impl Client {
                 ErrorKind::Auth,
                 format!(
                     "{what}: token service {host} refused {}: {}",
-                    if self.opts.credentials.is_some() {
-                        "the credentials"
-                    } else {
-                        "anonymous access"
+                    match &self.opts.credentials {
+                        Some(c) if c.is_identity_token() => "the identity token",
+                        Some(_) => "the credentials",
+                        None => "anonymous access",
                     },
                     status_text(code)
                 ),
