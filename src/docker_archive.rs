@@ -19,7 +19,8 @@
 //!   [`crate::json::to_canonical`]) with the config and layer descriptors and
 //!   nothing else, so its digest is what `strata push` of the archive gives;
 //! - `index.json` lists one manifest per `manifest.json` entry, in that order,
-//!   annotated with the image's first RepoTag; every RepoTag can select it.
+//!   with the platform its config declares and annotated with the image's
+//!   first RepoTag; every RepoTag can select it.
 //!
 //! Invariants (the archive is untrusted): JSON is read within
 //! [`json::MAX_JSON_BYTES`] and parsed with its depth limit; member names in
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::descriptor::{
-    Descriptor, Index, Manifest, ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST,
+    Descriptor, Index, Manifest, Platform, ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST,
 };
 use crate::digest::{digest_reader, Digest};
 use crate::error::{Error, Result};
@@ -165,6 +166,11 @@ pub fn read(members: &Members) -> Result<LegacyLayout> {
         let mbytes = json::to_canonical(&manifest);
         let mdigest = Digest::of(&mbytes);
         let mut top = Descriptor::new(OCI_MANIFEST, mdigest, mbytes.len() as u64);
+        let platform = Platform::of_config(&cfg);
+        // As strata's own index.json entries: the platform the config declares.
+        if !platform.os.is_empty() && !platform.architecture.is_empty() {
+            top.platform = Some(platform);
+        }
         let tags = e.repo_tags.clone().unwrap_or_default();
         if let Some(t) = tags.first() {
             top.annotations
