@@ -455,8 +455,8 @@ fn hostile_legacy_archives_are_refused_with_one_line() {
 /// after `strata push` (Debian's docker-registry; `skopeo inspect --raw`
 /// hashes the manifest the registry serves), and `skopeo copy
 /// --preserve-digests` of the pushed image back into a layout keeps it.
-/// (`skopeo copy docker-archive:x.tar …` itself gives other digests: it
-/// re-serializes the config and compresses the layers.)
+/// skopeo's own copy of the archive to the registry keeps the config and
+/// layer digests but not the manifest's.
 #[test]
 fn pushing_a_legacy_archive_gives_its_digest() {
     if !have_tool("docker-registry") || !have_tool("skopeo") {
@@ -486,4 +486,21 @@ fn pushing_a_legacy_archive_gives_its_digest() {
         ),
     );
     assert_eq!(ok_in(d, &["digest", "back"]).trim(), b.digest);
+    // skopeo's own push of the archive keeps the config and layer bytes (the
+    // same blob digests) but writes a Docker schema 2 manifest of its own
+    // (another manifest digest).
+    sh(
+        d,
+        &format!(
+            "skopeo copy -q --dest-tls-verify=false docker-archive:docker.tar docker://{}/viaskopeo:1 \
+             && skopeo inspect --raw --tls-verify=false docker://{}/viaskopeo:1 >viaskopeo.json",
+            reg.host(),
+            reg.host()
+        ),
+    );
+    let m: Value = serde_json::from_slice(&fs::read(d.join("viaskopeo.json")).unwrap()).unwrap();
+    assert_eq!(m["config"]["digest"], format!("sha256:{}", b.config_hex));
+    assert_eq!(m["layers"][0]["digest"], format!("sha256:{}", b.layer_hex));
+    let theirs = crate::registry::raw_digest(d, &format!("docker://{}/viaskopeo:1", reg.host()));
+    assert_ne!(theirs, b.digest, "skopeo's manifest is not strata's");
 }
