@@ -70,6 +70,11 @@ pub struct Built {
 /// `strata image` of the fixture tree as an uncompressed layer, with Env and
 /// Cmd, as `NAME.oci`.
 pub fn built(d: &Path, name: &str, env: &str) -> Built {
+    built_with(d, name, env, "none")
+}
+
+/// [`built`] with the layer compressed by `compression`.
+pub fn built_with(d: &Path, name: &str, env: &str, compression: &str) -> Built {
     let tree = d.join(format!("{name}-tree"));
     fixture_tree(&tree, false);
     fs::write(tree.join("etc/name"), name).unwrap();
@@ -80,7 +85,7 @@ pub fn built(d: &Path, name: &str, env: &str) -> Built {
         &[
             "layer",
             "--compression",
-            "none",
+            compression,
             "--out",
             &tar,
             "--descriptor",
@@ -275,6 +280,39 @@ fn legacy_archives_read_as_the_image_they_hold() {
     // normalize of a legacy archive: strata's own layer is already canonical.
     ok_in(d, &["normalize", "docker.tar.gz", "norm.oci"]);
     assert_eq!(ok_in(d, &["digest", "norm.oci"]).trim(), b.digest);
+}
+
+/// A layer member that is already gzip (as `docker load` accepts) keeps its
+/// media type and bytes: the archive reads as the image strata built with
+/// that gzip layer. bzip2 and xz members have no OCI media type: refused.
+#[test]
+fn compressed_layer_members_keep_their_compression() {
+    let t = tempdir();
+    let d = t.path();
+    let b = built_with(d, "gz", "FOO=bar", "gzip");
+    write_tar(&d.join("gz.tar"), &docker_members(&b, "abcd", "gz:1"));
+    assert_eq!(ok_in(d, &["digest", "gz.tar"]).trim(), b.digest);
+    let i: Value = serde_json::from_str(&ok_in(d, &["inspect", "--json", "gz.tar"])).unwrap();
+    assert_eq!(
+        i["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    ok_in(d, &["verify", "gz.tar"]);
+    let mut bz = docker_members(&b, "abcd", "gz:1");
+    for m in &mut bz {
+        if let M::File(n, bytes) = m {
+            if n.ends_with("layer.tar") {
+                *bytes = b"BZh91AY&SY".to_vec();
+            }
+        }
+    }
+    write_tar(&d.join("bz.tar"), &bz);
+    rejects(
+        d,
+        &["digest", "bz.tar"],
+        1,
+        &["strata: bz.tar:abcd/layer.tar: a bzip2 or xz-compressed layer"],
+    );
 }
 
 /// `docker save a:1 b:1`: one entry per image; without a tag the choice is
