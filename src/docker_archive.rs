@@ -20,7 +20,8 @@
 //!   nothing else, so its digest is what `strata push` of the archive gives;
 //! - `index.json` lists one manifest per `manifest.json` entry, in that order,
 //!   with the platform its config declares and annotated with the image's
-//!   first RepoTag; every RepoTag can select it.
+//!   first RepoTag; every RepoTag (an untagged image: its image ID) can
+//!   select it.
 //!
 //! Invariants (the archive is untrusted): JSON is read within
 //! [`json::MAX_JSON_BYTES`] and parsed with its depth limit; member names in
@@ -68,7 +69,8 @@ pub struct LegacyLayout {
     pub files: BTreeMap<String, BlobSource>,
     /// Layout file name → the archive member it is (for messages).
     pub names: BTreeMap<String, String>,
-    /// The RepoTags of each `index.json` entry, in order.
+    /// The RepoTags of each `index.json` entry, in order (an untagged
+    /// image: its image ID, `sha256:<config digest>`).
     pub tags: Vec<Vec<String>>,
 }
 
@@ -180,7 +182,12 @@ pub fn read(members: &Members) -> Result<LegacyLayout> {
             Layout::blob_name(&mdigest),
             BlobSource::Bytes(Arc::new(mbytes)),
         );
-        out.tags.push(tags);
+        // Why the image ID for an untagged image: it can be chosen then too.
+        out.tags.push(if tags.is_empty() {
+            vec![cfg_digest.to_string()]
+        } else {
+            tags
+        });
         tops.push(top);
     }
     out.files.insert(

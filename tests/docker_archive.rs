@@ -15,6 +15,7 @@ use crate::errors::rejects;
 use crate::util::{fixture_tree, have_tool, ok_in, sh, tempdir};
 
 /// A member of a crafted archive.
+#[derive(Clone)]
 pub enum M {
     File(String, Vec<u8>),
     Dir(String),
@@ -337,6 +338,14 @@ fn a_multi_image_archive_needs_a_tag() {
     );
     members.push(file("manifest.json", manifest));
     write_tar(&d.join("two.tar"), &members);
+    let untagged_manifest = format!(
+        r#"[{{"Config":"{}.json","RepoTags":["a:1"],"Layers":["{ida}/layer.tar"]}},{{"Config":"{}.json","RepoTags":null,"Layers":["{idb}/layer.tar"]}}]"#,
+        a.config_hex, b.config_hex
+    );
+    write_tar(
+        &d.join("untagged.tar"),
+        &with_manifest(members.clone(), &untagged_manifest),
+    );
     sh(d, "gzip -c two.tar > two.tar.gz");
     for f in ["two.tar", "two.tar.gz"] {
         for cmd in ["digest", "inspect"] {
@@ -366,6 +375,12 @@ fn a_multi_image_archive_needs_a_tag() {
             &["digest", "--ref", "c:1", f],
             1,
             &["no image tagged \"c:1\" (have: a:1, a:latest, b:1)"],
+        );
+        // An image without RepoTags is chosen by its image ID.
+        let untagged = format!("sha256:{}", b.config_hex);
+        assert_eq!(
+            ok_in(d, &["digest", "--ref", &untagged, "untagged.tar"]).trim(),
+            b.digest
         );
         // verify checks every image the archive holds.
         let v = ok_in(d, &["verify", f]);
