@@ -42,8 +42,9 @@ pub enum Input {
     Layer(Utf8PathBuf),
 }
 
-/// Open `path` as an image (layout directory, or a tar with a top-level
-/// `oci-layout`) or else as a single layer blob.
+/// Open `path` as an image (layout directory, or a tar — plain, gzip or zstd
+/// — with a top-level `oci-layout` or `manifest.json`: an OCI archive or a
+/// docker-archive of any age) or else as a single layer blob.
 pub fn open_input(path: &Utf8Path) -> Result<Input> {
     let meta = std::fs::metadata(path).io_context(|| format!("opening {path}"))?;
     if meta.is_dir() {
@@ -51,31 +52,33 @@ pub fn open_input(path: &Utf8Path) -> Result<Input> {
     }
     let f = File::open(path).io_context(|| format!("opening {path}"))?;
     let mut r = LayerReader::new(io::BufReader::new(f), path.as_str())?;
-    if r.compression() != Compression::None {
-        return Ok(Input::Layer(path.to_path_buf()));
-    }
-    let (mut layout, mut docker) = (false, false);
+    let mut image = false;
     // Headers only (contents are skipped); a tar that fails to read here is
     // read again as a layer, which reports the problem.
     while let Ok(Some(e)) = r.next_entry() {
         match (e.path.as_str(), e.kind) {
-            ("oci-layout", EntryType::File) => {
-                layout = true;
+            ("oci-layout" | "manifest.json", EntryType::File) => {
+                image = true;
                 break;
             }
-            ("manifest.json", EntryType::File) => docker = true,
+            // Why stop here: no image archive holds such a path (at most
+            // `<id>/layer.tar` or `blobs/sha256/<hex>`), so this is a layer,
+            // and a compressed layer is not decompressed to its end for nothing.
+            (p, _) if !in_image_archive(p) => break,
             _ => {}
         }
     }
-    if layout {
+    if image {
         Ok(Input::Image(Layout::open(path)?))
-    } else if docker {
-        Err(Error::unsupported(format!(
-            "{path}: a docker-archive without oci-layout (docker save before Docker 25) is not supported"
-        )))
     } else {
         Ok(Input::Layer(path.to_path_buf()))
     }
+}
+
+/// Whether an image archive (OCI or docker-archive) can hold entry `p`.
+fn in_image_archive(p: &str) -> bool {
+    let parts: Vec<&str> = p.split('/').collect();
+    matches!(parts.as_slice(), [_] | [_, _] | ["blobs", _, _])
 }
 
 /// What kind of difference a finding is (decides what `--semantic` ignores).

@@ -1,5 +1,7 @@
 //! OCI image layouts: reading (a directory, or a tar holding one: oci-archive
-//! and strata's docker-archive) and writing (a directory).
+//! and strata's docker-archive, plain or gzip/zstd-compressed; a legacy
+//! docker-archive is read as one through [`crate::docker_archive`]) and
+//! writing (a directory).
 //!
 //! Reading never extracts: a tar is scanned once for entry offsets and blobs
 //! are read in place. Every JSON blob read is checked against its descriptor
@@ -25,7 +27,9 @@ use crate::descriptor::{is_index, is_manifest, Descriptor, Index, Manifest, Plat
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::json;
+use crate::layer::compress::Compression;
 use crate::output::AtomicDir;
+use crate::tar_members::{Link, Members};
 
 /// The `oci-layout` file every layout carries.
 pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -82,6 +86,17 @@ pub enum BlobSource {
         /// Length of the content.
         size: u64,
     },
+    /// A slice of the tar stream inside a gzip- or zstd-compressed archive
+    /// (not seekable: read by decompressing from the start, see
+    /// [`crate::tar_members`]).
+    Compressed {
+        /// The compressed archive.
+        archive: Utf8PathBuf,
+        /// Offset of the content in the decompressed tar stream.
+        offset: u64,
+        /// Length of the content.
+        size: u64,
+    },
     /// Absent here: it lives in a registry.
     Remote {
         /// The blob's digest.
@@ -107,6 +122,11 @@ impl BlobSource {
                     .io_context(|| format!("reading {archive}"))?;
                 Box::new(f.take(*size))
             }
+            BlobSource::Compressed {
+                archive,
+                offset,
+                size,
+            } => crate::tar_members::open_compressed(archive, *offset, *size)?,
             BlobSource::Remote { digest, at } => return Err(remote_error(digest, at)),
         })
     }
@@ -126,6 +146,14 @@ enum Root {
         path: Utf8PathBuf,
         entries: BTreeMap<String, (u64, u64)>,
     },
+    /// A compressed archive, or a legacy docker-archive read as a layout.
+    Files {
+        path: Utf8PathBuf,
+        /// Layout file name → where its bytes are.
+        files: BTreeMap<String, BlobSource>,
+        /// Layout file name → the archive member it is (for messages).
+        members: BTreeMap<String, String>,
+    },
 }
 
 /// An OCI layout opened for reading.
@@ -135,6 +163,9 @@ pub struct Layout {
     pub index: Index,
     /// Blobs absent here that live in a registry (a shallow layout).
     pub remote: BTreeMap<Digest, RemoteBlob>,
+    /// The RepoTags of each index.json entry (legacy docker-archives): each
+    /// selects its image like a ref name does.
+    tags: Vec<Vec<String>>,
 }
 
 /// One image resolved from a layout, its JSON blobs verified.
@@ -178,18 +209,16 @@ impl Layout {
     /// Open a layout directory or a tar archive holding one.
     pub fn open(path: &Utf8Path) -> Result<Layout> {
         let meta = fs::metadata(path).io_context(|| format!("opening {path}"))?;
-        let root = if meta.is_dir() {
-            Root::Dir(path.to_path_buf())
+        let (root, tags) = if meta.is_dir() {
+            (Root::Dir(path.to_path_buf()), Vec::new())
         } else {
-            Root::Tar {
-                path: path.to_path_buf(),
-                entries: scan_tar(path)?,
-            }
+            open_archive(path)?
         };
         let mut layout = Layout {
             root,
             index: Index::new(Vec::new()),
             remote: BTreeMap::new(),
+            tags,
         };
         let oci_layout = layout
             .read_file("oci-layout", 4096)?
@@ -220,8 +249,8 @@ impl Layout {
     }
 
     fn missing(&self, file: &str) -> Error {
-        let hint = if file == "oci-layout" && matches!(self.root, Root::Tar { .. }) {
-            " (a docker-archive from `docker save` before Docker 25 is not an OCI layout)"
+        let hint = if file == "oci-layout" && !matches!(self.root, Root::Dir(_)) {
+            " (neither an OCI layout nor a docker-archive: no manifest.json either)"
         } else {
             ""
         };
@@ -233,6 +262,10 @@ impl Layout {
         match &self.root {
             Root::Dir(d) => format!("{d}/{file}"),
             Root::Tar { path, .. } => format!("{path}:{file}"),
+            Root::Files { path, members, .. } => match members.get(file) {
+                Some(m) => format!("{path}:{m}"),
+                None => format!("{path}:{file}"),
+            },
         }
     }
 
@@ -240,7 +273,7 @@ impl Layout {
     pub fn path(&self) -> &Utf8Path {
         match &self.root {
             Root::Dir(d) => d,
-            Root::Tar { path, .. } => path,
+            Root::Tar { path, .. } | Root::Files { path, .. } => path,
         }
     }
 
@@ -263,6 +296,7 @@ impl Layout {
                     size,
                 })
             }
+            Root::Files { files, .. } => files.get(file).cloned(),
         }
     }
 
@@ -304,7 +338,7 @@ impl Layout {
     pub fn blob_size(&self, d: &Digest) -> Option<u64> {
         match self.blob(d)? {
             BlobSource::File(p) => fs::metadata(p).ok().map(|m| m.len()),
-            BlobSource::Slice { size, .. } => Some(size),
+            BlobSource::Slice { size, .. } | BlobSource::Compressed { size, .. } => Some(size),
             BlobSource::Bytes(b) => Some(b.len() as u64),
             BlobSource::Remote { at, .. } => Some(at.size),
         }
@@ -353,14 +387,21 @@ impl Layout {
     pub fn top(&self, reference: Option<&str>) -> Result<Descriptor> {
         let ms = &self.index.manifests;
         if let Some(r) = reference {
+            let tagged = |i: usize| {
+                self.tags
+                    .get(i)
+                    .is_some_and(|ts| ts.iter().any(|t| crate::docker_archive::tag_matches(t, r)))
+            };
             return ms
                 .iter()
-                .find(|d| d.ref_name() == Some(r))
-                .cloned()
+                .enumerate()
+                .find(|(i, d)| d.ref_name() == Some(r) || tagged(*i))
+                .map(|(_, d)| d.clone())
                 .ok_or_else(|| {
                     Error::invalid(format!(
-                        "{}: no image tagged {r:?}",
-                        self.name("index.json")
+                        "{}: no image tagged {r:?}{}",
+                        self.name("index.json"),
+                        self.have_tags()
                     ))
                 });
         }
@@ -370,6 +411,11 @@ impl Layout {
                 "{}: lists no manifests",
                 self.name("index.json")
             ))),
+            n if !self.tags.is_empty() => Err(Error::invalid(format!(
+                "{}: holds {n} images; name one by tag{}",
+                self.path(),
+                self.have_tags()
+            ))),
             n => {
                 let refs: Vec<&str> = ms.iter().filter_map(|d| d.ref_name()).collect();
                 Err(Error::invalid(format!(
@@ -378,6 +424,16 @@ impl Layout {
                     refs.join(", ")
                 )))
             }
+        }
+    }
+
+    /// ` (have: a:1, b:1)` for a legacy archive's RepoTags, else nothing.
+    fn have_tags(&self) -> String {
+        let all: Vec<&str> = self.tags.iter().flatten().map(String::as_str).collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!(" (have: {})", all.join(", "))
         }
     }
 
@@ -481,13 +537,55 @@ pub fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descr
     }
 }
 
-/// Scan a tar once: regular-file entry name → (content offset, size).
-fn scan_tar(path: &Utf8Path) -> Result<BTreeMap<String, (u64, u64)>> {
+/// Open an archive: a plain tar holding an OCI layout is read in place; a
+/// compressed one, or a legacy docker-archive, through its members.
+fn open_archive(path: &Utf8Path) -> Result<(Root, Vec<Vec<String>>)> {
+    let members = if crate::tar_members::compression_of(path)? != Compression::None {
+        Members::scan_compressed(path)?
+    } else {
+        let (entries, links) = scan_tar(path)?;
+        let m = Members::plain(path, &entries, links);
+        if !crate::docker_archive::is_legacy(&m) {
+            let root = Root::Tar {
+                path: path.to_path_buf(),
+                entries,
+            };
+            return Ok((root, Vec::new()));
+        }
+        m
+    };
+    let (files, names, tags) = if crate::docker_archive::is_legacy(&members) {
+        let l = crate::docker_archive::read(&members)?;
+        (l.files, l.names, l.tags)
+    } else {
+        let files = members
+            .files
+            .into_iter()
+            .map(|(name, m)| (name, m.source))
+            .collect();
+        (files, BTreeMap::new(), Vec::new())
+    };
+    let root = Root::Files {
+        path: path.to_path_buf(),
+        files,
+        members: names,
+    };
+    Ok((root, tags))
+}
+
+/// Scan a tar once: regular-file entry name → (content offset, size), and
+/// its links (legacy docker-archives link layers to each other).
+#[allow(clippy::type_complexity)]
+fn scan_tar(path: &Utf8Path) -> Result<(BTreeMap<String, (u64, u64)>, BTreeMap<String, Link>)> {
     scan_tar_limited(path, MAX_ARCHIVE_ENTRIES)
 }
 
 /// [`scan_tar`] with at most `max_entries` entries (unit tests lower it).
-fn scan_tar_limited(path: &Utf8Path, max_entries: usize) -> Result<BTreeMap<String, (u64, u64)>> {
+#[allow(clippy::type_complexity)]
+fn scan_tar_limited(
+    path: &Utf8Path,
+    max_entries: usize,
+) -> Result<(BTreeMap<String, (u64, u64)>, BTreeMap<String, Link>)> {
     let mut f = File::open(path).io_context(|| format!("opening {path}"))?;
     // Why: for a file that is no tar at all, the tar reader's error quotes its
     // first bytes (binary noise); say plainly what it is not instead.
@@ -500,6 +598,7 @@ fn scan_tar_limited(path: &Utf8Path, max_entries: usize) -> Result<BTreeMap<Stri
         .io_context(|| format!("reading {path}"))?;
     let mut ar = ::tar::Archive::new(io::BufReader::new(f));
     let mut out = BTreeMap::new();
+    let mut links = BTreeMap::new();
     let bad = |e: io::Error| {
         Error::corrupt(format!(
             "{path}: not a readable tar archive: {}",
@@ -521,12 +620,28 @@ fn scan_tar_limited(path: &Utf8Path, max_entries: usize) -> Result<BTreeMap<Stri
         if et.is_dir() || et.is_pax_global_extensions() {
             continue;
         }
+        if et.is_symlink() || et.is_hard_link() {
+            let target = ent.link_name_bytes().unwrap_or_default();
+            let target = String::from_utf8_lossy(&target).into_owned();
+            let l = if et.is_symlink() {
+                Link::Symlink(target)
+            } else {
+                Link::Hard(target)
+            };
+            if out.contains_key(&name) || links.insert(name.clone(), l).is_some() {
+                return Err(Error::corrupt(format!(
+                    "{path}: entry {name} appears twice"
+                )));
+            }
+            continue;
+        }
         if !et.is_file() {
             continue;
         }
-        if out
-            .insert(name.clone(), (ent.raw_file_position(), ent.size()))
-            .is_some()
+        if links.contains_key(&name)
+            || out
+                .insert(name.clone(), (ent.raw_file_position(), ent.size()))
+                .is_some()
         {
             return Err(Error::corrupt(format!(
                 "{path}: entry {name} appears twice"
@@ -538,7 +653,7 @@ fn scan_tar_limited(path: &Utf8Path, max_entries: usize) -> Result<BTreeMap<Stri
             "{path}: not an OCI layout archive (no files)"
         )));
     }
-    Ok(out)
+    Ok((out, links))
 }
 
 /// Whether the first 512 bytes are a tar header with a valid checksum.
@@ -664,7 +779,7 @@ fn place_blob(src: &BlobSource, size: u64, to: &Utf8Path) -> Result<()> {
             Ok(())
         }
         BlobSource::Remote { digest, at } => Err(remote_error(digest, at)),
-        BlobSource::Slice { .. } => {
+        BlobSource::Slice { .. } | BlobSource::Compressed { .. } => {
             let mut r = src.open()?;
             let mut f = File::create(to).io_context(|| "writing".to_string())?;
             let n = io::copy(&mut r, &mut f).io_context(|| "copying".to_string())?;
@@ -697,7 +812,7 @@ mod tests {
             b.append_data(&mut h, name, &b"{}"[..]).unwrap();
         }
         fs::write(&path, b.into_inner().unwrap()).unwrap();
-        assert_eq!(scan_tar_limited(&path, 3).unwrap().len(), 3);
+        assert_eq!(scan_tar_limited(&path, 3).unwrap().0.len(), 3);
         let e = scan_tar_limited(&path, 2).unwrap_err().to_string();
         assert_eq!(e, format!("{path}: more than 2 entries"));
     }

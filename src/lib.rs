@@ -31,3 +31,6 @@ pub mod verify;
 // Reproducibility audits (issue #6).
 pub mod diff;
 pub mod normalize;
+// Legacy docker-archives and compressed archives (issue #19).
+pub mod docker_archive;
+pub mod tar_members;

@@ -983,3 +983,162 @@ fn bb_digest(w: &Path) -> String {
     let v: Value = serde_json::from_slice(&fs::read(w.join("bb.json")).unwrap()).unwrap();
     v["digest"].as_str().unwrap().to_string()
 }
+
+/// Issue #19: archives the real producers write from an image are read as
+/// that image, and serve as a base: Docker 20.10's `docker save` (legacy
+/// format, plain and piped through gzip), `podman save` and skopeo's
+/// `docker-archive:`. The base's layer is uncompressed, so each archive's
+/// `strata digest` is the digest strata gave the image before it went
+/// through the engine (config and layer kept byte for byte). Each is
+/// inspected, verified and used as `--base`; every result is the same image
+/// and runs in docker and podman with the base's Env and the new Cmd. A
+/// `docker save a b` archive needs a tag, and with one gives that image.
+#[test]
+fn images_docker_podman_and_skopeo_saved_are_bases() {
+    let Some(e) = engines() else { return };
+    let work = e.work("legacy");
+    let w = &work.0;
+    let spec = format!(r#"{{"version":1,"entries":[{}]}}"#, busybox_entries());
+    fs::write(w.join("bb.spec.json"), spec).unwrap();
+    let bb = "bb.tar:bb.json";
+    ok_in(
+        w,
+        &[
+            "layer",
+            "--compression",
+            "none",
+            "--out",
+            "bb.tar",
+            "--descriptor",
+            "bb.json",
+            "--spec",
+            "bb.spec.json",
+        ],
+    );
+    let base = |name: &str, env: &str| {
+        build(
+            w,
+            name,
+            &[
+                "--layer",
+                bb,
+                "--env",
+                env,
+                "--cmd",
+                r#"["/bin/sh","-c","echo base"]"#,
+            ],
+        )
+    };
+    let a = base("legacy-a", "FOO=from-a");
+    let b = base("legacy-b", "FOO=from-b");
+    let digest_of = |p: &Path| {
+        ok_in(w, &["digest", p.to_str().unwrap()])
+            .trim()
+            .to_string()
+    };
+    let (da, db) = (digest_of(&a.layout), digest_of(&b.layout));
+    for img in [&a, &b] {
+        e.ok(w, "docker", &["load", "-i", img.archive.to_str().unwrap()]);
+        e.ok(w, "podman", &["load", "-i", img.archive.to_str().unwrap()]);
+    }
+    e.ok(w, "docker", &["save", &a.tag, "-o", "docker.tar"]);
+    e.ok(
+        w,
+        "sh",
+        &[
+            "-c",
+            &format!("docker save {} | gzip >docker.tar.gz", a.tag),
+        ],
+    );
+    e.ok(
+        w,
+        "podman",
+        &[
+            "save",
+            "-o",
+            "podman.tar",
+            &format!("docker.io/library/{}", a.tag),
+        ],
+    );
+    let oci = format!("oci:{}:{REF}", a.layout.display());
+    let sk = format!("docker-archive:{}/skopeo.tar:{}", w.display(), a.tag);
+    e.ok(w, "skopeo", &["copy", "-q", &oci, &sk]);
+    e.ok(w, "docker", &["save", &a.tag, &b.tag, "-o", "multi.tar"]);
+    // What Docker 20.10 wrote is the legacy format.
+    let listing = e.ok(w, "tar", &["tf", "docker.tar"]);
+    assert!(
+        listing.contains("/layer.tar") && !listing.contains("oci-layout"),
+        "docker save wrote: {listing}"
+    );
+
+    let top = layer(
+        w,
+        "motd",
+        r#"{"version":1,"entries":[{"type":"file","path":"etc/motd","content":"added\n"}]}"#,
+    );
+    let cmd = r#"["/bin/sh","-c","echo $FOO; cat /etc/motd"]"#;
+    let mut composed: Vec<(String, String)> = Vec::new();
+    for f in ["docker.tar", "docker.tar.gz", "podman.tar", "skopeo.tar"] {
+        assert_eq!(ok_in(w, &["digest", f]).trim(), da, "strata digest {f}");
+        ok_in(w, &["verify", f]);
+        let i = ok_in(w, &["inspect", f]);
+        assert!(i.contains("FOO=from-a"), "strata inspect {f}: {i}");
+        let name = format!("on-{}", f.replace('.', "-"));
+        let img = build(w, &name, &["--base", f, "--layer", &top, "--cmd", cmd]);
+        composed.push((f.to_string(), digest_of(&img.layout)));
+        if f == "docker.tar" {
+            // Once in all four engines (the other bases give the same image, below).
+            run_everywhere(&e, w, &img, 0, "from-a\nadded\n", same);
+        } else {
+            e.ok(w, "docker", &["load", "-i", img.archive.to_str().unwrap()]);
+            e.ok(w, "podman", &["load", "-i", img.archive.to_str().unwrap()]);
+            let podman_name = format!("docker.io/library/{}", img.tag);
+            let runs = [
+                ("docker run", docker_run(&e, w, &img.tag, &[])),
+                ("podman run", podman_run(&e, w, &podman_name, &[])),
+            ];
+            expect_all(&runs, 0, "from-a\nadded\n", same);
+        }
+    }
+    assert!(
+        composed.windows(2).all(|p| p[0].1 == p[1].1),
+        "every base gives one image: {composed:?}"
+    );
+
+    // Two images in one archive: a tag is needed, and picks.
+    let out = crate::util::run_in(w, &["digest", "multi.tar"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("strata: multi.tar: holds 2 images; name one by tag (have: ")
+            && err.contains(&a.tag)
+            && err.contains(&b.tag)
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        ok_in(w, &["digest", "--ref", &a.tag, "multi.tar"]).trim(),
+        da
+    );
+    assert_eq!(
+        ok_in(w, &["digest", "--ref", &b.tag, "multi.tar"]).trim(),
+        db
+    );
+    let img = build(
+        w,
+        "on-multi",
+        &[
+            "--base",
+            "multi.tar",
+            "--base-ref",
+            &b.tag,
+            "--layer",
+            &top,
+            "--cmd",
+            cmd,
+        ],
+    );
+    e.ok(w, "docker", &["load", "-i", img.archive.to_str().unwrap()]);
+    let runs = [("docker run", docker_run(&e, w, &img.tag, &[]))];
+    expect_all(&runs, 0, "from-b\nadded\n", same);
+}

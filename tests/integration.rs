@@ -8,6 +8,7 @@ mod util;
 
 mod audit;
 mod consumers;
+mod docker_archive;
 mod engines;
 mod errors;
 mod golden;

@@ -218,7 +218,7 @@ fn skopeo_digest(d: &Path, reference: &str) -> String {
 }
 
 /// The digest of the manifest at `reference` as the registry serves it.
-fn raw_digest(d: &Path, reference: &str) -> String {
+pub(crate) fn raw_digest(d: &Path, reference: &str) -> String {
     let out = Command::new("skopeo")
         .current_dir(d)
         .args(["inspect", "--tls-verify=false", "--raw", reference])

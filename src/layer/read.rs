@@ -236,6 +236,12 @@ impl<'a, R: Read + 'a> LayerReader<'a, R> {
         self.compression
     }
 
+    /// Bytes of the (uncompressed) tar stream read so far: right after
+    /// [`next_entry`](Self::next_entry) returned a file, where its content starts.
+    pub fn tar_offset(&self) -> u64 {
+        self.diff.len()
+    }
+
     fn stream_name(&self) -> &'static str {
         match self.compression {
             Compression::Gzip { .. } => "gzip",
