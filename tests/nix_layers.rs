@@ -117,7 +117,16 @@ fn popularity_order_and_split_at_max_layers() {
     // lib1 (reached by 5), lib2 (3), link (2), then app and tool (1 each).
     let out = ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "3", "--out-dir", "specs", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "3",
+            "--out-dir",
+            "specs",
+            &g,
+        ],
     );
     assert_eq!(out, "specs/0001.json\nspecs/0002.json\nspecs/0003.json\n");
     assert_eq!(
@@ -128,7 +137,16 @@ fn popularity_order_and_split_at_max_layers() {
     for n in ["5", "9"] {
         ok_in(
             t.path(),
-            &["nix-layers", "--max-layers", n, "--out-dir", "specs", &g],
+            &[
+                "nix-layers",
+                "--strategy",
+                "popularity",
+                "--max-layers",
+                n,
+                "--out-dir",
+                "specs",
+                &g,
+            ],
         );
         assert_eq!(
             s.layers("specs"),
@@ -138,7 +156,16 @@ fn popularity_order_and_split_at_max_layers() {
     // N = 1: everything in one layer (what buildLayer asks for).
     ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "1", "--out-dir", "specs", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "1",
+            "--out-dir",
+            "specs",
+            &g,
+        ],
     );
     assert_eq!(
         s.layers("specs"),
@@ -159,7 +186,16 @@ fn ties_go_by_path_bytes() {
     );
     ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "9", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "9",
+            "--out-dir",
+            "o",
+            &g,
+        ],
     );
     assert_eq!(
         s.layers("o"),
@@ -180,6 +216,8 @@ fn excluded_graphs_and_dropped_paths_are_left_out() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "9",
             "--out-dir",
@@ -207,6 +245,8 @@ fn excluded_graphs_and_dropped_paths_are_left_out() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "3",
             "--out-dir",
@@ -228,7 +268,16 @@ fn specs_are_symlinks_and_trees_that_strata_layer_reads() {
     let g = s.full();
     ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "3", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "3",
+            "--out-dir",
+            "o",
+            &g,
+        ],
     );
     let rel = |n: &str| s.p(n)[1..].to_string();
     let specs = s.specs("o");
@@ -301,6 +350,8 @@ fn nothing_to_layer_writes_no_spec() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "2",
             "--out-dir",
@@ -313,20 +364,40 @@ fn nothing_to_layer_writes_no_spec() {
     assert!(s.specs("o").is_empty());
     let out = ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", "e", "empty"],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "e",
+            "empty",
+        ],
     );
     assert_eq!(out, "");
     assert!(s.specs("e").is_empty());
     // A previous run's specs do not survive.
     ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            &g,
+        ],
     );
     assert_eq!(s.specs("o").len(), 1);
     ok_in(
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "2",
             "--out-dir",
@@ -386,7 +457,16 @@ fn malformed_graphs_name_file_and_line() {
         fs::write(t.path().join(name), text).unwrap();
         rejected(
             t.path(),
-            &["nix-layers", "--max-layers", "2", "--out-dir", "o", name],
+            &[
+                "nix-layers",
+                "--strategy",
+                "popularity",
+                "--max-layers",
+                "2",
+                "--out-dir",
+                "o",
+                name,
+            ],
             1,
             want,
         );
@@ -396,6 +476,8 @@ fn malformed_graphs_name_file_and_line() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "2",
             "--out-dir",
@@ -411,7 +493,16 @@ fn malformed_graphs_name_file_and_line() {
     let g = s.graph("gone", &[("gone", &[])]);
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         1,
         &format!("store path {}: no such file or directory", s.p("gone")),
     );
@@ -419,6 +510,8 @@ fn malformed_graphs_name_file_and_line() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "2",
             "--out-dir",
@@ -437,43 +530,100 @@ fn usage_errors() {
     let g = s.full();
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "0", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "0",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         2,
         "--max-layers 0: must be at least 1",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers=-1", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers=-1",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         2,
         "--max-layers",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "x", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "x",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         2,
         "--max-layers",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         2,
         "--max-layers",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "2", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            &g,
+        ],
         2,
         "--out-dir",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", "o"],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+        ],
         2,
         "GRAPHS",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", ".", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            ".",
+            &g,
+        ],
         2,
         "--out-dir .: needs a name",
     );
