@@ -5,30 +5,35 @@
 //! The lock is canonical JSON (src/json.rs: sorted keys, compact):
 //!
 //! ```json
-//! {"layers":[{"paths":[{"key":"openssl","path":"/nix/store/…-openssl-3.0.13","size":6051000}]}],
+//! {"layers":[{"paths":[{"path":"/nix/store/…-openssl-3.0.13","size":6051000}]}],
 //!  "maxLayers":100,"strategy":"size","version":1}
 //! ```
 //!
-//! Paths are matched by *key*, not by store path: the hash changes whenever
-//! anything below a path changes, and so would the version. The key is the
-//! name after the hash with every `-`-separated part that starts with a digit
-//! dropped (`openssl-3.0.13-dev` → `openssl-dev`, `python3-3.11.9` →
-//! `python3`); a name that is all version keeps its whole name. Paths sharing
-//! a key share a layer. `path` and `size` are for people reading a diff.
+//! A path of the new closure is matched to a lock entry by name, never by
+//! hash (the hash changes whenever anything below a path changes): first by
+//! its *name* (what follows the hash), if the lock has that name in one
+//! layer; else by its *key*, the name with every `-`-separated part that
+//! starts with a digit dropped (`openssl-3.0.13-dev` → `openssl-dev`,
+//! `python3-3.11.9` → `python3`; a name that is all version is its own key),
+//! so a new version keeps its layer. When several lock layers hold that name
+//! or key (`golang-1.19-src` and `golang-src` share the key `golang-src`),
+//! the entry whose name shares the longest prefix with the path's name wins,
+//! then the lowest layer. `size` is for people reading a diff.
 //!
 //! Keeping a lock (see [`apply`]): every path whose key the lock holds goes
 //! to that key's layer; lock layers left with no path vanish; the new paths
 //! are split as the fresh split would split them and, while the budget
 //! allows, their groups become new layers on top. When it does not, the
 //! groups that do not fit share the last new layer; when no layer is free
-//! at all, the two smallest kept layers are merged to make one (the only
+//! at all, the two smallest kept layers are merged to make one, layers
+//! without a top (a path no other uses) first (the only
 //! re-balancing: a lock never grows the layer count beyond its budget, and
 //! never moves an unchanged path otherwise).
 //!
 //! Invariants: same closure + same lock → same layers; a lock is refused
 //! (one error naming the file) when malformed, of another version, written
-//! for another layer budget or strategy, or naming a key in two layers;
-//! keys no longer in the closure are ignored.
+//! for another layer budget or strategy, or naming a store path twice;
+//! entries no longer in the closure are ignored.
 
 use std::collections::BTreeMap;
 
@@ -54,18 +59,21 @@ pub struct Lock {
 /// One store path in a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Locked {
-    /// What the next build matches on (see the module doc).
-    pub key: String,
     /// The store path this build had.
     pub path: String,
     /// Its size in bytes (narSize, or as measured).
     pub size: u64,
 }
 
-/// The lock key of a store path: its name without hash and version parts.
-pub fn path_key(store_path: &str) -> String {
+/// The name of a store path: what follows its hash.
+pub fn path_name(store_path: &str) -> &str {
     let base = store_path.rsplit('/').next().unwrap_or(store_path);
-    let name = base.split_once('-').map_or(base, |(_, n)| n);
+    base.split_once('-').map_or(base, |(_, n)| n)
+}
+
+/// The lock key of a store path: its name without version parts.
+pub fn path_key(store_path: &str) -> String {
+    let name = path_name(store_path);
     let kept: Vec<&str> = name
         .split('-')
         .filter(|part| !part.starts_with(|c: char| c.is_ascii_digit()))
@@ -94,7 +102,6 @@ impl Lock {
                 .map(|l| {
                     l.iter()
                         .map(|&i| Locked {
-                            key: path_key(closure.name(i)),
                             path: closure.name(i).to_string(),
                             size: size[i],
                         })
@@ -112,7 +119,7 @@ impl Lock {
             .map(|l| {
                 let paths: Vec<Value> = l
                     .iter()
-                    .map(|p| json!({"key": p.key, "path": p.path, "size": p.size}))
+                    .map(|p| json!({"path": p.path, "size": p.size}))
                     .collect();
                 json!({ "paths": paths })
             })
@@ -163,6 +170,7 @@ impl Lock {
             )));
         }
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let what_path = |at: &str| bad(format!("{at}: no \"path\" store path"));
         let mut layers = Vec::with_capacity(layers_v.len());
         for (i, l) in layers_v.iter().enumerate() {
             let paths = l
@@ -172,25 +180,20 @@ impl Lock {
             let mut out = Vec::with_capacity(paths.len());
             for (j, p) in paths.iter().enumerate() {
                 let at = format!("layers[{i}].paths[{j}]");
-                let field = |k: &str| p.get(k).and_then(Value::as_str);
-                let key = field("key")
-                    .filter(|k| !k.is_empty())
-                    .ok_or_else(|| bad(format!("{at}: no \"key\" string")))?;
-                let path = field("path").ok_or_else(|| bad(format!("{at}: no \"path\" string")))?;
+                let path = p
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .filter(|p| super::graph::check_store_path(p).is_ok())
+                    .ok_or_else(|| what_path(&at))?;
                 let size = p
                     .get("size")
                     .and_then(Value::as_u64)
                     .ok_or_else(|| bad(format!("{at}: no \"size\" number")))?;
-                if let Some(&other) = seen.get(key) {
-                    if other != i {
-                        return Err(bad(format!(
-                            "{at}: key {key:?} is in layers {other} and {i}"
-                        )));
-                    }
+                if let Some(&other) = seen.get(path) {
+                    return Err(bad(format!("{at}: {path} is in layer {other} already")));
                 }
-                seen.insert(key, i);
+                seen.insert(path, i);
                 out.push(Locked {
-                    key: key.to_string(),
                     path: path.to_string(),
                     size,
                 });
@@ -232,17 +235,39 @@ pub fn apply(
     max_layers: usize,
     fresh: &[Vec<usize>],
 ) -> Vec<Vec<usize>> {
-    let mut slot_of: BTreeMap<&str, usize> = BTreeMap::new();
+    // name -> (slot, name) and key -> (slot, name), each list sorted.
+    let mut by_name: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+    let mut by_key: BTreeMap<String, Vec<(usize, &str)>> = BTreeMap::new();
     for (i, l) in lock.layers.iter().enumerate() {
         for p in l {
-            slot_of.insert(&p.key, i);
+            let name = path_name(&p.path);
+            by_name.entry(name).or_default().push((i, name));
+            by_key.entry(path_key(&p.path)).or_default().push((i, name));
         }
     }
+    let slot_of = |path: &str| -> Option<usize> {
+        let name = path_name(path);
+        let cands = match by_name.get(name) {
+            Some(c) => c,
+            None => by_key.get(&path_key(path))?,
+        };
+        // The longest common name prefix, then the lowest layer.
+        let common = |other: &str| {
+            name.bytes()
+                .zip(other.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        cands
+            .iter()
+            .min_by_key(|(slot, other)| (std::cmp::Reverse(common(other)), *slot))
+            .map(|(slot, _)| *slot)
+    };
     let mut slots: Vec<Vec<usize>> = vec![Vec::new(); lock.layers.len()];
     let mut is_new = vec![false; closure.refs.len()];
     for &i in ids {
-        match slot_of.get(path_key(closure.name(i)).as_str()) {
-            Some(&s) => slots[s].push(i),
+        match slot_of(closure.name(i)) {
+            Some(s) => slots[s].push(i),
             None => is_new[i] = true,
         }
     }
@@ -257,9 +282,23 @@ pub fn apply(
     }
     let bytes = |l: &Vec<usize>| l.iter().map(|&i| size[i]).sum::<u64>();
     if kept.len() >= max_layers && kept.len() >= 2 {
-        // No room: merge the two smallest kept layers (ties: the later ones).
+        // No room: merge the two smallest kept layers (ties: the later ones),
+        // layers holding no top first: a top (what no other layered path
+        // uses, the applications) changes most often, and merged it would
+        // take its neighbour along at every change.
+        let mut used = vec![false; closure.refs.len()];
+        for &i in ids {
+            for &r in &closure.refs[i] {
+                used[r] = true;
+            }
+        }
+        let has_top = |l: &Vec<usize>| l.iter().any(|&i| !used[i]);
         let mut order: Vec<usize> = (0..kept.len()).collect();
-        order.sort_by(|&a, &b| bytes(&kept[a]).cmp(&bytes(&kept[b])).then(b.cmp(&a)));
+        order.sort_by(|&a, &b| {
+            (has_top(&kept[a]), bytes(&kept[a]))
+                .cmp(&(has_top(&kept[b]), bytes(&kept[b])))
+                .then(b.cmp(&a))
+        });
         let (lo, hi) = (order[0].min(order[1]), order[0].max(order[1]));
         let moved = kept.remove(hi);
         kept[lo].extend(moved);
@@ -343,7 +382,7 @@ mod tests {
         let bytes = crate::json::to_canonical(&lock.to_json());
         assert_eq!(
             String::from_utf8(bytes.clone()).unwrap(),
-            r#"{"layers":[{"paths":[{"key":"a","path":"/s/h1-a-1.0","size":7}]},{"paths":[{"key":"b","path":"/s/h2-b","size":9}]}],"maxLayers":3,"strategy":"size","version":1}"#
+            r#"{"layers":[{"paths":[{"path":"/s/h1-a-1.0","size":7}]},{"paths":[{"path":"/s/h2-b","size":9}]}],"maxLayers":3,"strategy":"size","version":1}"#
         );
         assert_eq!(Lock::parse(&bytes, "l").unwrap(), lock);
     }
@@ -355,7 +394,7 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let p = r#"{"key":"a","path":"/s/a","size":1}"#;
+        let p = r#"{"path":"/s/a","size":1}"#;
         for (text, want) in [
             ("[", "my.lock: malformed JSON"),
             ("[]", "my.lock: not a strata layer lock: not a JSON object"),
@@ -382,14 +421,18 @@ mod tests {
                 "layers[0]: no \"paths\" array",
             ),
             (
-                r#"{"version":1,"maxLayers":2,"strategy":"size","layers":[{"paths":[{"key":"a","path":"/s/a","size":-1}]}]}"#,
+                r#"{"version":1,"maxLayers":2,"strategy":"size","layers":[{"paths":[{"path":"/s/a","size":-1}]}]}"#,
                 "layers[0].paths[0]: no \"size\" number",
             ),
             (
                 &format!(
                     r#"{{"version":1,"maxLayers":2,"strategy":"size","layers":[{{"paths":[{p}]}},{{"paths":[{p}]}}]}}"#
                 ),
-                "layers[1].paths[0]: key \"a\" is in layers 0 and 1",
+                "layers[1].paths[0]: /s/a is in layer 0 already",
+            ),
+            (
+                r#"{"version":1,"maxLayers":2,"strategy":"size","layers":[{"paths":[{"path":"../a","size":1}]}]}"#,
+                "layers[0].paths[0]: no \"path\" store path",
             ),
         ] {
             let e = err(text);
@@ -478,5 +521,31 @@ mod tests {
         );
         // Same closure, same lock: same layers.
         assert_eq!(apply(&lock, &c, &all, &size, 3, &fresh), got);
+    }
+
+    #[test]
+    fn shared_keys_go_by_longest_name_prefix() {
+        // golang-1.19-src and golang-src share the key golang-src.
+        let old = closure(&["h1-golang-1.19-src-1.19.8", "h2-golang-src-1.19"]);
+        let lock = Lock::of(
+            &old,
+            &ids(
+                &old,
+                &[&["h1-golang-1.19-src-1.19.8"], &["h2-golang-src-1.19"]],
+            ),
+            &[1, 1],
+            4,
+            "size",
+        );
+        let c = closure(&["h3-golang-1.19-src-1.19.9", "h4-golang-src-1.20"]);
+        let all = c.layered(&[]);
+        let got = apply(&lock, &c, &all, &[1, 1], 4, std::slice::from_ref(&all));
+        assert_eq!(
+            names(&c, &got),
+            [
+                vec!["h3-golang-1.19-src-1.19.9"],
+                vec!["h4-golang-src-1.20"]
+            ]
+        );
     }
 }

@@ -15,7 +15,8 @@
 //!   reduced: a root that reaches p only through another root of the label
 //!   is dropped (p changes with that one anyway); paths with one label share
 //!   a layer (the label `{}`, paths no root reaches, is one layer too);
-//! - adding a root that would make more than N layers stops the search.
+//! - a candidate that would make more than N layers is skipped; after 2N
+//!   such misses the search stops.
 //!
 //! Layers come out largest first (ties by their first path's bytes), each
 //! path list in path byte order. Sizes come from the graph (`narSize`) or
@@ -61,16 +62,21 @@ pub fn split_by_size(
     let mut key: Vec<Key> = vec![Key::Users(Vec::new()); n];
     let mut count: BTreeMap<Key, usize> = BTreeMap::new();
     count.insert(Key::Users(Vec::new()), ids.len());
+    // Tops (no layered path refers to them: the image's applications) first,
+    // then by size, largest first; ties by path bytes (never by id, which is
+    // graph order).
+    let top = |p: usize| !users[p].iter().any(|&u| layered[u]);
     let mut candidates = ids.to_vec();
-    // Largest first; ties by path bytes (never by id, which is graph order).
     candidates.sort_by(|&a, &b| {
-        size[b]
-            .cmp(&size[a])
+        top(b)
+            .cmp(&top(a))
+            .then(size[b].cmp(&size[a]))
             .then_with(|| closure.name(a).cmp(closure.name(b)))
     });
     let mut root_of = vec![u32::MAX; n];
     let mut seen = vec![u32::MAX; n];
     let mut undo: Vec<(usize, Key)> = Vec::new();
+    let mut misses = 0;
     for (k, &r) in candidates.iter().enumerate() {
         let k = k as u32;
         // The roots above r (they reach r): dropped from r's descendants' labels.
@@ -86,7 +92,15 @@ pub fn split_by_size(
             undo.push((p, old));
         };
         set(r, Key::Own(k), &mut key);
-        for d in reach(&closure.refs, r, &mut seen, 2 * k + 1) {
+        // A top is alone but labels nothing: tops share most of what they
+        // use, in every combination, and labelling by them would split the
+        // closure into as many layers as there are combinations.
+        let below = if top(r) {
+            Vec::new()
+        } else {
+            reach(&closure.refs, r, &mut seen, 2 * k + 1)
+        };
+        for d in below {
             if !layered[d] || root_of[d] != u32::MAX {
                 continue;
             }
@@ -104,7 +118,13 @@ pub fn split_by_size(
                 dec(&mut count, &new);
                 *count.entry(old).or_insert(0) += 1;
             }
-            break;
+            // A smaller candidate may still fit (one that empties the group
+            // it leaves); a bounded number of misses keeps this O(N·graph).
+            misses += 1;
+            if misses > 2 * max_layers {
+                break;
+            }
+            continue;
         }
         root_of[r] = k;
     }
@@ -261,19 +281,31 @@ mod tests {
             run(&c, 1),
             [vec!["app", "ffi", "libc", "py", "ssl", "tool"]]
         );
-        // py alone, then ffi (only py uses it) and libc together, the rest.
+        // The tops (app, tool) alone first; py would make a fourth layer.
         assert_eq!(
             run(&c, 3),
-            [vec!["py"], vec!["ffi", "libc"], vec!["app", "ssl", "tool"]]
+            [vec!["ffi", "libc", "py", "ssl"], vec!["app"], vec!["tool"]]
         );
-        // libc alone too; ffi stays with py's users.
+        // py alone, with ffi and libc (only py uses them, among roots)
+        // would make five; libc alone fits.
         assert_eq!(
             run(&c, 4),
             [
-                vec!["py"],
+                vec!["ffi", "py", "ssl"],
                 vec!["libc"],
-                vec!["app", "ssl", "tool"],
-                vec!["ffi"]
+                vec!["app"],
+                vec!["tool"]
+            ]
+        );
+        // py alone fits at five, its private dependencies grouped.
+        assert_eq!(
+            run(&c, 5),
+            [
+                vec!["py"],
+                vec!["ffi", "libc"],
+                vec!["ssl"],
+                vec!["app"],
+                vec!["tool"]
             ]
         );
         // Enough layers: every path alone.
