@@ -790,6 +790,10 @@ struct NixLayersArgs {
     /// Write this split's lock here (canonical JSON), for the next build's --previous.
     #[arg(long)]
     lock_out: Option<Utf8PathBuf>,
+    /// PATTERN[,PATTERN...]: the store paths matched (a store path, or a name glob such as
+    /// 'python3*') share one layer of their own, below the split; repeatable.
+    #[arg(long)]
+    group: Vec<String>,
     /// Directory to write the specs to (0001.json, 0002.json, ..., bottom first); replaced as a whole.
     #[arg(long)]
     out_dir: Utf8PathBuf,
@@ -825,6 +829,12 @@ fn nix_layers(a: NixLayersArgs) -> CliResult {
             ))))
         }
     };
+    let groups = a
+        .group
+        .iter()
+        .map(|g| strata::nix::Group::parse(g, "--group"))
+        .collect::<strata::Result<Vec<_>>>()
+        .map_err(Failure::Usage)?;
     let mut closure = strata::nix::Closure::new();
     for g in &a.graphs {
         closure.read_graph(g, false)?;
@@ -848,6 +858,7 @@ fn nix_layers(a: NixLayersArgs) -> CliResult {
         strategy,
         previous.as_ref(),
         a.lock_out.is_some(),
+        &groups,
     )?;
     let specs = strata::nix::write_specs(&split.layers, &a.out_dir)?;
     if let (Some(out), Some(lock)) = (&a.lock_out, &split.lock) {

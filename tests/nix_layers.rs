@@ -887,3 +887,88 @@ fn bad_locks_are_refused() {
         "--strategy fast: must be size or popularity",
     );
 }
+
+#[test]
+fn groups_share_a_layer_the_split_completes() {
+    let t = tempdir();
+    let s = Store::new(t.path());
+    let g = s.full();
+    // lib1 and lib2 (a name glob and a store path) share the bottom layer;
+    // the size split places the rest within the 2 layers left.
+    let lib2 = s.p("lib2");
+    let group = format!("lib1*,{lib2}");
+    for strategy in ["size", "popularity"] {
+        ok_in(
+            t.path(),
+            &[
+                "nix-layers",
+                "--strategy",
+                strategy,
+                "--max-layers",
+                "3",
+                "--out-dir",
+                "o",
+                "--group",
+                &group,
+                "--group",
+                "nothing-matches",
+                &g,
+            ],
+        );
+        let l = s.layers("o");
+        assert_eq!(l.len(), 3, "{strategy}: {l:?}");
+        assert_eq!(l[0], ["lib1", "lib2"], "{strategy}");
+        assert_eq!(l.iter().flatten().count(), 5, "{strategy}");
+    }
+    // A group standing alone: one path.
+    ok_in(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            "--group",
+            "tool",
+            &g,
+        ],
+    );
+    assert_eq!(
+        s.layers("o"),
+        layers(&[&["tool"], &["app", "lib1", "lib2", "link"]])
+    );
+    fs::remove_dir_all(t.path().join("o")).unwrap();
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            "--group",
+            "tool",
+            "--group",
+            "app",
+            &g,
+        ],
+        1,
+        "2 groups hold store paths: they leave no layer of the 2 for the other 3 paths",
+    );
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            "--group",
+            "a,,b",
+            &g,
+        ],
+        2,
+        "--group \"a,,b\": an empty pattern",
+    );
+}

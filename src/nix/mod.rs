@@ -25,6 +25,7 @@
 //! A malformed graph is an error naming `file:line`.
 
 pub mod graph;
+pub mod group;
 pub mod lock;
 pub mod popularity;
 pub mod size;
@@ -35,6 +36,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 
 pub use graph::{Closure, MAX_GRAPH_BYTES};
+pub use group::Group;
 pub use lock::{Lock, Locked};
 pub use popularity::split;
 
@@ -74,9 +76,9 @@ pub struct Split {
 }
 
 /// Split the closure's paths (minus `drop`) into at most `max_layers`
-/// layers by `strategy`, keeping `previous`'s assignment when given (check
-/// it first with [`Lock::check`]). `want_lock`: also return the lock of the
-/// result.
+/// layers: the `groups`' layers first (bottom), then the rest by `strategy`,
+/// keeping `previous`'s assignment when given (check it first with
+/// [`Lock::check`]). `want_lock`: also return the lock of the result.
 pub fn split_closure(
     closure: &Closure,
     drop: &[String],
@@ -84,24 +86,49 @@ pub fn split_closure(
     strategy: Strategy,
     previous: Option<&Lock>,
     want_lock: bool,
+    groups: &[Group],
 ) -> Result<Split> {
     size::check_budget(max_layers)?;
-    let ids = closure.layered(drop);
+    let all = closure.layered(drop);
+    let (grouped, ids) = group::take(closure, &all, groups);
+    if !ids.is_empty() && grouped.len() >= max_layers || grouped.len() > max_layers {
+        return Err(Error::invalid(format!(
+            "{} groups hold store paths: they leave no layer of the {max_layers} for the other {} paths",
+            grouped.len(),
+            ids.len()
+        )));
+    }
+    let budget = max_layers - grouped.len();
     // Popularity alone never looks at sizes (nor measures the store).
     let needs_size = strategy == Strategy::Size || previous.is_some() || want_lock;
     let sizes = if needs_size {
-        size::sizes(closure, &ids)?
+        size::sizes(closure, &all)?
     } else {
         Vec::new()
     };
     let fresh = match strategy {
-        Strategy::Popularity => closure.split_by_popularity(drop, max_layers)?,
-        Strategy::Size => size::split_by_size(closure, &ids, &sizes, max_layers),
+        Strategy::Popularity if grouped.is_empty() => {
+            closure.split_by_popularity(drop, max_layers)?
+        }
+        Strategy::Popularity => {
+            // The popularity order of the paths left, split in what is left.
+            let mut dropped: Vec<String> = drop.to_vec();
+            dropped.extend(
+                grouped
+                    .iter()
+                    .flatten()
+                    .map(|&i| closure.name(i).to_string()),
+            );
+            closure.split_by_popularity(&dropped, budget.max(1))?
+        }
+        Strategy::Size => size::split_by_size(closure, &ids, &sizes, budget.max(1)),
     };
-    let layers = match previous {
-        Some(l) => lock::apply(l, closure, &ids, &sizes, max_layers, &fresh),
+    let rest = match previous {
+        Some(l) => lock::apply(l, closure, &ids, &sizes, budget.max(1), &fresh),
         None => fresh,
     };
+    let mut layers = grouped;
+    layers.extend(rest);
     let lock = want_lock.then(|| Lock::of(closure, &layers, &sizes, max_layers, strategy.name()));
     Ok(Split {
         layers: layers

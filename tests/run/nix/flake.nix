@@ -42,20 +42,24 @@
         for f in ${libs}/lib/*; do echo "''${f##*/} ''${m[''${f##*/}]:-not mapped}"; done
         [ -e /lib64 ] || [ -e /bin ] || echo "no /lib64, no /bin"
       '';
+      # One image per closure split (issue #23): by size (the default) and
+      # by popularity; both have bash and libs in layers of their own.
+      image = name: layering: s.buildImage {
+        inherit name layering;
+        tag = "${name}:1";
+        storePaths = [ bash ];
+        format = "docker-archive";
+        config = {
+          Entrypoint = [ "${libs}/lib/ld-linux-x86-64.so.2" "--library-path" "${libs}/lib" "${bash}/bin/bash" "-c" script ];
+          Env = [ "GREETING=hi" ];
+        };
+      };
     in
     {
       packages.${system} = {
         inherit libs bash;
-        image = s.buildImage {
-          name = "strata-nix-run";
-          tag = "strata-nix-run:1";
-          storePaths = [ bash ];
-          format = "docker-archive";
-          config = {
-            Entrypoint = [ "${libs}/lib/ld-linux-x86-64.so.2" "--library-path" "${libs}/lib" "${bash}/bin/bash" "-c" script ];
-            Env = [ "GREETING=hi" ];
-          };
-        };
+        image = image "strata-nix-run" "size";
+        image-popularity = image "strata-nix-run-pop" "popularity";
       };
     };
 }
