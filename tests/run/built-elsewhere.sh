@@ -133,7 +133,8 @@ cp "$HERE/nix/flake.nix" "$F/"
 cp -r "$ROOT/nix" "$F/nix"
 cp "$STRATA" "$F/strata"
 cd "$F"
-LIBS=$(nix path-info .#libs 2>"$WORK/nix.log") || { cat "$WORK/nix.log" >&2; fail "nix path-info .#libs"; }
+nix build --no-link .#libs .#bash 2>"$WORK/nix.log" || { cat "$WORK/nix.log" >&2; fail "nix build .#libs .#bash"; }
+LIBS=$(nix path-info .#libs)
 BASH_OUT=$(nix path-info .#bash)
 # The closure split by size (the default) and by popularity: each image runs.
 for pkg in image:strata-nix-run image-popularity:strata-nix-run-pop; do
