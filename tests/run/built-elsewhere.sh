@@ -137,13 +137,16 @@ nix build --no-link .#libs .#bash 2>"$WORK/nix.log" || { cat "$WORK/nix.log" >&2
 LIBS=$(nix path-info .#libs)
 BASH_OUT=$(nix path-info .#bash)
 # The closure split by size (the default) and by popularity: each image runs.
-for pkg in image:strata-nix-run image-popularity:strata-nix-run-pop; do
-  attr=${pkg%%:*} tag=${pkg#*:}:1
+# Their layer counts (bash and libs alone; one layer) make the images differ.
+for pkg in image:strata-nix-run:2 image-popularity:strata-nix-run-pop:1; do
+  attr=${pkg%%:*} tag=${pkg#*:} n=${tag##*:} tag=${tag%:*}:1
   nix build ".#$attr" 2>"$WORK/nix.log" || { cat "$WORK/nix.log" >&2; fail "nix build .#$attr"; }
   IMG=$(readlink result)
   echo "result -> $IMG"
   # The closure: bash and libs under /nix/store, nothing else in the image.
-  tar -tf "$IMG" >/dev/null
+  got=$("$STRATA" inspect --json "$IMG" | grep -o '"diffId":"sha256:[0-9a-f]*"' | wc -l)
+  [ "$got" = "$n" ] || fail "$attr: $got layers, want $n"
+  echo "ok: $attr: $n layers"
   WANT="ok from nix
 $BASH_OUT/bin/bash
 GREETING=hi

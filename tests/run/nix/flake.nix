@@ -42,10 +42,11 @@
         for f in ${libs}/lib/*; do echo "''${f##*/} ''${m[''${f##*/}]:-not mapped}"; done
         [ -e /lib64 ] || [ -e /bin ] || echo "no /lib64, no /bin"
       '';
-      # One image per closure split (issue #23): by size (the default) and
-      # by popularity; both have bash and libs in layers of their own.
-      image = name: layering: s.buildImage {
-        inherit name layering;
+      # One image per closure split (issue #23): by size (the default: bash
+      # and libs in layers of their own) and by popularity in one layer (the
+      # defaults before size), so the two images differ.
+      image = name: layering: maxLayers: s.buildImage {
+        inherit name layering maxLayers;
         tag = "${name}:1";
         storePaths = [ bash ];
         format = "docker-archive";
@@ -58,8 +59,8 @@
     {
       packages.${system} = {
         inherit libs bash;
-        image = image "strata-nix-run" "size";
-        image-popularity = image "strata-nix-run-pop" "popularity";
+        image = image "strata-nix-run" "size" 100;
+        image-popularity = image "strata-nix-run-pop" "popularity" 1;
       };
     };
 }
