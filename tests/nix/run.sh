@@ -32,7 +32,8 @@
 #     --rebuild finds the pull bit-identical, and the image rebuilds with the
 #     registry stopped; a docker-archive on the pulled base fetches its
 #     layers at build time (no sandbox); the root flake's pushImage (fake nixpkgs' coreutils)
-#     pushes the golden image;
+#     pushes the golden image; the second of two releases (part 2), pushed
+#     after the first, uploads only its new layers and its config;
 #  6. the README's "Nix" flake is tests/nix/example/flake.nix, when the README
 #     marks it.
 set -euo pipefail
@@ -282,6 +283,17 @@ if require docker-registry && require skopeo; then
   BASE_BYTES=$(($(stat -c %s "$WORK/b1.tgz") + $(stat -c %s "$WORK/b2.tgz")))
   "$STRATA" push -q --digest-file "$WORK/base.digest" "$WORK/base" "$R/base:1" >/dev/null
   BASE_DIGEST=$(cat "$WORK/base.digest")
+  # Two releases, the second built with the first's lock (part 2): pushed
+  # one after the other to one repository, the second uploads only its new
+  # layers (app's, extra's) and its config (the registry's access log).
+  "$STRATA" push -q "$R1" "$R/release:1" >/dev/null
+  SEEN=$(wc -l <"$WORK/registry/access.log")
+  "$STRATA" push -q "$R2" "$R/release:2" >/dev/null
+  R2_CONFIG=$("$STRATA" digest --json "$R2" | grep -o '"config": *"sha256:[0-9a-f]*"' | grep -o 'sha256:[0-9a-f]*')
+  check "release2 push: uploads only the new layers and the config" \
+    "$({ comm -13 <(layers "$R1" | sort) <(layers "$R2" | sort); echo "$R2_CONFIG"; } | sort | paste -sd' ')" \
+    "$(tail -n +$((SEEN + 1)) "$WORK/registry/access.log" |
+      sed -n 's|.*"PUT /v2/release/blobs/uploads/[^"]*digest=sha256%3A\([0-9a-f]*\)[^"]*" 201 .*|sha256:\1|p' | sort | paste -sd' ')"
   # The hash pullImage pins: that of the CLI's shallow pull.
   "$STRATA" pull -q --shallow "$R/base@$BASE_DIGEST" --out "$WORK/pulled" >/dev/null
   mkdir -p "$WORK/reg/examples"
