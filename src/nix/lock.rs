@@ -277,31 +277,14 @@ pub fn apply(
         .map(|l| l.iter().copied().filter(|&i| is_new[i]).collect::<Vec<_>>())
         .filter(|l| !l.is_empty())
         .collect();
-    if groups.is_empty() {
-        return kept;
+    // More kept layers than the budget (user groups took some since the
+    // lock was written): merge down to it.
+    while kept.len() > max_layers.max(1) {
+        merge_two_smallest(closure, ids, size, &mut kept);
     }
-    let bytes = |l: &Vec<usize>| l.iter().map(|&i| size[i]).sum::<u64>();
-    if kept.len() >= max_layers && kept.len() >= 2 {
-        // No room: merge the two smallest kept layers (ties: the later ones),
-        // layers holding no top first: a top (what no other layered path
-        // uses, the applications) changes most often, and merged it would
-        // take its neighbour along at every change.
-        let mut used = vec![false; closure.refs.len()];
-        for &i in ids {
-            for &r in &closure.refs[i] {
-                used[r] = true;
-            }
-        }
-        let has_top = |l: &Vec<usize>| l.iter().any(|&i| !used[i]);
-        let mut order: Vec<usize> = (0..kept.len()).collect();
-        order.sort_by(|&a, &b| {
-            (has_top(&kept[a]), bytes(&kept[a]))
-                .cmp(&(has_top(&kept[b]), bytes(&kept[b])))
-                .then(b.cmp(&a))
-        });
-        let (lo, hi) = (order[0].min(order[1]), order[0].max(order[1]));
-        let moved = kept.remove(hi);
-        kept[lo].extend(moved);
+    if !groups.is_empty() && kept.len() >= max_layers && kept.len() >= 2 {
+        // No room for the new paths: free one layer.
+        merge_two_smallest(closure, ids, size, &mut kept);
     }
     let budget = max_layers.saturating_sub(kept.len());
     let mut layers = kept;
@@ -322,6 +305,30 @@ pub fn apply(
         l.sort_by(|&a, &b| closure.name(a).cmp(closure.name(b)));
     }
     layers
+}
+
+/// Merge the two smallest layers (ties: the later ones) into the lower,
+/// layers holding no top first: a top (what no other layered path uses, the
+/// applications) changes most often, and merged it would take its
+/// neighbour along at every change.
+fn merge_two_smallest(closure: &Closure, ids: &[usize], size: &[u64], kept: &mut Vec<Vec<usize>>) {
+    let bytes = |l: &Vec<usize>| l.iter().map(|&i| size[i]).sum::<u64>();
+    let mut used = vec![false; closure.refs.len()];
+    for &i in ids {
+        for &r in &closure.refs[i] {
+            used[r] = true;
+        }
+    }
+    let has_top = |l: &Vec<usize>| l.iter().any(|&i| !used[i]);
+    let mut order: Vec<usize> = (0..kept.len()).collect();
+    order.sort_by(|&a, &b| {
+        (has_top(&kept[a]), bytes(&kept[a]))
+            .cmp(&(has_top(&kept[b]), bytes(&kept[b])))
+            .then(b.cmp(&a))
+    });
+    let (lo, hi) = (order[0].min(order[1]), order[0].max(order[1]));
+    let moved = kept.remove(hi);
+    kept[lo].extend(moved);
 }
 
 #[cfg(test)]
@@ -547,5 +554,23 @@ mod tests {
                 vec!["h4-golang-src-1.20"]
             ]
         );
+    }
+
+    #[test]
+    fn a_smaller_budget_merges_down_to_it() {
+        let c = closure(&["h1-a", "h2-b", "h3-c", "h4-d"]);
+        let all = c.layered(&[]);
+        let lock = Lock::of(
+            &c,
+            &ids(&c, &[&["h1-a"], &["h2-b"], &["h3-c"], &["h4-d"]]),
+            &[1, 2, 3, 4],
+            4,
+            "size",
+        );
+        for n in 1..=4 {
+            let got = apply(&lock, &c, &all, &[1, 2, 3, 4], n, &[]);
+            assert_eq!(got.len(), n);
+            assert_eq!(got.iter().flatten().count(), 4);
+        }
     }
 }
