@@ -780,20 +780,6 @@ struct NixLayersArgs {
     /// At most this many layers (>= 1).
     #[arg(long)]
     max_layers: usize,
-    /// size (default): the largest store paths alone, the rest grouped by the large paths using
-    /// them; popularity: the most depended-on paths one each, the rest in the last layer.
-    #[arg(long, default_value = "size")]
-    strategy: String,
-    /// A lock a previous build wrote (--lock-out): keep its assignment, move only new paths.
-    #[arg(long)]
-    previous: Option<Utf8PathBuf>,
-    /// Write this split's lock here (canonical JSON), for the next build's --previous.
-    #[arg(long)]
-    lock_out: Option<Utf8PathBuf>,
-    /// PATTERN[,PATTERN...]: the store paths matched (a store path, or a name glob such as
-    /// 'python3*') share one layer of their own, below the split; repeatable.
-    #[arg(long)]
-    group: Vec<String>,
     /// Directory to write the specs to (0001.json, 0002.json, ..., bottom first); replaced as a whole.
     #[arg(long)]
     out_dir: Utf8PathBuf,
@@ -803,6 +789,20 @@ struct NixLayersArgs {
     /// A references graph whose paths another layer holds (left out); repeatable.
     #[arg(long)]
     exclude_graph: Vec<Utf8PathBuf>,
+    /// size (default): the largest store paths alone, the rest grouped by the large paths using
+    /// them; popularity: the most depended-on paths one each, the rest in the last layer.
+    #[arg(long, default_value = "size")]
+    strategy: String,
+    /// A lock a previous build wrote (--lock-out): keep its assignment (paths matched by name); new paths go on top.
+    #[arg(long)]
+    previous: Option<Utf8PathBuf>,
+    /// Write this split's lock here (canonical JSON), for the next build's --previous.
+    #[arg(long)]
+    lock_out: Option<Utf8PathBuf>,
+    /// PATTERN[,PATTERN...]: the store paths matched (a store path, or a name glob such as
+    /// 'python3*') share one layer of their own, below the split; repeatable.
+    #[arg(long)]
+    group: Vec<String>,
     /// References graphs (exportReferencesGraph files) whose paths are layered.
     #[arg(required = true)]
     graphs: Vec<Utf8PathBuf>,
