@@ -1,4 +1,4 @@
-//! The popularity split (nixpkgs' `buildLayeredImage` before 24.11): the
+//! The popularity split (nixpkgs' `buildLayeredImage` before `auto-layer`): the
 //! store paths most others depend on in layers of their own, the rest in one.
 //!
 //! Invariants (the semantics of the awk script `nix/closure.awk` this

@@ -2,19 +2,21 @@
 //! other path grouped with the paths used by the same large ones, so that a
 //! change re-uploads about what changed.
 //!
-//! Like nixpkgs' `auto-layer` (the `buildLayeredImage` default since 24.11),
+//! Like nixpkgs' `auto-layer` (made `buildLayeredImage`'s default by PR 355189),
 //! and unlike popularity, bytes decide. The algorithm:
-//! - candidates: the layered paths by size, largest first, ties by path
-//!   bytes; each in turn becomes a *root*, while the layers stay within N;
+//! - candidates: first the *tops* (paths no other layered path uses: the
+//!   applications, which change most often), then the other paths; each
+//!   group by size, largest first, ties by path bytes; each in turn becomes
+//!   a *root*, while the layers stay within N;
 //! - a root is a layer alone: a change to a large path (or anything below
 //!   it, which changes its hash) re-uploads that path and not its neighbours
 //!   (auto-layer puts a root's private dependencies in its layer; those are
 //!   re-uploaded with every change of the root, and the root, at the top of
 //!   its own closure, is what changes most);
 //! - every other path p carries the *label* of the roots that reach p,
-//!   reduced: a root that reaches p only through another root of the label
-//!   is dropped (p changes with that one anyway); paths with one label share
-//!   a layer (the label `{}`, paths no root reaches, is one layer too);
+//!   reduced: a root that reaches another root of the label is dropped (p
+//!   changes with that one anyway); tops label nothing; paths with one label
+//!   share a layer (the label `{}`, paths no root reaches, is one layer too);
 //! - a candidate that would make more than N layers is skipped; after 2N
 //!   such misses the search stops.
 //!
