@@ -5,8 +5,12 @@
 #     name = "app";
 #     layers = [ (s.buildLayer { name = "www"; contents = [ ./www ]; }) ];
 #     config.Entrypoint = [ "${app}/bin/app" ];   # app and its closure go to /nix/store
-#     maxLayers = 10;                              # ... in up to 10 layers, by popularity
+#     maxLayers = 10;                              # ... in up to 10 layers (default 100), by size
+#     previousLayers = ./app.layers.lock;          # keep the last release's split (optional)
 #   }
+#
+# `image.layers` (images with a closure) is the split's lock: commit it beside
+# flake.lock and pass it as the next release's previousLayers.
 #
 # Registries: `pullImage` pins a base by digest and keeps only its manifest
 # and config in the store (a shallow layout: layers stay in the registry);
@@ -21,7 +25,7 @@
 #
 # Closure layering: the runtime closure of store paths is only known at build
 # time (exportReferencesGraph). `strata nix-layers` splits it into layer specs
-# (see `closureSpecs` below and src/nix.rs for the exact semantics).
+# (see `closureSpecs` below and src/nix/ for the exact semantics).
 {
   # The strata package (an attribute set, e.g. a derivation, with bin/strata),
   # or the strata binary itself (a path or string).
@@ -46,11 +50,19 @@ let
   # `outDir` (created, or replaced), 0001.json ... bottom first, none when no
   # path is left: every path of the `graphs` (exportReferencesGraph files)
   # except the `drop` paths (their references stay) and the paths of the
-  # `excludeGraphs` (held by another layer); the most popular paths (reached
-  # from the most others) in layers of their own, at most `maxLayers` layers.
-  closureSpecs = { graphs, excludeGraphs ? [ ], drop ? [ ], maxLayers, outDir }:
-    "${bin} nix-layers --max-layers ${toString maxLayers} --out-dir ${outDir} "
-    + words (map (p: "--drop ${p}") drop ++ map (g: "--exclude-graph ${g}") excludeGraphs ++ graphs);
+  # `excludeGraphs` (held by another layer), split by `strategy` ("size":
+  # the largest paths alone, the rest grouped by the large paths using them;
+  # "popularity": the most depended-on paths alone) into at most `maxLayers`
+  # layers, keeping the split of the lock `previous` (a path, or null), and
+  # writing this split's lock to `lockOut` (a path, or null); `groups`: lists
+  # of patterns whose paths share a layer of their own, below the split.
+  closureSpecs = { graphs, excludeGraphs ? [ ], drop ? [ ], maxLayers, outDir, strategy, previous ? null, lockOut ? null, groups ? [ ] }:
+    "${bin} nix-layers --strategy ${strategy} --max-layers ${toString maxLayers} --out-dir ${outDir} "
+    + words (map (p: "--drop ${p}") drop ++ map (g: "--exclude-graph ${g}") excludeGraphs
+      ++ map (g: "--group '${builtins.replaceStrings [ "'" ] [ "'\\''" ] (builtins.concatStringsSep "," g)}'") groups
+      ++ (if previous == null then [ ] else [ "--previous ${previous}" ])
+      ++ (if lockOut == null then [ ] else [ "--lock-out ${lockOut}" ])
+      ++ graphs);
 
   # The store paths a string refers to, as context keys ("/nix/store/…drv!out"
   # for a derivation output, the path for a source).
@@ -103,10 +115,11 @@ rec {
           # /bin/sh only reads the spec file's name from the environment.
           "exec ${layerCmd}"
         else
-          # The closure as one more spec (one layer: no popularity split).
+          # The closure as one more spec (one layer: no split; "popularity"
+          # keeps the entry order, and so the bytes, of earlier releases).
           ''
             set -e
-            ${closureSpecs { graphs = graphNames "graph" storePaths; maxLayers = 1; outDir = "closure"; }}
+            ${closureSpecs { graphs = graphNames "graph" storePaths; maxLayers = 1; strategy = "popularity"; outDir = "closure"; }}
             exec ${layerCmd} --spec closure/0001.json
           '')
       ];
@@ -137,9 +150,26 @@ rec {
       # Store paths whose runtime closure goes to /nix/store. The store paths
       # `config` mentions (e.g. Entrypoint = [ "${app}/bin/app" ]) always do.
       storePaths ? [ ],
-      # At most this many layers for that closure, the most popular (most
-      # depended-on) store paths in their own layers, bottom first.
-      maxLayers ? 1,
+      # At most this many layers for that closure (dockerTools' default).
+      maxLayers ? 100,
+      # How the closure is split: "size" (the largest store paths, and the
+      # applications, in layers of their own, the rest grouped by the large
+      # paths that use them, so a change re-uploads about what changed) or
+      # "popularity" (the most depended-on paths alone, the rest in the last
+      # layer: what maxLayers > 1 did before "size"; with maxLayers = 1 both
+      # make the same one layer, but only "popularity" keeps the bytes of
+      # images built before, when maxLayers defaulted to 1).
+      layering ? "size",
+      # The lock of an earlier release (its `layers` output, committed to the
+      # repository): unchanged store paths keep their layers, so a push
+      # uploads only what changed. Written for the same maxLayers and
+      # layering, or the build fails naming it.
+      previousLayers ? null,
+      # Store paths that must share a layer (or stand alone), which the split
+      # completes: a list of groups, each a list of patterns, a store path or
+      # a name glob (`[ [ "python3*" ] [ "${app}" ] ]`); each group is one
+      # layer, below the split, within maxLayers.
+      layerGroups ? [ ],
       # { Entrypoint, Cmd, Env = [ "K=V" ], WorkingDir, User, ExposedPorts = { "80/tcp" = {}; },
       #   Volumes = { "/data" = {}; }, Labels = { }, StopSignal }
       config ? { },
@@ -156,6 +186,7 @@ rec {
       mtime ? 0,
     }:
     assert builtins.isInt maxLayers && maxLayers >= 1 || throw "buildImage ${name}: maxLayers must be an integer >= 1";
+    assert builtins.elem layering [ "size" "popularity" ] || throw "buildImage ${name}: layering must be \"size\" or \"popularity\"";
     let
       c = config;
       configJSON = builtins.toJSON c;
@@ -228,7 +259,9 @@ rec {
       args = imageArgs;
     } else {
       # /bin/sh runs the closure split, one `strata layer` per closure layer,
-      # and puts their --layer flags where "@closure@" stands.
+      # and puts their --layer flags where "@closure@" stands. `layers`: the
+      # split's lock (canonical JSON), for the next release's previousLayers.
+      outputs = [ "out" "layers" ];
       builder = "/bin/sh";
       exportReferencesGraph = [ "graph" roots ] ++ graphPairs "exclude" excludePaths;
       args = [
@@ -240,6 +273,10 @@ rec {
             excludeGraphs = graphNames "exclude" excludePaths;
             drop = [ "${roots}" ] ++ map (p: "${p}") rootOnly;
             inherit maxLayers;
+            strategy = layering;
+            groups = map (g: map toString g) layerGroups;
+            previous = if previousLayers == null then null else "${previousLayers}";
+            lockOut = "$layers";
             outDir = "closure";
           }}
           for a do

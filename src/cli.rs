@@ -777,7 +777,7 @@ fn copy_image_blobs(
 
 #[derive(Args)]
 struct NixLayersArgs {
-    /// At most this many layers (>= 1): the most popular store paths one each, the rest in the last.
+    /// At most this many layers (>= 1).
     #[arg(long)]
     max_layers: usize,
     /// Directory to write the specs to (0001.json, 0002.json, ..., bottom first); replaced as a whole.
@@ -789,6 +789,20 @@ struct NixLayersArgs {
     /// A references graph whose paths another layer holds (left out); repeatable.
     #[arg(long)]
     exclude_graph: Vec<Utf8PathBuf>,
+    /// size (default): the largest store paths alone, the rest grouped by the large paths using
+    /// them; popularity: the most depended-on paths one each, the rest in the last layer.
+    #[arg(long, default_value = "size")]
+    strategy: String,
+    /// A lock a previous build wrote (--lock-out): keep its assignment (paths matched by name); new paths go on top.
+    #[arg(long)]
+    previous: Option<Utf8PathBuf>,
+    /// Write this split's lock here (canonical JSON), for the next build's --previous.
+    #[arg(long)]
+    lock_out: Option<Utf8PathBuf>,
+    /// PATTERN[,PATTERN...]: the store paths matched (a store path, or a name glob such as
+    /// 'python3*') share one layer of their own, below the split; repeatable.
+    #[arg(long)]
+    group: Vec<String>,
     /// References graphs (exportReferencesGraph files) whose paths are layered.
     #[arg(required = true)]
     graphs: Vec<Utf8PathBuf>,
@@ -806,6 +820,21 @@ fn nix_layers(a: NixLayersArgs) -> CliResult {
             a.out_dir
         ))));
     }
+    let strategy = match a.strategy.as_str() {
+        "size" => strata::nix::Strategy::Size,
+        "popularity" => strata::nix::Strategy::Popularity,
+        s => {
+            return Err(Failure::Usage(Error::invalid(format!(
+                "--strategy {s}: must be size or popularity"
+            ))))
+        }
+    };
+    let groups = a
+        .group
+        .iter()
+        .map(|g| strata::nix::Group::parse(g, "--group"))
+        .collect::<strata::Result<Vec<_>>>()
+        .map_err(Failure::Usage)?;
     let mut closure = strata::nix::Closure::new();
     for g in &a.graphs {
         closure.read_graph(g, false)?;
@@ -813,13 +842,29 @@ fn nix_layers(a: NixLayersArgs) -> CliResult {
     for g in &a.exclude_graph {
         closure.read_graph(g, true)?;
     }
-    let paths = closure
-        .ordered(&a.drop)
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
-    let layers = strata::nix::split(paths, a.max_layers)?;
-    for spec in strata::nix::write_specs(&layers, &a.out_dir)? {
+    let previous = match &a.previous {
+        Some(p) => {
+            let bytes = strata::layer::read_small_file(p, strata::json::MAX_JSON_BYTES)?;
+            let lock = strata::nix::Lock::parse(&bytes, p.as_str())?;
+            lock.check(p.as_str(), a.max_layers, strategy.name())?;
+            Some(lock)
+        }
+        None => None,
+    };
+    let split = strata::nix::split_closure(
+        &closure,
+        &a.drop,
+        a.max_layers,
+        strategy,
+        previous.as_ref(),
+        a.lock_out.is_some(),
+        &groups,
+    )?;
+    let specs = strata::nix::write_specs(&split.layers, &a.out_dir)?;
+    if let (Some(out), Some(lock)) = (&a.lock_out, &split.lock) {
+        strata::output::write_file(out, &strata::json::to_canonical(&lock.to_json()))?;
+    }
+    for spec in specs {
         println!("{spec}");
     }
     Ok(0)

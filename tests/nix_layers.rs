@@ -117,7 +117,16 @@ fn popularity_order_and_split_at_max_layers() {
     // lib1 (reached by 5), lib2 (3), link (2), then app and tool (1 each).
     let out = ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "3", "--out-dir", "specs", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "3",
+            "--out-dir",
+            "specs",
+            &g,
+        ],
     );
     assert_eq!(out, "specs/0001.json\nspecs/0002.json\nspecs/0003.json\n");
     assert_eq!(
@@ -128,7 +137,16 @@ fn popularity_order_and_split_at_max_layers() {
     for n in ["5", "9"] {
         ok_in(
             t.path(),
-            &["nix-layers", "--max-layers", n, "--out-dir", "specs", &g],
+            &[
+                "nix-layers",
+                "--strategy",
+                "popularity",
+                "--max-layers",
+                n,
+                "--out-dir",
+                "specs",
+                &g,
+            ],
         );
         assert_eq!(
             s.layers("specs"),
@@ -138,7 +156,16 @@ fn popularity_order_and_split_at_max_layers() {
     // N = 1: everything in one layer (what buildLayer asks for).
     ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "1", "--out-dir", "specs", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "1",
+            "--out-dir",
+            "specs",
+            &g,
+        ],
     );
     assert_eq!(
         s.layers("specs"),
@@ -159,7 +186,16 @@ fn ties_go_by_path_bytes() {
     );
     ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "9", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "9",
+            "--out-dir",
+            "o",
+            &g,
+        ],
     );
     assert_eq!(
         s.layers("o"),
@@ -180,6 +216,8 @@ fn excluded_graphs_and_dropped_paths_are_left_out() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "9",
             "--out-dir",
@@ -207,6 +245,8 @@ fn excluded_graphs_and_dropped_paths_are_left_out() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "3",
             "--out-dir",
@@ -228,7 +268,16 @@ fn specs_are_symlinks_and_trees_that_strata_layer_reads() {
     let g = s.full();
     ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "3", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "3",
+            "--out-dir",
+            "o",
+            &g,
+        ],
     );
     let rel = |n: &str| s.p(n)[1..].to_string();
     let specs = s.specs("o");
@@ -301,6 +350,8 @@ fn nothing_to_layer_writes_no_spec() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "2",
             "--out-dir",
@@ -313,20 +364,40 @@ fn nothing_to_layer_writes_no_spec() {
     assert!(s.specs("o").is_empty());
     let out = ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", "e", "empty"],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "e",
+            "empty",
+        ],
     );
     assert_eq!(out, "");
     assert!(s.specs("e").is_empty());
     // A previous run's specs do not survive.
     ok_in(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            &g,
+        ],
     );
     assert_eq!(s.specs("o").len(), 1);
     ok_in(
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "2",
             "--out-dir",
@@ -386,7 +457,16 @@ fn malformed_graphs_name_file_and_line() {
         fs::write(t.path().join(name), text).unwrap();
         rejected(
             t.path(),
-            &["nix-layers", "--max-layers", "2", "--out-dir", "o", name],
+            &[
+                "nix-layers",
+                "--strategy",
+                "popularity",
+                "--max-layers",
+                "2",
+                "--out-dir",
+                "o",
+                name,
+            ],
             1,
             want,
         );
@@ -396,6 +476,8 @@ fn malformed_graphs_name_file_and_line() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "2",
             "--out-dir",
@@ -411,7 +493,16 @@ fn malformed_graphs_name_file_and_line() {
     let g = s.graph("gone", &[("gone", &[])]);
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         1,
         &format!("store path {}: no such file or directory", s.p("gone")),
     );
@@ -419,6 +510,8 @@ fn malformed_graphs_name_file_and_line() {
         t.path(),
         &[
             "nix-layers",
+            "--strategy",
+            "popularity",
             "--max-layers",
             "2",
             "--out-dir",
@@ -437,44 +530,445 @@ fn usage_errors() {
     let g = s.full();
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "0", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "0",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         2,
         "--max-layers 0: must be at least 1",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers=-1", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers=-1",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         2,
         "--max-layers",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "x", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "x",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         2,
         "--max-layers",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--out-dir", "o", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--out-dir",
+            "o",
+            &g,
+        ],
         2,
         "--max-layers",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "2", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            &g,
+        ],
         2,
         "--out-dir",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", "o"],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+        ],
         2,
         "GRAPHS",
     );
     rejected(
         t.path(),
-        &["nix-layers", "--max-layers", "2", "--out-dir", ".", &g],
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            ".",
+            &g,
+        ],
         2,
         "--out-dir .: needs a name",
+    );
+}
+
+#[test]
+fn size_is_the_default_tops_and_large_paths_alone() {
+    let t = tempdir();
+    let s = Store::new(t.path());
+    let g = s.full();
+    // Sizes measured on disk: link (its target's length) > lib1 (15 bytes) >
+    // app (10) > lib2 = tool (5). The tops (app, tool: nothing uses them)
+    // come first, then the largest paths while the budget allows.
+    ok_in(
+        t.path(),
+        &["nix-layers", "--max-layers", "3", "--out-dir", "o", &g],
+    );
+    assert_eq!(
+        s.layers("o"),
+        layers(&[&["lib1", "lib2", "link"], &["app"], &["tool"]])
+    );
+    ok_in(
+        t.path(),
+        &["nix-layers", "--max-layers", "9", "--out-dir", "o", &g],
+    );
+    assert_eq!(
+        s.layers("o"),
+        layers(&[&["link"], &["lib1"], &["app"], &["lib2"], &["tool"]])
+    );
+    ok_in(
+        t.path(),
+        &["nix-layers", "--max-layers", "1", "--out-dir", "o", &g],
+    );
+    assert_eq!(
+        s.layers("o"),
+        layers(&[&["app", "lib1", "lib2", "link", "tool"]])
+    );
+}
+
+/// A JSON graph (what `__structuredAttrs` gives): sizes from narSize.
+#[test]
+fn json_graphs_give_sizes() {
+    let t = tempdir();
+    let s = Store::new(t.path());
+    let node = |p: &str, size: u64, refs: &[&str]| json!({"path": s.p(p), "narSize": size, "references": refs.iter().map(|r| s.p(r)).collect::<Vec<_>>()});
+    // lib2 is now the largest, but alone it would make five layers (lib1,
+    // which only it uses, and link, which no root reaches): lib1 alone fits.
+    let graph = json!({"graph": [
+        node("app", 1, &["lib2", "link"]),
+        node("tool", 1, &["lib1"]),
+        node("lib1", 10, &[]),
+        node("link", 1, &["lib2"]),
+        node("lib2", 1000, &["lib1"]),
+    ], "other": ["attrs", "ignored"], "name": "x"});
+    fs::write(t.path().join("g.json"), graph.to_string()).unwrap();
+    ok_in(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "4",
+            "--out-dir",
+            "o",
+            "g.json",
+        ],
+    );
+    assert_eq!(
+        s.layers("o"),
+        layers(&[&["lib2", "link"], &["lib1"], &["app"], &["tool"]])
+    );
+    fs::remove_dir_all(t.path().join("o")).unwrap();
+    fs::write(
+        t.path().join("bad.json"),
+        json!([{"path": s.p("app"), "narSize": "big"}]).to_string(),
+    )
+    .unwrap();
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "4",
+            "--out-dir",
+            "o",
+            "bad.json",
+        ],
+        1,
+        "bad.json: graph[0]: narSize \"big\": not a byte count",
+    );
+}
+
+#[test]
+fn a_lock_keeps_the_split() {
+    let t = tempdir();
+    let s = Store::new(t.path());
+    let g = s.full();
+    let run = |args: &[&str]| {
+        let mut a = vec!["nix-layers", "--max-layers", "4", "--out-dir", "o"];
+        a.extend_from_slice(args);
+        ok_in(t.path(), &a);
+        s.layers("o")
+    };
+    let first = run(&["--lock-out", "one.lock", &g]);
+    let lock = fs::read_to_string(t.path().join("one.lock")).unwrap();
+    assert!(
+        lock.starts_with(r#"{"layers":[{"paths":[{"path":""#)
+            && lock.ends_with(r#"],"maxLayers":4,"strategy":"size","version":1}"#),
+        "{lock}"
+    );
+    // Same graph, same lock: same layers and the same lock, byte for byte.
+    let again = run(&["--previous", "one.lock", "--lock-out", "two.lock", &g]);
+    assert_eq!(again, first);
+    assert_eq!(fs::read_to_string(t.path().join("two.lock")).unwrap(), lock);
+    // A new path (extra -> lib2) goes on top; every old assignment stays,
+    // even where a fresh split would now differ.
+    write(&s.path("extra"), &[b'x'; 4096], 0o444);
+    let g2 = s.graph(
+        "graph2",
+        &[
+            ("tool", &["lib1"]),
+            ("app", &["lib2", "link"]),
+            ("lib1", &[]),
+            ("link", &["lib2"]),
+            ("lib2", &["lib1"]),
+            ("extra", &["lib2"]),
+        ],
+    );
+    let fresh = run(&[&g2]);
+    let kept = run(&["--previous", "one.lock", &g2]);
+    assert_ne!(fresh[..first.len()], first[..]);
+    assert!(kept.len() <= 4);
+    assert!(kept.iter().any(|l| l == &["extra".to_string()]), "{kept:?}");
+    // Budget 4 was full: the two smallest layers without a top merged; no
+    // other layer changed.
+    for f in &first {
+        assert!(
+            kept.iter().any(|k| f.iter().all(|p| k.contains(p))),
+            "{first:?} -> {kept:?}"
+        );
+    }
+    let changed = kept.iter().filter(|k| !first.contains(k)).count();
+    assert_eq!(
+        changed, 2,
+        "the merged layer and extra's: {first:?} -> {kept:?}"
+    );
+    // A lock naming paths no longer in the closure: they are ignored.
+    let tool_only = s.graph("tool-only", &[("tool", &["lib1"]), ("lib1", &[])]);
+    let l = run(&["--previous", "one.lock", &tool_only]);
+    assert_eq!(l.iter().flatten().count(), 2);
+}
+
+#[test]
+fn bad_locks_are_refused() {
+    let t = tempdir();
+    let s = Store::new(t.path());
+    let g = s.full();
+    ok_in(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "4",
+            "--out-dir",
+            "first",
+            "--lock-out",
+            "four.lock",
+            &g,
+        ],
+    );
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "trunc.lock",
+            "{\"version\":1,",
+            "trunc.lock: malformed JSON",
+        ),
+        ("v2.lock", r#"{"version":2}"#, "v2.lock: lock version 2"),
+        (
+            "dup.lock",
+            r#"{"version":1,"maxLayers":4,"strategy":"size","layers":[{"paths":[{"path":"/s/a","size":1}]},{"paths":[{"path":"/s/a","size":1}]}]}"#,
+            "dup.lock: not a strata layer lock: layers[1].paths[0]: /s/a is in layer 0 already",
+        ),
+    ];
+    for (name, text, want) in cases {
+        fs::write(t.path().join(name), text).unwrap();
+        rejected(
+            t.path(),
+            &[
+                "nix-layers",
+                "--max-layers",
+                "4",
+                "--out-dir",
+                "o",
+                "--previous",
+                name,
+                &g,
+            ],
+            1,
+            want,
+        );
+    }
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "5",
+            "--out-dir",
+            "o",
+            "--previous",
+            "four.lock",
+            &g,
+        ],
+        1,
+        "four.lock: a lock for at most 4 layers, not 5 (re-split without it)",
+    );
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--strategy",
+            "popularity",
+            "--max-layers",
+            "4",
+            "--out-dir",
+            "o",
+            "--previous",
+            "four.lock",
+            &g,
+        ],
+        1,
+        "four.lock: a lock of the size strategy, not popularity",
+    );
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "4",
+            "--out-dir",
+            "o",
+            "--previous",
+            "missing.lock",
+            &g,
+        ],
+        1,
+        "reading missing.lock: no such file or directory",
+    );
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--strategy",
+            "fast",
+            "--max-layers",
+            "4",
+            "--out-dir",
+            "o",
+            &g,
+        ],
+        2,
+        "--strategy fast: must be size or popularity",
+    );
+}
+
+#[test]
+fn groups_share_a_layer_the_split_completes() {
+    let t = tempdir();
+    let s = Store::new(t.path());
+    let g = s.full();
+    // lib1 and lib2 (a name glob and a store path) share the bottom layer;
+    // the size split places the rest within the 2 layers left.
+    let lib2 = s.p("lib2");
+    let group = format!("lib1*,{lib2}");
+    for strategy in ["size", "popularity"] {
+        ok_in(
+            t.path(),
+            &[
+                "nix-layers",
+                "--strategy",
+                strategy,
+                "--max-layers",
+                "3",
+                "--out-dir",
+                "o",
+                "--group",
+                &group,
+                "--group",
+                "nothing-matches",
+                &g,
+            ],
+        );
+        let l = s.layers("o");
+        assert_eq!(l.len(), 3, "{strategy}: {l:?}");
+        assert_eq!(l[0], ["lib1", "lib2"], "{strategy}");
+        assert_eq!(l.iter().flatten().count(), 5, "{strategy}");
+    }
+    // A group standing alone: one path.
+    ok_in(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            "--group",
+            "tool",
+            &g,
+        ],
+    );
+    assert_eq!(
+        s.layers("o"),
+        layers(&[&["tool"], &["app", "lib1", "lib2", "link"]])
+    );
+    fs::remove_dir_all(t.path().join("o")).unwrap();
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            "--group",
+            "tool",
+            "--group",
+            "app",
+            &g,
+        ],
+        1,
+        "2 groups hold store paths: they leave no layer of the 2 for the other 3 paths",
+    );
+    rejected(
+        t.path(),
+        &[
+            "nix-layers",
+            "--max-layers",
+            "2",
+            "--out-dir",
+            "o",
+            "--group",
+            "a,,b",
+            &g,
+        ],
+        2,
+        "--group \"a,,b\": an empty pattern",
     );
 }

@@ -23,6 +23,8 @@
       app = sh "app" "mkdir -p $out/bin; printf '#!/bin/sh\\ncat ${lib2}/lib/lib2 ${link}/lib/lib1\\n' > $out/bin/app; chmod 555 $out/bin/app";
       tool = sh "tool" "echo 'tool uses ${lib1}' > $out";
       extra = sh "extra" "echo 'extra uses ${lib2}' > $out";
+      # app's next release: another store path of the same name.
+      app2 = sh "app" "mkdir -p $out/bin; printf '#!/bin/sh\\necho release 2\\ncat ${lib2}/lib/lib2 ${link}/lib/lib1\\n' > $out/bin/app; chmod 555 $out/bin/app";
       # What nixpkgs' buildEnv makes: symlinks into the store.
       env = sh "env" "mkdir -p $out/bin; ln -s ${app}/bin/app $out/bin/app";
       hello = {
@@ -54,6 +56,43 @@
           storePaths = [ tool ];
           config.Entrypoint = [ "${app}/bin/app" ];
           maxLayers = 3;
+          layering = "popularity";
+        };
+        # The same closure by size (the default), in at most 3 layers: the
+        # applications (app, tool) alone, the rest together:
+        # [lib1 lib2 link] [app] [tool].
+        sized = s.buildImage {
+          name = "sized";
+          tag = "sized:1";
+          storePaths = [ tool ];
+          config.Entrypoint = [ "${app}/bin/app" ];
+          maxLayers = 3;
+        };
+        # A user group (the libraries share the bottom layer) that the size
+        # split completes: [lib1 lib2], then app alone and [link tool].
+        grouped = s.buildImage {
+          name = "grouped";
+          tag = "grouped:1";
+          storePaths = [ tool ];
+          config.Entrypoint = [ "${app}/bin/app" ];
+          maxLayers = 3;
+          layerGroups = [ [ "lib*" ] ];
+        };
+        # Two releases by size with the defaults (at most 100 layers): every
+        # path alone; the second (app rebuilt, extra new) keeps the first's
+        # lock, so every unchanged layer is the same blob.
+        release1 = s.buildImage {
+          name = "release";
+          tag = "release:1";
+          storePaths = [ tool ];
+          config.Entrypoint = [ "${app}/bin/app" ];
+        };
+        release2 = s.buildImage {
+          name = "release";
+          tag = "release:2";
+          storePaths = [ tool extra ];
+          config.Entrypoint = [ "${app2}/bin/app" ];
+          previousLayers = release1.layers;
         };
         # copyToRoot refers to store paths: env's contents at the root, its
         # references' closure (not env itself) in one layer below:
@@ -63,6 +102,9 @@
           tag = "rootenv:1";
           copyToRoot = [ env ];
           config.Entrypoint = [ "/bin/app" ];
+          # The defaults before "size" (digests kept).
+          maxLayers = 1;
+          layering = "popularity";
         };
         # On an oci-archive base: an explicit layer holding lib2's closure and
         # /tmp, then what is left of app's closure: [hello] [lib1 lib2 tmp] [link] [app].
@@ -73,6 +115,7 @@
           layers = [ (s.buildLayer { name = "libs"; storePaths = [ lib2 ]; perms = [ { path = "tmp"; mode = "1777"; } ]; }) ];
           config.Entrypoint = [ "${app}/bin/app" ];
           maxLayers = 5;
+          layering = "popularity";
         };
         # On `closure` (a buildImage base): app's closure is there already;
         # only extra (and nothing it shares with the base) is added: [extra].
@@ -83,6 +126,7 @@
           storePaths = [ extra ];
           config.Entrypoint = [ "${app}/bin/app" ];
           maxLayers = 3;
+          layering = "popularity";
         };
       };
     };

@@ -13,7 +13,9 @@
 #     Bazel's digests), and so do the image from a directory (copyToRoot) and
 #     the root flake's packages.<system>.image;
 #  2. closure layering: the closure of raw derivations referring to each
-#     other lands under /nix/store, split by popularity into maxLayers layers,
+#     other lands under /nix/store, split by popularity or by size into
+#     maxLayers layers; a second release built with the first's lock
+#     (previousLayers) shares every unchanged layer blob;
 #     left out where an explicit layer holds it, referred to by copyToRoot,
 #     on an OCI layout base and an oci-archive base; the root flake's lib
 #     (on fake nixpkgs' strata package) makes the same image as the stand-in;
@@ -30,7 +32,8 @@
 #     --rebuild finds the pull bit-identical, and the image rebuilds with the
 #     registry stopped; a docker-archive on the pulled base fetches its
 #     layers at build time (no sandbox); the root flake's pushImage (fake nixpkgs' coreutils)
-#     pushes the golden image;
+#     pushes the golden image; the second of two releases (part 2), pushed
+#     after the first, uploads only its new layers and its config;
 #  6. the README's "Nix" flake is tests/nix/example/flake.nix (the README
 #     must mark it).
 set -euo pipefail
@@ -137,7 +140,7 @@ LAYERED=$(out "$LIB#layered")
 ROOTENV=$(out "$LIB#rootenv")
 L=$(layers "$GREET")
 check "greet: base layer" "$(golden layer)" "$(echo "$L" | nth 1)"
-check "greet: layers" "hello|words|greet" "$(for i in 1 2 3; do entries "$GREET" "$(echo "$L" | nth $i)" | sed 's/^etc www$/hello/'; done | paste -sd'|')"
+check "greet: layers (by size: greet is larger)" "hello|greet|words" "$(for i in 1 2 3; do entries "$GREET" "$(echo "$L" | nth $i)" | sed 's/^etc www$/hello/'; done | paste -sd'|')"
 L=$(layers "$CLOSURE")
 check "closure: maxLayers 3, by popularity" "lib1|lib2|app link tool" "$(for d in $L; do entries "$CLOSURE" "$d"; done | paste -sd'|')"
 # The root flake's lib (strata as a package, not a path) makes the same image.
@@ -146,7 +149,7 @@ let
   s = (builtins.getFlake "$RT").lib.x86_64-linux;
   t = (builtins.getFlake "$LIB").packages.x86_64-linux;
 in
-s.buildImage { name = "closure"; storePaths = [ t.tool ]; config.Entrypoint = [ "\${t.app}/bin/app" ]; maxLayers = 3; }
+s.buildImage { name = "closure"; storePaths = [ t.tool ]; config.Entrypoint = [ "\${t.app}/bin/app" ]; maxLayers = 3; layering = "popularity"; }
 EOF
 build -f "$WORK/root-closure.nix"
 check "closure: the root flake's lib, same manifest" "$("$STRATA" digest "$CLOSURE")" \
@@ -158,6 +161,27 @@ check "layered: oci-archive base" "$(golden layer)" "$(echo "$L" | nth 1)"
 check "layered: explicit layer, then the rest of the closure" "lib1 lib2 tmp|link|app" \
   "$(for i in 2 3 4; do entries "$LAYERED" "$(echo "$L" | nth $i)"; done | paste -sd'|')"
 check "layered: 4 layers" 4 "$(echo "$L" | wc -l)"
+build "$LIB#sized" "$LIB#release1" "$LIB#release2" "$LIB#grouped"
+GROUPED=$(out "$LIB#grouped")
+L=$(layers "$GROUPED")
+check "grouped: layerGroups [ [ \"lib*\" ] ] first, then the split" "lib1 lib2|app|link tool" \
+  "$(entries "$GROUPED" "$(echo "$L" | nth 1)")|$(for d in $(echo "$L" | sed 1d); do entries "$GROUPED" "$d"; done | sort | paste -sd'|')"
+SIZED=$(out "$LIB#sized")
+check "sized: maxLayers 3, by size (the applications alone)" "lib1 lib2 link|app|tool" \
+  "$(for d in $(layers "$SIZED"); do entries "$SIZED" "$d"; done | paste -sd'|')"
+R1=$(out "$LIB#release1")
+R2=$(out "$LIB#release2")
+# nix build LIB#release1.layers: the lock, an output of its own.
+R1LOCK=$(nix path-info --offline "$LIB#release1.layers")
+check "release1: the lock names 5 store paths" 5 "$(grep -o '"path":' "$R1LOCK" | wc -l)"
+check "release1: maxLayers 100 by default, every path alone" "app|lib1|lib2|link|tool" \
+  "$(for d in $(layers "$R1"); do entries "$R1" "$d"; done | sort | paste -sd'|')"
+# Layer digest and store path names of every layer, for the two releases.
+named() { for d in $(layers "$1"); do echo "$d $(entries "$1" "$d")"; done | sort; }
+check "release2 (previousLayers = release1.layers): the unchanged layers are the same blobs" \
+  "lib1 lib2 link tool" "$(join <(named "$R1") <(named "$R2") | cut -d' ' -f2 | sort | paste -sd' ')"
+check "release2: app and extra in new layers of their own" "app|extra" \
+  "$(comm -13 <(named "$R1" | cut -d' ' -f1) <(named "$R2" | cut -d' ' -f1) | while read -r d; do entries "$R2" "$d"; done | sort | paste -sd'|')"
 build "$LIB#onclosure"
 ONCLOSURE=$(out "$LIB#onclosure")
 L=$(layers "$ONCLOSURE")
@@ -167,7 +191,7 @@ lap
 
 echo "--- 3. rebuild: nix checks the outputs are bit-identical"
 LAYER_DRV=$(nix-store --query --references "$(nix path-info --offline --derivation "$EX#image")" | grep -- '-hello-layer\.drv$')
-if build --rebuild "$EX#image" "$LAYER_DRV" "$EX#greet" "$LIB#closure" "$LIB#layered" "$LIB#rootenv" "$LIB#dir-archive" 2>"$WORK/rebuild.log"; then
+if build --rebuild "$EX#image" "$LAYER_DRV" "$EX#greet" "$LIB#closure" "$LIB#layered" "$LIB#rootenv" "$LIB#dir-archive" "$LIB#sized" "$LIB#release2" 2>"$WORK/rebuild.log"; then
   echo "ok   nix build --rebuild: $(grep -c '^checking outputs of' "$WORK/rebuild.log") derivations bit-identical"
 else
   cat "$WORK/rebuild.log"
@@ -186,7 +210,7 @@ require() {
   echo "skipping $1 checks: not installed"
   return 1
 }
-for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV" "$(out "$LIB#dir-archive")" "$(out "$LIB#hello-archive")"; do
+for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV" "$(out "$LIB#dir-archive")" "$(out "$LIB#hello-archive")" "$SIZED" "$R1" "$R2"; do
   "$STRATA" verify "$img"
 done
 if require oci-image-tool; then
@@ -292,6 +316,17 @@ if require docker-registry && require skopeo; then
   BASE_BYTES=$(($(stat -c %s "$WORK/b1.tgz") + $(stat -c %s "$WORK/b2.tgz")))
   "$STRATA" push -q --digest-file "$WORK/base.digest" "$WORK/base" "$R/base:1" >/dev/null
   BASE_DIGEST=$(cat "$WORK/base.digest")
+  # Two releases, the second built with the first's lock (part 2): pushed
+  # one after the other to one repository, the second uploads only its new
+  # layers (app's, extra's) and its config (the registry's access log).
+  "$STRATA" push -q "$R1" "$R/release:1" >/dev/null
+  SEEN=$(wc -l <"$WORK/registry/access.log")
+  "$STRATA" push -q "$R2" "$R/release:2" >/dev/null
+  R2_CONFIG=$("$STRATA" digest --json "$R2" | grep -o '"config": *"sha256:[0-9a-f]*"' | grep -o 'sha256:[0-9a-f]*')
+  check "release2 push: uploads only the new layers and the config" \
+    "$({ comm -13 <(layers "$R1" | sort) <(layers "$R2" | sort); echo "$R2_CONFIG"; } | sort | paste -sd' ')" \
+    "$(tail -n +$((SEEN + 1)) "$WORK/registry/access.log" |
+      sed -n 's|.*"PUT /v2/release/blobs/uploads/[^"]*digest=sha256%3A\([0-9a-f]*\)[^"]*" 201 .*|sha256:\1|p' | sort | paste -sd' ')"
   # The hash pullImage pins: that of the CLI's shallow pull.
   "$STRATA" pull -q --shallow "$R/base@$BASE_DIGEST" --out "$WORK/pulled" >/dev/null
   mkdir -p "$WORK/reg/examples"

@@ -13,7 +13,8 @@
 #     `nix build` makes from a closure (a store bash referring to a store path
 #     holding its libraries); its entrypoint runs the store bash with the
 #     closure's libraries, which the container shows (/proc/self/maps).
-#     `docker load -i result` + `docker run`, `podman load` + `podman run`.
+#     `docker load -i result` + `docker run`, `podman load` + `podman run`;
+#     once with the closure split by size (the default), once by popularity.
 #
 # Any failure fails the script with the tool's or the engine's message (a
 # container's stderr included). The Bazel server is shut down and the
@@ -132,27 +133,35 @@ cp "$HERE/nix/flake.nix" "$F/"
 cp -r "$ROOT/nix" "$F/nix"
 cp "$STRATA" "$F/strata"
 cd "$F"
-nix build .#image 2>"$WORK/nix.log" || { cat "$WORK/nix.log" >&2; fail "nix build .#image"; }
-IMG=$(readlink result)
+nix build --no-link .#libs .#bash 2>"$WORK/nix.log" || { cat "$WORK/nix.log" >&2; fail "nix build .#libs .#bash"; }
 LIBS=$(nix path-info .#libs)
 BASH_OUT=$(nix path-info .#bash)
-echo "result -> $IMG"
-# The closure: bash and libs under /nix/store, nothing else in the image.
-tar -tf "$IMG" >/dev/null
-WANT="ok from nix
+# The closure split by size (the default) and by popularity: each image runs.
+# Their layer counts (bash and libs alone; one layer) make the images differ.
+for pkg in image:strata-nix-run:2 image-popularity:strata-nix-run-pop:1; do
+  attr=${pkg%%:*} tag=${pkg#*:} n=${tag##*:} tag=${tag%:*}:1
+  nix build ".#$attr" 2>"$WORK/nix.log" || { cat "$WORK/nix.log" >&2; fail "nix build .#$attr"; }
+  IMG=$(readlink result)
+  echo "result -> $IMG"
+  # The closure: bash and libs under /nix/store, nothing else in the image.
+  got=$("$STRATA" inspect --json "$IMG" | grep -o '"diffId":"sha256:[0-9a-f]*"' | wc -l)
+  [ "$got" = "$n" ] || fail "$attr: $got layers, want $n"
+  echo "ok: $attr: $n layers"
+  WANT="ok from nix
 $BASH_OUT/bin/bash
 GREETING=hi
 $(cd "$LIBS/lib" && LC_ALL=C ls | while read -r f; do echo "$f $LIBS/lib/$f"; done)
 no /lib64, no /bin"
-[ "$(echo "$WANT" | grep -c ' /nix/store/')" -ge 3 ] || fail "libs holds fewer than 3 files: $(ls "$LIBS/lib")"
-docker load -i result >"$WORK/load.out" 2>&1 || { cat "$WORK/load.out" >&2; fail "docker load -i result"; }
-cat "$WORK/load.out"
-run "docker run strata-nix-run:1" "$WANT" docker run --rm --network none strata-nix-run:1
-same_id docker strata-nix-run:1 result
-podman load -i result >"$WORK/load.out" 2>&1 || { cat "$WORK/load.out" >&2; fail "podman load -i result"; }
-tail -1 "$WORK/load.out"
-run "podman run strata-nix-run:1" "$WANT" podman run --rm --network none docker.io/library/strata-nix-run:1
-same_id podman docker.io/library/strata-nix-run:1 result
-rm result
+  [ "$(echo "$WANT" | grep -c ' /nix/store/')" -ge 3 ] || fail "libs holds fewer than 3 files: $(ls "$LIBS/lib")"
+  docker load -i result >"$WORK/load.out" 2>&1 || { cat "$WORK/load.out" >&2; fail "docker load -i result"; }
+  cat "$WORK/load.out"
+  run "docker run $tag" "$WANT" docker run --rm --network none "$tag"
+  same_id docker "$tag" result
+  podman load -i result >"$WORK/load.out" 2>&1 || { cat "$WORK/load.out" >&2; fail "podman load -i result"; }
+  tail -1 "$WORK/load.out"
+  run "podman run $tag" "$WANT" podman run --rm --network none "docker.io/library/$tag"
+  same_id podman "docker.io/library/$tag" result
+  rm result
+done
 
 step "built elsewhere: ok"

@@ -23,7 +23,8 @@
           };
         };
         # On top of it, greet and its runtime closure under /nix/store, the
-        # most depended-on store paths in layers of their own (at most 10).
+        # applications and the largest store paths in layers of their own
+        # (at most 10); greet.layers is the split's lock, for previousLayers.
         greet = s.buildImage {
           name = "greet";
           tag = "greet:1";

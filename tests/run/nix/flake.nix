@@ -42,20 +42,25 @@
         for f in ${libs}/lib/*; do echo "''${f##*/} ''${m[''${f##*/}]:-not mapped}"; done
         [ -e /lib64 ] || [ -e /bin ] || echo "no /lib64, no /bin"
       '';
+      # One image per closure split (issue #23): by size (the default: bash
+      # and libs in layers of their own) and by popularity in one layer (the
+      # defaults before size), so the two images differ.
+      image = name: layering: maxLayers: s.buildImage {
+        inherit name layering maxLayers;
+        tag = "${name}:1";
+        storePaths = [ bash ];
+        format = "docker-archive";
+        config = {
+          Entrypoint = [ "${libs}/lib/ld-linux-x86-64.so.2" "--library-path" "${libs}/lib" "${bash}/bin/bash" "-c" script ];
+          Env = [ "GREETING=hi" ];
+        };
+      };
     in
     {
       packages.${system} = {
         inherit libs bash;
-        image = s.buildImage {
-          name = "strata-nix-run";
-          tag = "strata-nix-run:1";
-          storePaths = [ bash ];
-          format = "docker-archive";
-          config = {
-            Entrypoint = [ "${libs}/lib/ld-linux-x86-64.so.2" "--library-path" "${libs}/lib" "${bash}/bin/bash" "-c" script ];
-            Env = [ "GREETING=hi" ];
-          };
-        };
+        image = image "strata-nix-run" "size" 100;
+        image-popularity = image "strata-nix-run-pop" "popularity" 1;
       };
     };
 }

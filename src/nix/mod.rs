@@ -1,237 +1,142 @@
 //! Closure layering for Nix (`strata nix-layers`): Nix references graphs in,
-//! layer specs out. No layer byte passes through here; `strata layer --spec`
-//! turns each spec into a layer.
+//! layer specs (and a layer lock) out. No layer byte passes through here;
+//! `strata layer --spec` turns each spec into a layer.
 //!
 //! `nix/default.nix` asks Nix for the runtime closure of an image's store
-//! paths with `exportReferencesGraph`, whose files are blocks of
+//! paths with `exportReferencesGraph` ([`graph`]) and splits that closure
+//! into at most N layers, by one of two strategies: [`size`] (the default
+//! for new callers: large paths alone, the rest grouped by which large paths
+//! use them) or [`popularity`] (the most depended-on paths alone; its output
+//! is kept byte for byte so images built with it keep their digests). A
+//! previous build's [`lock`] keeps every unchanged assignment.
 //!
-//! ```text
-//! /nix/store/…-app        a store path
-//! /nix/store/…-app.drv    its deriver (any text, often empty)
-//! 2                       how many references follow
-//! /nix/store/…-lib        the references, one per line
-//! /nix/store/…-app        (a path may refer to itself)
-//! ```
-//!
-//! and splits that closure into at most N layers, the store paths most others
-//! depend on in layers of their own (the popularity idea of nixpkgs'
-//! `buildLayeredImage`), so that images sharing them share layers.
-//!
-//! Invariants (the semantics of the awk script `nix/closure.awk` this replaced, so
-//! images built through Nix keep their digests):
+//! Invariants:
 //! - the paths layered are every path listed (as a block's path) in a layered
 //!   graph, minus the dropped paths (their references stay) and minus every
 //!   path listed in an excluded graph (another layer holds it);
-//! - popularity(p) = how many paths listed in the layered graphs, dropped and
-//!   excluded ones included, reach p through references, p itself included;
-//!   paths are ordered by popularity, most popular first, then by path bytes;
-//! - with k paths and N layers: k ≤ N gives every path its own layer; else the
-//!   first N−1 paths get one each and the rest share the last;
 //! - each spec has one entry per store path, at its own place (the path minus
 //!   its leading `/`): a `symlink` (target read with readlink) when the store
 //!   path is a symlink (lstat), else a `tree` (a directory or a single file);
-//! - the result depends only on the graphs' contents, the drop list, N and
-//!   the store paths' types and link targets: not on the order of graph files
-//!   or blocks, hash-map order or the locale.
+//! - the result depends only on the graphs' contents, the drop list, N, the
+//!   strategy, the previous lock and the store paths' types, link targets
+//!   (and sizes, when measured): not on the order of graph files or blocks,
+//!   hash-map order or the locale.
 //!
 //! A malformed graph is an error naming `file:line`.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+pub mod graph;
+pub mod group;
+pub mod lock;
+pub mod popularity;
+pub mod size;
+
 use std::fs;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 
+pub use graph::{Closure, MAX_GRAPH_BYTES};
+pub use group::Group;
+pub use lock::{Lock, Locked};
+pub use popularity::split;
+
 use crate::error::{Error, IoContext, Result};
 use crate::json::to_canonical;
-use crate::layer::path::LayerPath;
 use crate::output::AtomicDir;
 use crate::spec::SPEC_VERSION;
 
-/// Largest references graph strata reads.
-pub const MAX_GRAPH_BYTES: usize = 256 << 20;
-
-/// The union of references graphs: every path seen, its references, and
-/// whether it is listed in a layered or an excluded graph.
-#[derive(Debug, Default)]
-pub struct Closure {
-    names: Vec<String>,
-    ids: BTreeMap<String, usize>,
-    refs: Vec<Vec<usize>>,
-    listed: Vec<bool>,
-    excluded: Vec<bool>,
+/// How a closure is split into layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// The most depended-on paths alone, the rest in the last layer.
+    Popularity,
+    /// The largest paths alone, the rest grouped by the large paths using them.
+    Size,
 }
 
-/// Where the parser is inside a block.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Want {
-    Path,
-    Deriver,
-    Count,
-    Refs(usize),
-}
-
-impl Closure {
-    /// An empty closure.
-    pub fn new() -> Closure {
-        Closure::default()
-    }
-
-    fn id(&mut self, path: &str) -> usize {
-        if let Some(&i) = self.ids.get(path) {
-            return i;
+impl Strategy {
+    /// The strategy's name (`popularity`, `size`), as locks record it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Popularity => "popularity",
+            Strategy::Size => "size",
         }
-        let i = self.names.len();
-        self.names.push(path.to_string());
-        self.ids.insert(path.to_string(), i);
-        self.refs.push(Vec::new());
-        self.listed.push(false);
-        self.excluded.push(false);
-        i
-    }
-
-    /// Read a graph file; `exclude` leaves its paths out of the layers.
-    pub fn read_graph(&mut self, path: &Utf8Path, exclude: bool) -> Result<()> {
-        let bytes = crate::layer::read_small_file(path, MAX_GRAPH_BYTES)?;
-        self.add_graph(&bytes, path.as_str(), exclude)
-    }
-
-    /// Add a graph's text; `what` names it in errors (`what:line: …`).
-    /// `exclude`: its paths are left out of the layers and its references
-    /// are not recorded.
-    pub fn add_graph(&mut self, bytes: &[u8], what: &str, exclude: bool) -> Result<()> {
-        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        let mut want = Want::Path;
-        let mut current = 0;
-        let mut lines = 0;
-        if !bytes.is_empty() {
-            for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
-                lines = i + 1;
-                let at = || format!("{what}:{}", i + 1);
-                let line = std::str::from_utf8(raw)
-                    .map_err(|_| Error::invalid(format!("{}: not UTF-8", at())))?;
-                want = match want {
-                    Want::Path => {
-                        check_store_path(line).map_err(|e| e.context(at()))?;
-                        current = self.id(line);
-                        if exclude {
-                            self.excluded[current] = true;
-                        } else {
-                            self.listed[current] = true;
-                        }
-                        Want::Deriver
-                    }
-                    Want::Deriver => Want::Count,
-                    Want::Count => {
-                        let n = Some(line)
-                            .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
-                            .and_then(|l| l.parse::<usize>().ok())
-                            .ok_or_else(|| {
-                                Error::invalid(format!("{}: not a reference count: {line:?}", at()))
-                            })?;
-                        if n == 0 {
-                            Want::Path
-                        } else {
-                            Want::Refs(n)
-                        }
-                    }
-                    Want::Refs(left) => {
-                        check_store_path(line)
-                            .map_err(|e| e.context(format!("{}: reference", at())))?;
-                        let r = self.id(line);
-                        if !exclude && r != current {
-                            self.refs[current].push(r);
-                        }
-                        if left == 1 {
-                            Want::Path
-                        } else {
-                            Want::Refs(left - 1)
-                        }
-                    }
-                };
-            }
-        }
-        let missing = match want {
-            Want::Path => return Ok(()),
-            Want::Deriver => "a deriver line".to_string(),
-            Want::Count => "a reference count".to_string(),
-            Want::Refs(1) => "1 more reference".to_string(),
-            Want::Refs(n) => format!("{n} more references"),
-        };
-        Err(Error::invalid(format!(
-            "{what}:{}: truncated graph: expected {missing}",
-            lines + 1
-        )))
-    }
-
-    /// How many listed paths reach each path (by id), the path itself included.
-    fn popularity(&self) -> Vec<usize> {
-        let n = self.names.len();
-        let mut pop = vec![0usize; n];
-        let mut seen = vec![usize::MAX; n];
-        let mut stack = Vec::new();
-        for start in (0..n).filter(|&i| self.listed[i]) {
-            seen[start] = start;
-            stack.push(start);
-            while let Some(x) = stack.pop() {
-                pop[x] += 1;
-                for &y in &self.refs[x] {
-                    if seen[y] != start {
-                        seen[y] = start;
-                        stack.push(y);
-                    }
-                }
-            }
-        }
-        pop
-    }
-
-    /// The paths to layer with their popularity, most popular first, ties by
-    /// path bytes; `drop` paths are left out (their references stay).
-    pub fn ordered(&self, drop: &[String]) -> Vec<(String, usize)> {
-        let drop: BTreeSet<&str> = drop.iter().map(String::as_str).collect();
-        let pop = self.popularity();
-        let mut out: Vec<(String, usize)> = (0..self.names.len())
-            .filter(|&i| {
-                self.listed[i] && !self.excluded[i] && !drop.contains(self.names[i].as_str())
-            })
-            .map(|i| (self.names[i].clone(), pop[i]))
-            .collect();
-        out.sort_by(|a, b| (Reverse(a.1), &a.0).cmp(&(Reverse(b.1), &b.0)));
-        out
     }
 }
 
-/// A store path: absolute, and a valid layer path once the `/` is dropped.
-fn check_store_path(line: &str) -> Result<()> {
-    let ok = line
-        .strip_prefix('/')
-        .is_some_and(|rel| !rel.ends_with('/') && LayerPath::parse(rel).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!("not a store path: {line:?}")))
-    }
+/// A closure split: the store paths of each layer, bottom first, and the
+/// lock recording it.
+#[derive(Debug)]
+pub struct Split {
+    /// Store paths per layer.
+    pub layers: Vec<Vec<String>>,
+    /// The lock of this split (sizes measured when the graphs give none);
+    /// `None` unless asked for.
+    pub lock: Option<Lock>,
 }
 
-/// Split ordered paths into at most `max_layers` layers: with k ≤ N paths one
-/// each, else the first N−1 one each and the rest together in the last.
-pub fn split<T>(paths: Vec<T>, max_layers: usize) -> Result<Vec<Vec<T>>> {
-    if max_layers < 1 {
+/// Split the closure's paths (minus `drop`) into at most `max_layers`
+/// layers: the `groups`' layers first (bottom), then the rest by `strategy`,
+/// keeping `previous`'s assignment when given (check it first with
+/// [`Lock::check`]). `want_lock`: also return the lock of the result.
+pub fn split_closure(
+    closure: &Closure,
+    drop: &[String],
+    max_layers: usize,
+    strategy: Strategy,
+    previous: Option<&Lock>,
+    want_lock: bool,
+    groups: &[Group],
+) -> Result<Split> {
+    size::check_budget(max_layers)?;
+    let all = closure.layered(drop);
+    let (grouped, ids) = group::take(closure, &all, groups);
+    if !ids.is_empty() && grouped.len() >= max_layers || grouped.len() > max_layers {
         return Err(Error::invalid(format!(
-            "max layers {max_layers}: must be at least 1"
+            "{} groups hold store paths: they leave no layer of the {max_layers} for the other {} paths",
+            grouped.len(),
+            ids.len()
         )));
     }
-    let mut layers: Vec<Vec<T>> = Vec::new();
-    for (i, p) in paths.into_iter().enumerate() {
-        if i < max_layers {
-            layers.push(vec![p]);
-        } else {
-            layers.last_mut().expect("max_layers >= 1").push(p);
+    let budget = max_layers - grouped.len();
+    // Popularity alone never looks at sizes (nor measures the store).
+    let needs_size = strategy == Strategy::Size || previous.is_some() || want_lock;
+    let sizes = if needs_size {
+        size::sizes(closure, &all)?
+    } else {
+        Vec::new()
+    };
+    let fresh = match strategy {
+        Strategy::Popularity if grouped.is_empty() => {
+            closure.split_by_popularity(drop, max_layers)?
         }
-    }
-    Ok(layers)
+        Strategy::Popularity => {
+            // The popularity order of the paths left, split in what is left.
+            let mut dropped: Vec<String> = drop.to_vec();
+            dropped.extend(
+                grouped
+                    .iter()
+                    .flatten()
+                    .map(|&i| closure.name(i).to_string()),
+            );
+            closure.split_by_popularity(&dropped, budget.max(1))?
+        }
+        Strategy::Size => size::split_by_size(closure, &ids, &sizes, budget.max(1)),
+    };
+    let rest = match previous {
+        Some(l) => lock::apply(l, closure, &ids, &sizes, budget.max(1), &fresh),
+        None => fresh,
+    };
+    let mut layers = grouped;
+    layers.extend(rest);
+    let lock = want_lock.then(|| Lock::of(closure, &layers, &sizes, max_layers, strategy.name()));
+    Ok(Split {
+        layers: layers
+            .iter()
+            .map(|l| l.iter().map(|&i| closure.name(i).to_string()).collect())
+            .collect(),
+        lock,
+    })
 }
 
 /// The layer spec (v1) of some store paths: a `symlink` entry for a store
