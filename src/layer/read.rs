@@ -603,6 +603,18 @@ impl<'a, R: Read + 'a> LayerReader<'a, R> {
         Ok(n)
     }
 
+    /// After an error: read the rest of the raw blob without parsing it and
+    /// give its digest and size, so a caller can still say whether the blob
+    /// is the one its descriptor names.
+    pub fn drain_blob(self) -> Result<(Digest, u64)> {
+        let mut raw = self.raw.clone();
+        io::copy(&mut raw, &mut io::sink())
+            .map_err(|e| Error::io(format!("reading {}", self.name), &e))?;
+        drop(self.tar);
+        let st = self.raw.state.borrow();
+        Ok(st.1.clone().finish())
+    }
+
     /// Read to the end (any entries left are skipped) and summarize the blob.
     pub fn finish(mut self) -> Result<LayerSummary> {
         while self.next_entry()?.is_some() {}
