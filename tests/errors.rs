@@ -140,7 +140,7 @@ fn check_outputs(dir: &Path, outs: &[(String, bool)], before: &[Option<Snap>], a
 
 /// Run strata in `dir`, expecting failure `code` with one line holding every
 /// needle, and nothing written (see the module docs). Returns the line.
-fn rejects(dir: &Path, args: &[&str], code: i32, needles: &[&str]) -> String {
+pub(crate) fn rejects(dir: &Path, args: &[&str], code: i32, needles: &[&str]) -> String {
     rejects_with(dir, args, code, needles, &strata)
 }
 

@@ -10,6 +10,7 @@ mod audit;
 mod consumers;
 mod engines;
 mod errors;
+mod foreign;
 mod golden;
 mod image;
 mod layer;
