@@ -1,5 +1,6 @@
 //! Reading layer blobs written by anyone: the hostile-input tar reader behind
-//! `strata diff` and `strata normalize`.
+//! `strata diff` and `strata normalize`, and (with [`crate::layer::check`])
+//! `strata verify` and `strata image --layer FILE` without a descriptor.
 //!
 //! A [`LayerReader`] takes a layer blob (gzip, including multi-member gzip;
 //! zstd; or a plain tar, told apart by their magic bytes), decompresses it as
