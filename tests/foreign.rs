@@ -278,6 +278,23 @@ fn tampered_hostile_blob_reports_digest_and_entry() {
         ],
     );
     assert!(!line.contains("diff_id"), "{line}");
+    // A media type that names another compression than the blob's.
+    let mut desc = descriptor(d, "benign.tar");
+    desc["mediaType"] = serde_json::json!("application/vnd.oci.image.layer.v1.tar+gzip");
+    fs::write(d.join("gz.json"), desc.to_string()).unwrap();
+    ok_in(
+        d,
+        &["image", "--out", "mt", "--layer", "benign.tar:gz.json"],
+    );
+    rejects(
+        d,
+        &["verify", "mt"],
+        1,
+        &[&format!(
+            "strata: mt/blobs/sha256/{} (layer 0): media type \"application/vnd.oci.image.layer.v1.tar+gzip\" says gzip, the blob is a plain tar",
+            hex(&desc)
+        )],
+    );
 }
 
 /// A distro-like base layer: what real images hold though strata writes none of it.
