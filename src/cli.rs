@@ -12,13 +12,12 @@ use serde_json::{json, Value};
 
 use strata::archive::{write_image, Format};
 use strata::descriptor::{is_index, Descriptor, Index, Platform, OCI_INDEX};
-use strata::digest::HashingReader;
 use strata::error::{Error, IoContext, Result};
 use strata::image::{
     check_rfc3339, compose, rfc3339, tag_annotations, ConfigChanges, ImageOptions, NewLayer,
 };
 use strata::json::{self, to_canonical};
-use strata::layer::compress::{decompressor, detect, Compression};
+use strata::layer::compress::Compression;
 use strata::layer::dedupe::link_identical;
 use strata::layer::dir::walk_dir;
 use strata::layer::entry::{normalize, NormalizeOptions};
@@ -637,38 +636,12 @@ fn new_layer(spec: &str) -> Result<NewLayer> {
             }
             d
         }
-        None => describe_layer_file(&file)?,
+        // Why read and checked: nobody vouched for this layer (see layer::check).
+        None => strata::layer::check::describe_file(&file, &format!("layer {file}"))?,
     };
     Ok(NewLayer {
         desc,
         source: BlobSource::File(file),
-    })
-}
-
-/// Compute a layer file's descriptor by reading it once (no descriptor given).
-fn describe_layer_file(file: &Utf8Path) -> Result<LayerDescriptor> {
-    let mut f = fs::File::open(file).io_context(|| format!("reading {file}"))?;
-    let mut magic = [0u8; 4];
-    let n = f
-        .read(&mut magic)
-        .io_context(|| format!("reading {file}"))?;
-    let c = detect(&magic[..n]);
-    drop(f);
-    let f = fs::File::open(file).io_context(|| format!("reading {file}"))?;
-    let mut outer = HashingReader::new(f);
-    let diff = {
-        let mut inner = HashingReader::new(decompressor(&mut outer, c));
-        io::copy(&mut inner, &mut io::sink())
-            .io_context(|| format!("layer {file}: decompressing"))?;
-        inner.finish().0
-    };
-    io::copy(&mut outer, &mut io::sink()).io_context(|| format!("reading {file}"))?;
-    let (digest, size) = outer.finish();
-    Ok(LayerDescriptor {
-        media_type: c.media_type().to_string(),
-        digest,
-        size,
-        diff_id: diff,
     })
 }
 

@@ -19,6 +19,10 @@
 //!   and content digests are held, never contents;
 //! - a blob whose digest does not match its descriptor is an error, not a
 //!   finding (the input is corrupt, not different).
+//! - `ignore` globs ([`crate::glob`]) leave out entries whose path or an
+//!   ancestor's matches: their findings (and their place in the entry order)
+//!   are counted under [`MATCHING_PATHS`], never reported; index, manifest,
+//!   config and digest findings are not paths and are never left out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -30,6 +34,7 @@ use serde_json::{json, Value};
 use crate::descriptor::{is_index, Descriptor, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
+use crate::glob::Glob;
 use crate::layer::compress::Compression;
 use crate::layer::read::{EntryType, LayerReader, LayerSummary, TarEntry};
 use crate::layout::Layout;
@@ -138,11 +143,19 @@ pub struct Finding {
 }
 
 /// Options of [`diff`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DiffOptions {
     /// Ignore what cannot change a container's behaviour.
     pub semantic: bool,
+    /// Leave out tar entries whose path, or an ancestor directory's, matches
+    /// one of these ([`Glob::covers`]); their findings are counted under
+    /// [`MATCHING_PATHS`] instead.
+    pub ignore: Vec<Glob>,
 }
+
+/// The [`Report::ignored`] key counting findings in paths left out by
+/// [`DiffOptions::ignore`].
+pub const MATCHING_PATHS: &str = "matching paths";
 
 /// The result of a comparison.
 #[derive(Debug, Clone, Default)]
@@ -153,6 +166,8 @@ pub struct Report {
     pub ignored: BTreeMap<String, usize>,
     /// Whether `--semantic` was on.
     pub semantic: bool,
+    /// The ignore patterns given ([`DiffOptions::ignore`]), as written.
+    pub ignore: Vec<String>,
 }
 
 impl Report {
@@ -177,12 +192,17 @@ impl Report {
                 v
             })
             .collect();
-        json!({
+        let mut v = json!({
             "identical": self.identical(),
             "semantic": self.semantic,
             "findings": findings,
             "ignored": self.ignored,
-        })
+        });
+        // Only with patterns: the document without them stays as it was.
+        if !self.ignore.is_empty() {
+            v["ignore"] = json!(self.ignore);
+        }
+        v
     }
 
     /// The readable report: one line per finding, then a summary line.
@@ -219,12 +239,19 @@ impl Report {
             let parts: Vec<String> = self
                 .ignored
                 .iter()
+                .filter(|(k, _)| k.as_str() != MATCHING_PATHS)
                 .map(|(k, v)| format!("{k} ({v})"))
                 .collect();
             if parts.is_empty() {
                 out.push_str("; --semantic ignored nothing");
             } else {
                 out.push_str(&format!("; --semantic ignored: {}", parts.join(", ")));
+            }
+        }
+        if !self.ignore.is_empty() {
+            match self.ignored.get(MATCHING_PATHS) {
+                Some(n) => out.push_str(&format!("; --ignore ignored: {MATCHING_PATHS} ({n})")),
+                None => out.push_str("; --ignore ignored nothing"),
             }
         }
         out.push('\n');
@@ -241,13 +268,28 @@ fn show(v: &Value) -> String {
     }
 }
 
-/// Collects findings; with `semantic`, filters and counts ignorable ones.
+/// Collects findings; with `semantic`, filters and counts ignorable ones;
+/// while `muted` (an entry in an ignored path), counts every finding.
 struct Sink {
     report: Report,
+    ignore: Vec<Glob>,
+    muted: bool,
 }
 
 impl Sink {
+    fn ignores(&self, path: &str) -> bool {
+        self.ignore.iter().any(|g| g.covers(path))
+    }
+
     fn push(&mut self, f: Finding) {
+        if self.muted {
+            *self
+                .report
+                .ignored
+                .entry(MATCHING_PATHS.to_string())
+                .or_default() += 1;
+            return;
+        }
         if self.report.semantic {
             if let Some(label) = f.class.ignored_label() {
                 *self.report.ignored.entry(label.to_string()).or_default() += 1;
@@ -274,8 +316,11 @@ pub fn diff(a: &Input, b: &Input, opts: DiffOptions) -> Result<Report> {
     let mut sink = Sink {
         report: Report {
             semantic: opts.semantic,
+            ignore: opts.ignore.iter().map(|g| g.as_str().to_string()).collect(),
             ..Report::default()
         },
+        ignore: opts.ignore,
+        muted: false,
     };
     match (a, b) {
         (Input::Image(la), Input::Image(lb)) => diff_images(la, lb, &mut sink)?,
@@ -716,6 +761,7 @@ fn diff_layers(place: &str, a: &ReadLayer, b: &ReadLayer, sink: &mut Sink) {
         .collect();
     for (i, k) in ka.iter().enumerate() {
         let (ea, ca) = &a.entries[i];
+        sink.muted = sink.ignores(&ea.path);
         match map_b.get(k.as_str()) {
             None => sink.add(
                 place,
@@ -733,6 +779,7 @@ fn diff_layers(place: &str, a: &ReadLayer, b: &ReadLayer, sink: &mut Sink) {
     }
     for (j, k) in kb.iter().enumerate() {
         if !map_a.contains_key(k.as_str()) {
+            sink.muted = sink.ignores(&b.entries[j].0.path);
             sink.add(
                 place,
                 Some(k),
@@ -743,16 +790,19 @@ fn diff_layers(place: &str, a: &ReadLayer, b: &ReadLayer, sink: &mut Sink) {
             );
         }
     }
-    // Order of the common entries.
+    sink.muted = false;
+    // Order of the common entries (ignored paths left out).
     let ca: Vec<&str> = ka
         .iter()
-        .map(String::as_str)
-        .filter(|k| map_b.contains_key(k))
+        .zip(&a.entries)
+        .filter(|(k, (e, _))| map_b.contains_key(k.as_str()) && !sink.ignores(&e.path))
+        .map(|(k, _)| k.as_str())
         .collect();
     let cb: Vec<&str> = kb
         .iter()
-        .map(String::as_str)
-        .filter(|k| map_a.contains_key(k))
+        .zip(&b.entries)
+        .filter(|(k, (e, _))| map_a.contains_key(k.as_str()) && !sink.ignores(&e.path))
+        .map(|(k, _)| k.as_str())
         .collect();
     if let Some(pos) = ca.iter().zip(&cb).position(|(x, y)| x != y) {
         sink.add(
@@ -900,6 +950,8 @@ mod tests {
                 semantic,
                 ..Report::default()
             },
+            ignore: Vec::new(),
+            muted: false,
         };
         diff_layers("layer", a, b, &mut s);
         s.report

@@ -13,6 +13,7 @@
 
 pub mod digest;
 pub mod error;
+pub mod glob;
 pub mod json;
 pub mod layer;
 pub mod output;

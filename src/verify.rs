@@ -2,17 +2,24 @@
 //!
 //! Every reachable blob's size and digest, every manifest's and config's
 //! JSON, the references between index, manifest and config, and every layer's
-//! diff_id (by decompressing it, streaming) are checked. All problems are
+//! diff_id are checked. Layers are read as a stream through the hardened tar
+//! reader with the extraction checks ([`crate::layer::check`]), so a layer
+//! that is unsafe to extract (`..` or absolute paths, entries through a
+//! symlink of the layer, hard links to nothing, lying sizes, PAX bombs,
+//! truncated streams, …) is a problem naming the image, layer and entry,
+//! while what real distro layers hold (devices, xattrs, setuid files,
+//! whiteouts, absolute symlink targets) is not. All problems are
 //! collected, each naming the blob and what is wrong; nothing stops at the
 //! first one, so an auditor sees the whole damage in one run.
 
 use std::collections::BTreeSet;
-use std::io::{self, Read};
+use std::io::Read;
 
 use crate::descriptor::{is_index, is_manifest, Descriptor};
-use crate::digest::{Digest, HashingReader};
-use crate::error::describe_io;
-use crate::layer::compress::{decompressor, Compression};
+use crate::digest::Digest;
+use crate::layer::check::check_entries;
+use crate::layer::compress::Compression;
+use crate::layer::read::LayerReader;
 use crate::layout::{BlobSource, Layout};
 
 /// What verification found.
@@ -123,7 +130,7 @@ impl Verifier<'_> {
                         ));
                     }
                     for (i, l) in img.manifest.layers.iter().enumerate() {
-                        self.layer(l, ids.get(i).copied());
+                        self.layer(i, l, ids.get(i).copied());
                     }
                 }
                 Err(e) => self.problem(e.to_string()),
@@ -137,7 +144,7 @@ impl Verifier<'_> {
         }
     }
 
-    fn layer(&mut self, l: &Descriptor, diff_id: Option<Digest>) {
+    fn layer(&mut self, index: usize, l: &Descriptor, diff_id: Option<Digest>) {
         let name = self.blob_name(&l.digest);
         let Some(src) = self.layout.blob(&l.digest) else {
             self.problem(format!("{name}: layer blob is missing"));
@@ -156,7 +163,7 @@ impl Verifier<'_> {
             return;
         }
         self.report.blobs_checked += 1;
-        let Some(c) = Compression::from_media_type(&l.media_type) else {
+        let Some(want) = Compression::from_media_type(&l.media_type) else {
             self.problem(format!(
                 "{name}: unknown layer media type {:?}",
                 l.media_type
@@ -167,15 +174,39 @@ impl Verifier<'_> {
             Ok(r) => r,
             Err(e) => return self.problem(e.to_string()),
         };
-        let mut outer = HashingReader::new(r.take(l.size.saturating_add(1)));
-        let inner_result = {
-            let mut inner = HashingReader::new(decompressor(&mut outer, c));
-            let r = io::copy(&mut inner, &mut io::sink());
-            r.map(|_| inner.finish())
+        // Entry problems name the image, the layer's position and digest (in
+        // the blob's name) and the entry.
+        let label = format!("{name} (layer {index})");
+        let mut reader = match LayerReader::new(r.take(l.size.saturating_add(1)), &label) {
+            Ok(r) => r,
+            Err(e) => return self.problem(e.to_string()),
         };
-        // Drain what the decompressor did not read so the compressed hash is complete.
-        let drained = io::copy(&mut outer, &mut io::sink());
-        let (digest, size) = outer.finish();
+        let found = reader.compression();
+        if std::mem::discriminant(&found) != std::mem::discriminant(&want) {
+            self.problem(format!(
+                "{label}: media type {:?} says {}, the blob is {}",
+                l.media_type,
+                compression_name(want),
+                compression_name(found)
+            ));
+        }
+        // The hardened reader with the extraction checks (layer::check):
+        // hostile or malformed entries are problems, legitimate oddities
+        // (devices, xattrs, setuid, whiteouts) are not.
+        let (summary, blob) = match check_entries(&mut reader, &label) {
+            Ok(()) => match reader.finish() {
+                Ok(s) => (Some(s.diff_id), Ok((s.digest, s.size))),
+                Err(e) => (None, Err(e)),
+            },
+            Err(e) => {
+                self.problem(e.to_string());
+                (None, reader.drain_blob())
+            }
+        };
+        let (digest, size) = match blob {
+            Ok(b) => b,
+            Err(e) => return self.problem(e.to_string()),
+        };
         if size != l.size {
             self.problem(format!(
                 "{name}: size mismatch: descriptor says {} bytes, blob has {size}",
@@ -184,21 +215,23 @@ impl Verifier<'_> {
         } else if digest != l.digest {
             self.problem(format!("{name}: digest mismatch: content is {digest}"));
         }
-        match (inner_result, drained) {
-            (Ok((got, _)), Ok(_)) => {
-                self.report.layers_checked += 1;
-                if let Some(want) = diff_id {
-                    if got != want {
-                        self.problem(format!(
-                            "{name}: diff_id mismatch: config says {want}, uncompressed content is {got}"
-                        ));
-                    }
+        if let Some(got) = summary {
+            self.report.layers_checked += 1;
+            if let Some(want) = diff_id {
+                if got != want {
+                    self.problem(format!(
+                        "{name}: diff_id mismatch: config says {want}, uncompressed content is {got}"
+                    ));
                 }
             }
-            (Err(e), _) | (_, Err(e)) => self.problem(format!(
-                "{name}: cannot decompress layer: {}",
-                describe_io(&e)
-            )),
         }
+    }
+}
+
+fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "a plain tar",
+        Compression::Gzip { .. } => "gzip",
+        Compression::Zstd { .. } => "zstd",
     }
 }

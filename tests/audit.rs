@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{fail_in, ok_in, run_in, sh, tempdir, write};
+use crate::util::{fail_in, ok_in, python, run_in, sh, tempdir, write};
 
 /// A small tree: a file, an executable, a symlink, a nested dir.
 fn tree(root: &Path) {
@@ -146,7 +146,7 @@ fn compression_only() {
 }
 
 /// A layer from a spec; `entries` is the JSON array's inside.
-fn spec_layer(dir: &Path, name: &str, entries: &str) {
+pub(crate) fn spec_layer(dir: &Path, name: &str, entries: &str) {
     let spec = format!("{name}.spec.json");
     fs::write(
         dir.join(&spec),
@@ -452,16 +452,6 @@ fn normalize_image_from_foreign_layers_verifies() {
 
 // ---------------------------------------------------------------------------
 // Hostile input
-
-fn python(dir: &Path, code: &str) {
-    let o = Command::new("python3")
-        .arg("-c")
-        .arg(code)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
 
 /// Normalize must fail with exit 1, one line naming `want`, and leave
 /// nothing; diff must fail with exit 2 and the same line.

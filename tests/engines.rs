@@ -1142,3 +1142,135 @@ fn images_docker_podman_and_skopeo_saved_are_bases() {
     let runs = [("docker run", docker_run(&e, w, &img.tag, &[]))];
     expect_all(&runs, 0, "from-b\nadded\n", same);
 }
+
+/// A Dockerfile build audited against strata's image of the same files
+/// (README, "Auditing a Dockerfile build"): Docker 20.10's legacy builder
+/// builds `FROM scratch` + `COPY . /` of `examples/hello`; `docker save`
+/// (legacy format) is converted by skopeo into an OCI layout. strata
+/// verify's layer checks accept Docker's layer (no false positive), and
+/// `diff --semantic` reports exactly what changes behaviour: Docker's
+/// default `PATH`, the `root` owner names, skopeo's index without platform;
+/// with those matched (`--env`, `normalize --owners root`) nothing is left.
+#[test]
+fn a_dockerfile_build_audited_with_diff() {
+    let Some(e) = engines() else { return };
+    let work = e.work("dockerfile");
+    let w = &work.0;
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello");
+    crate::util::sh(w, &format!("cp -r '{}' ctx", hello.display()));
+    fs::write(w.join("Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+    let tag = "strata-dockerfile:1";
+    // Debian's 20.10 client and its legacy builder (no BuildKit), as CI has them.
+    let docker = "/usr/bin/docker";
+    let mut env = e.env.clone();
+    env.push(("DOCKER_BUILDKIT".into(), "0".into()));
+    let built = Command::new(docker)
+        .current_dir(w)
+        .args(["build", "-q", "-f", "Dockerfile", "-t", tag, "ctx"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    e.ok(w, docker, &["save", tag, "-o", "docker.tar"]);
+    e.ok(w, docker, &["rmi", tag]);
+    e.ok(
+        w,
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "docker-archive:docker.tar",
+            "oci:docker.oci:1",
+        ],
+    );
+    ok_in(w, &["verify", "docker.oci"]);
+    ok_in(
+        w,
+        &[
+            "layer",
+            "--out",
+            "hello.tgz",
+            "--descriptor",
+            "hello.json",
+            "ctx",
+        ],
+    );
+    ok_in(
+        w,
+        &[
+            "image",
+            "--out",
+            "strata.oci",
+            "--layer",
+            "hello.tgz:hello.json",
+            "--tag",
+            tag,
+        ],
+    );
+    let out = crate::util::run_in(
+        w,
+        &["diff", "--semantic", "--json", "strata.oci", "docker.oci"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut fields: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let path = f["path"]
+                .as_str()
+                .map(|p| format!("{p}: "))
+                .unwrap_or_default();
+            format!(
+                "{}: {path}{}",
+                f["place"].as_str().unwrap(),
+                f["field"].as_str().unwrap()
+            )
+        })
+        .collect();
+    fields.sort();
+    let mut want = vec![
+        "config: config.Env".to_string(),
+        "index.json: manifests[0].platform".to_string(),
+        "index.json: mediaType".to_string(),
+    ];
+    for p in ["etc", "etc/motd", "www", "www/index.html"] {
+        for f in ["gname", "uname"] {
+            want.push(format!("layer 0: {p}: {f}"));
+        }
+    }
+    want.sort();
+    assert_eq!(fields, want, "{}", String::from_utf8_lossy(&out.stdout));
+    for class in ["timestamps", "history", "tar dialect", "digests and sizes"] {
+        assert!(v["ignored"][class].as_u64() > Some(0), "{class}: {v}");
+    }
+    // Match what differs and nothing is left.
+    let path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    ok_in(
+        w,
+        &[
+            "image",
+            "--out",
+            "env.oci",
+            "--layer",
+            "hello.tgz:hello.json",
+            "--env",
+            path,
+            "--tag",
+            tag,
+        ],
+    );
+    ok_in(
+        w,
+        &["normalize", "--owners", "root", "docker.oci", "norm.oci"],
+    );
+    let out = crate::util::run_in(w, &["diff", "--semantic", "env.oci", "norm.oci"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("identical (semantically); "), "{text}");
+}

@@ -11,6 +11,7 @@ mod consumers;
 mod docker_archive;
 mod engines;
 mod errors;
+mod foreign;
 mod golden;
 mod image;
 mod layer;

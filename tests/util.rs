@@ -161,3 +161,14 @@ pub fn sh(dir: &Path, script: &str) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Run `python3 -c code` in `dir` (crafting tars with `tarfile`); it must succeed.
+pub fn python(dir: &Path, code: &str) {
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -8,6 +8,7 @@ use clap::Args;
 use super::{epoch, print_json, threads, usage, CliResult, Failure};
 use strata::diff::{open_input, DiffOptions, Input};
 use strata::error::{Error, Result};
+use strata::glob::Glob;
 use strata::json::to_canonical;
 use strata::layer::compress::Compression;
 use strata::normalize::{normalize_image, normalize_layer_file, Modes, NormalizeOptions, Owners};
@@ -25,11 +26,21 @@ pub(super) struct DiffArgs {
     /// Print the findings as JSON.
     #[arg(long)]
     json: bool,
+    /// Leave out tar entries whose path (or a parent directory's) matches
+    /// GLOB (`*` within a component, `**` across, `?`, `[a-z]`), counted as
+    /// ignored; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    ignore: Vec<String>,
 }
 
 /// Exit 0 identical, 1 different, 2 error (usage errors too), as `cmp`/`diff`.
 pub(super) fn diff(a: DiffArgs) -> i32 {
     let run = || -> Result<strata::diff::Report> {
+        let ignore = a
+            .ignore
+            .iter()
+            .map(|g| Glob::new(g).map_err(|e| Error::invalid(format!("--ignore: {e}"))))
+            .collect::<Result<Vec<_>>>()?;
         let ia = open_input(&a.a)?;
         let ib = open_input(&a.b)?;
         strata::diff::diff(
@@ -37,6 +48,7 @@ pub(super) fn diff(a: DiffArgs) -> i32 {
             &ib,
             DiffOptions {
                 semantic: a.semantic,
+                ignore,
             },
         )
     };

@@ -1,5 +1,6 @@
 //! Reading layer blobs written by anyone: the hostile-input tar reader behind
-//! `strata diff` and `strata normalize`.
+//! `strata diff` and `strata normalize`, and (with [`crate::layer::check`])
+//! `strata verify` and `strata image --layer FILE` without a descriptor.
 //!
 //! A [`LayerReader`] takes a layer blob (gzip, including multi-member gzip;
 //! zstd; or a plain tar, told apart by their magic bytes), decompresses it as
@@ -40,6 +41,9 @@ pub const MAX_EXTENSION_BYTES: u64 = 1 << 20;
 pub const MAX_ENTRIES: usize = crate::layout::MAX_ARCHIVE_ENTRIES;
 
 const BLOCK: usize = 512;
+
+/// Bytes copied at a time when streaming content.
+const COPY_BUFFER: usize = 64 * 1024;
 
 /// The type of a tar entry, as its type flag says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -204,6 +208,8 @@ pub struct LayerReader<'a, R: Read + 'a> {
     pending: Option<(u64, u64, String)>,
     global_pax: BTreeMap<String, Vec<u8>>,
     done: Option<(bool, u64)>,
+    /// The copy buffer, kept between entries.
+    scratch: Vec<u8>,
 }
 
 impl<'a, R: Read + 'a> LayerReader<'a, R> {
@@ -228,6 +234,7 @@ impl<'a, R: Read + 'a> LayerReader<'a, R> {
             pending: None,
             global_pax: BTreeMap::new(),
             done: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -289,8 +296,23 @@ impl<'a, R: Read + 'a> LayerReader<'a, R> {
     }
 
     /// Copy `n` bytes of the stream into `sink` (or discard them).
-    fn copy(&mut self, mut n: u64, mut sink: Option<&mut dyn Write>, what: &str) -> Result<u64> {
-        let mut buf = [0u8; 64 * 1024];
+    fn copy(&mut self, n: u64, sink: Option<&mut dyn Write>, what: &str) -> Result<u64> {
+        // Why a kept buffer: a fresh 64 KiB one per call (twice per entry)
+        // costs a 64 KiB memset per entry on layers of many small files.
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.resize(COPY_BUFFER, 0);
+        let r = self.copy_with(&mut buf, n, sink, what);
+        self.scratch = buf;
+        r
+    }
+
+    fn copy_with(
+        &mut self,
+        buf: &mut [u8],
+        mut n: u64,
+        mut sink: Option<&mut dyn Write>,
+        what: &str,
+    ) -> Result<u64> {
         let mut copied = 0;
         while n > 0 {
             let want = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
@@ -309,14 +331,23 @@ impl<'a, R: Read + 'a> LayerReader<'a, R> {
     }
 
     /// Stream the current entry's remaining content into `sink`, returning
-    /// its sha256. Called by [`next_entry`](Self::next_entry) (into nothing)
-    /// when the caller does not.
+    /// its sha256.
     pub fn content(&mut self, sink: &mut dyn Write) -> Result<Digest> {
-        let Some((size, pad, label)) = self.pending.take() else {
-            return Ok(Digest::of(b""));
-        };
         let mut hw = crate::digest::HashingWriter::new(sink);
-        let got = self.copy(size, Some(&mut hw), &label)?;
+        self.pass_content(Some(&mut hw))?;
+        let (_, d, _) = hw.finish();
+        Ok(d)
+    }
+
+    /// Read the current entry's remaining content (and padding) into `sink`,
+    /// or past it; a stream shorter than the header declares is an error.
+    /// Called by [`next_entry`](Self::next_entry) (into nothing, unhashed:
+    /// no digest is wanted) when the caller did not read the content.
+    fn pass_content(&mut self, sink: Option<&mut dyn Write>) -> Result<()> {
+        let Some((size, pad, label)) = self.pending.take() else {
+            return Ok(());
+        };
+        let got = self.copy(size, sink, &label)?;
         if got < size {
             return Err(self.err(
                 &label,
@@ -327,14 +358,13 @@ impl<'a, R: Read + 'a> LayerReader<'a, R> {
         if p < pad {
             return Err(self.err(&label, "truncated: the stream ends inside the padding"));
         }
-        let (_, d, _) = hw.finish();
-        Ok(d)
+        Ok(())
     }
 
     /// The next entry, or `None` after the end of the archive.
     pub fn next_entry(&mut self) -> Result<Option<TarEntry>> {
         if self.pending.is_some() {
-            self.content(&mut io::sink())?;
+            self.pass_content(None)?;
         }
         if self.done.is_some() {
             return Ok(None);
@@ -610,6 +640,18 @@ impl<'a, R: Read + 'a> LayerReader<'a, R> {
             }
         }
         Ok(n)
+    }
+
+    /// After an error: read the rest of the raw blob without parsing it and
+    /// give its digest and size, so a caller can still say whether the blob
+    /// is the one its descriptor names.
+    pub fn drain_blob(self) -> Result<(Digest, u64)> {
+        let mut raw = self.raw.clone();
+        io::copy(&mut raw, &mut io::sink())
+            .map_err(|e| Error::io(format!("reading {}", self.name), &e))?;
+        drop(self.tar);
+        let st = self.raw.state.borrow();
+        Ok(st.1.clone().finish())
     }
 
     /// Read to the end (any entries left are skipped) and summarize the blob.
