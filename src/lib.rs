@@ -31,3 +31,5 @@ pub mod verify;
 // Reproducibility audits (issue #6).
 pub mod diff;
 pub mod normalize;
+// Glob patterns over layer paths (`strata layer --exclude`, issue #19).
+pub mod glob;

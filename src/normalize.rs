@@ -233,6 +233,7 @@ fn to_entry<R: Read>(
         gid,
         uname,
         gname,
+        xattrs: None,
         origin: Arc::from(format!("{in_name} entry {}", e.index)),
     }))
 }

@@ -15,3 +15,4 @@ mod image;
 mod layer;
 mod nix_layers;
 mod registry;
+mod rootfs;

@@ -1,25 +1,29 @@
 //! Directory inputs: a host tree walked into layer entries.
 //!
 //! Invariants: children are listed in sorted order (never readdir order);
-//! modes come from the executable bit only (never the umask); owners are 0:0;
-//! symlinks inside the tree are kept as symlinks and never followed out of it
-//! (a relative target climbing above the layer root is refused); files with
-//! several links become independent files (inode numbers never make hard
-//! links); FIFOs, sockets and devices are refused. The top directory itself
+//! by default modes come from the executable bit only (never the umask),
+//! owners are 0:0 and FIFOs, sockets and devices are refused; a root
+//! filesystem can keep its modes, owners, file capabilities and device
+//! nodes and leave out paths ([`DirOptions`]); symlinks inside the tree are
+//! kept as symlinks and never followed out of it (a relative target climbing
+//! above the layer root is refused); files with several links become
+//! independent files (inode numbers never make hard links). The top directory itself
 //! may be a symlink (as Bazel presents tree artifacts) and is read through.
 //! Directories are listed on several threads; entries and errors (the first
 //! in walk order) do not depend on how many.
 
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::sync::{Arc, Condvar, Mutex};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::entry::{default_file_mode, Content, Entry, EntryKind, SYMLINK_MODE};
+use super::dir_options::{dev_numbers, read_xattrs, DirOptions};
+use super::entry::{default_file_mode, Content, Entry, EntryKind, DIR_MODE, SYMLINK_MODE};
 use super::path::LayerPath;
 use crate::error::{Error, IoContext, Result};
+use crate::normalize::{Modes, Owners};
 use crate::spec::check_link_target;
 
 /// Most entries one walk may produce (a guard against runaway trees).
@@ -34,6 +38,16 @@ pub const MAX_ENTRIES: usize = 10_000_000;
 /// thread. The entries and the error (the first in walk order) are the same
 /// for any `threads`.
 pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>, threads: usize) -> Result<Vec<Entry>> {
+    walk_tree(dir, prefix, threads, &DirOptions::default())
+}
+
+/// [`walk_dir`] with the attribute policy and exclusions of `opts`.
+pub fn walk_tree(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    threads: usize,
+    opts: &DirOptions,
+) -> Result<Vec<Entry>> {
     let meta = fs::metadata(dir).io_context(|| format!("input directory {dir}"))?;
     if !meta.is_dir() {
         return Err(Error::invalid(format!("input {dir}: not a directory")));
@@ -41,6 +55,7 @@ pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>, threads: usize) -> R
     let origin: Arc<str> = Arc::from(format!("input directory {dir}"));
     let walk = Walk {
         root: dir,
+        opts,
         origin,
         queue: Mutex::new(Queue {
             todo: vec![(0, dir.to_owned(), prefix.cloned())],
@@ -112,6 +127,7 @@ struct Queue {
 
 struct Walk<'a> {
     root: &'a Utf8Path,
+    opts: &'a DirOptions,
     origin: Arc<str>,
     queue: Mutex<Queue>,
     wake: Condvar,
@@ -142,7 +158,7 @@ impl Walk<'_> {
                 q = self.wake.wait(q).expect("lock");
             }
         };
-        let mut l = list_one(&host, path.as_ref(), &self.origin);
+        let mut l = list_one(&host, path.as_ref(), &self.origin, self.opts);
         let mut q = self.queue.lock().expect("lock");
         q.listed += l.entries.len();
         q.over |= q.listed > MAX_ENTRIES;
@@ -203,7 +219,12 @@ impl Walk<'_> {
     }
 }
 
-fn list_one(dir: &Utf8Path, prefix: Option<&LayerPath>, origin: &Arc<str>) -> Listing {
+fn list_one(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    origin: &Arc<str>,
+    opts: &DirOptions,
+) -> Listing {
     let mut l = Listing {
         entries: Vec::new(),
         subdirs: Vec::new(),
@@ -226,8 +247,9 @@ fn list_one(dir: &Utf8Path, prefix: Option<&LayerPath>, origin: &Arc<str>) -> Li
     l.entries.reserve(names.len());
     l.subdirs.reserve(names.len());
     for (name, ent) in names {
-        match child(dir, prefix, origin, name, &ent) {
-            Ok((entry, is_dir)) => {
+        match child(dir, prefix, origin, name, &ent, opts) {
+            Ok(None) => {}
+            Ok(Some((entry, is_dir))) => {
                 l.entries.push(entry);
                 l.subdirs.push(is_dir.then_some(0));
             }
@@ -241,14 +263,16 @@ fn list_one(dir: &Utf8Path, prefix: Option<&LayerPath>, origin: &Arc<str>) -> Li
 }
 
 /// One name of `dir` as an entry, and whether it is a directory to descend
-/// into. Its metadata comes from lstat relative to the open directory.
+/// into (`None`: excluded). Its metadata comes from lstat relative to the
+/// open directory.
 fn child(
     dir: &Utf8Path,
     prefix: Option<&LayerPath>,
     origin: &Arc<str>,
     name: OsString,
     ent: &fs::DirEntry,
-) -> Result<(Entry, bool)> {
+    opts: &DirOptions,
+) -> Result<Option<(Entry, bool)>> {
     let name = name.into_string().map_err(|n| {
         Error::invalid(format!(
             "{dir}/{}: file name is not UTF-8",
@@ -258,17 +282,47 @@ fn child(
     let host = join_name(dir, &name);
     let rel = LayerPath::parse(&name).map_err(|e| e.context(&host))?;
     let path = LayerPath::join(prefix, &rel);
+    if !opts.exclude.is_empty() && opts.excluded(path.as_str()) {
+        return Ok(None);
+    }
     // d_type where the filesystem gives it: no syscall for a directory.
     let ft = ent.file_type().io_context(|| format!("reading {host}"))?;
     let mut entry = Entry::dir(path, Arc::clone(origin));
-    if ft.is_dir() {
-        return Ok((entry, true));
+    if ft.is_dir() && !opts.needs_dir_metadata() {
+        return Ok(Some((entry, true)));
     }
     let meta = ent.metadata().io_context(|| format!("reading {host}"))?;
     let ft = meta.file_type();
+    let host_mode = meta.permissions().mode();
+    if opts.owners == Owners::Keep {
+        entry.uid = u64::from(meta.uid());
+        entry.gid = u64::from(meta.gid());
+    }
+    // Why `& 0o7777` only with Keep: the default derives modes from intent
+    // (the executable bit), never from host bits that carry the umask.
+    let kept = (opts.modes == Modes::Keep).then_some(host_mode & 0o7777);
+    if ft.is_dir() {
+        entry.mode = kept.unwrap_or(DIR_MODE);
+        return Ok(Some((entry, true)));
+    }
     if ft.is_file() {
-        entry.mode = default_file_mode(meta.permissions().mode());
+        entry.mode = kept.unwrap_or_else(|| default_file_mode(host_mode));
+        if opts.xattrs {
+            entry.xattrs = read_xattrs(&host)?;
+        }
         entry.kind = EntryKind::File(Content::Path(host, meta.len()));
+    } else if opts.devices && (ft.is_char_device() || ft.is_block_device() || ft.is_fifo()) {
+        entry.mode = kept.unwrap_or_else(|| default_file_mode(host_mode));
+        entry.kind = if ft.is_fifo() {
+            EntryKind::Fifo
+        } else {
+            let (major, minor) = dev_numbers(meta.rdev());
+            EntryKind::Device {
+                block: ft.is_block_device(),
+                major,
+                minor,
+            }
+        };
     } else if ft.is_symlink() {
         let target = fs::read_link(&host).io_context(|| format!("reading symlink {host}"))?;
         let target = target
@@ -278,21 +332,18 @@ fn child(
         check_link_target(&entry.path, &target).map_err(|e| e.context(&host))?;
         entry.kind = EntryKind::Symlink(target);
         entry.mode = SYMLINK_MODE;
-    } else if ft.is_dir() {
-        return Err(Error::invalid(format!("{host}: changed while it was read")));
-    } else {
-        let what = if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else {
-            "a device"
-        };
+    } else if ft.is_socket() {
         return Err(Error::invalid(format!(
-            "{host}: {what} cannot go into a layer (declare it in a spec if needed)"
+            "{host}: a socket cannot go into a layer (leave it out with --exclude)"
+        )));
+    } else {
+        let what = if ft.is_fifo() { "a FIFO" } else { "a device" };
+        return Err(Error::invalid(format!(
+            "{host}: {what} goes into a layer only when asked for \
+             (--devices, or leave it out with --exclude)"
         )));
     }
-    Ok((entry, false))
+    Ok(Some((entry, false)))
 }
 
 #[cfg(test)]
@@ -368,7 +419,7 @@ mod tests {
         fs::remove_file(t.path().join("d5/zz")).unwrap();
         let fifo = walk_with(t.path(), 3).unwrap_err().to_string();
         assert!(
-            fifo.contains("d6/fifo: a FIFO cannot go into a layer"),
+            fifo.contains("d6/fifo: a FIFO goes into a layer only when asked for"),
             "{fifo}"
         );
     }
