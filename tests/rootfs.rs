@@ -157,6 +157,9 @@ fn default_refuses_devices_and_keep_keeps_modes_owners_and_devices() {
     assert_eq!(m(at("dev/console")), 0o620);
     assert_eq!((k(at("dev/loop0")), at("dev/loop0").dev), ('4', (7, 0)));
     assert_eq!((k(at("run-fifo")), m(at("run-fifo"))), ('6', 0o600));
+    // Normalizing it is the identity (devices, FIFOs, kept modes and owners).
+    ok_in(t.path(), &["normalize", "l.tar", "n.tar"]);
+    assert!(fs::read(t.path().join("l.tar")).unwrap() == fs::read(t.path().join("n.tar")).unwrap());
     // The excluded directory's parent stays, empty; nothing below was listed.
     assert!(got.contains_key("var/cache/apt/"));
     assert!(
@@ -261,6 +264,11 @@ fn file_capabilities_are_kept_only_when_asked_and_block_hard_links() {
     if let Some(cap) = cap {
         assert_eq!(got["security.capability"], cap);
     }
+    ok_in(t.path(), &["normalize", "caps.tar", "n.tar"]);
+    assert!(
+        fs::read(t.path().join("caps.tar")).unwrap() == fs::read(t.path().join("n.tar")).unwrap(),
+        "normalizing a layer with file capabilities is the identity"
+    );
     // A capability is part of a file's identity: no hard link across it.
     assert_eq!(kept["bin/ping2"].kind, '0');
     assert!(kept["bin/ping2"].xattrs.is_empty());
