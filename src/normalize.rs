@@ -446,7 +446,8 @@ mod tests {
                 mode: 0o755,
                 xattrs: Some(Box::new(Xattrs::from([(
                     "security.capability".to_string(),
-                    b"\x01\x00\x00\x02\x00\x20\x00\x00".to_vec(),
+                    // 0x0a (`\n`, cap_dac_override|cap_fowner) inside a value.
+                    b"\x01\x00\x00\x02\x0a\x20\x00\x00".to_vec(),
                 )]))),
                 ..Entry::dir(p("bin/ping"), "t")
             },

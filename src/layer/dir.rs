@@ -423,4 +423,39 @@ mod tests {
             "{fifo}"
         );
     }
+
+    #[test]
+    fn keep_modes_and_excludes() {
+        let t = tree();
+        let root = t.path();
+        fs::set_permissions(root.join("d1/sub"), fs::Permissions::from_mode(0o1777)).unwrap();
+        fs::set_permissions(root.join("d1/f001"), fs::Permissions::from_mode(0o4750)).unwrap();
+        fs::set_permissions(root.join("d1/f002"), fs::Permissions::from_mode(0o2640)).unwrap();
+        // A FIFO below an excluded directory: never listed, so never refused.
+        std::process::Command::new("mkfifo")
+            .arg(root.join("d6/sub/fifo"))
+            .status()
+            .unwrap();
+        let opts = DirOptions {
+            modes: Modes::Keep,
+            exclude: vec![
+                crate::glob::Glob::new("d6/sub").unwrap(),
+                crate::glob::Glob::new("**/f2??").unwrap(),
+            ],
+            ..DirOptions::default()
+        };
+        let root = Utf8Path::from_path(root).unwrap();
+        let one = walk_tree(root, None, 1, &opts).unwrap();
+        assert_eq!(walk_tree(root, None, 4, &opts).unwrap(), one);
+        let at = |p: &str| one.iter().find(|e| e.path.as_str() == p);
+        assert_eq!(at("d1/sub").unwrap().mode, 0o1777);
+        assert_eq!(at("d1/f001").unwrap().mode, 0o4750);
+        assert_eq!(at("d1/f002").unwrap().mode, 0o2640);
+        assert_eq!(at("d1/sub/run").unwrap().mode, 0o700);
+        assert!(at("d6/sub").is_none() && at("d6/sub/run").is_none());
+        assert!(at("d6").is_some() && at("d3/f199").is_some() && at("d3/f200").is_none());
+        // The defaults on the same tree: the executable bit only.
+        let plain = walk_dir(root, None, 2).unwrap_err().to_string();
+        assert!(plain.contains("d6/sub/fifo: a FIFO"), "{plain}");
+    }
 }

@@ -296,6 +296,70 @@ mod tests {
     }
 
     #[test]
+    fn devices_and_xattrs_are_read_back() {
+        let xattrs = BTreeMap::from([
+            // No `\n`: the tar crate splits records on it (strata's reader
+            // and Go's archive/tar go by the length; see normalize's tests).
+            ("security.capability".to_string(), b"\x01\0=\xff".to_vec()),
+            ("user.a".to_string(), b"1".to_vec()),
+        ]);
+        let long = "l".repeat(120);
+        let mut buf = Vec::new();
+        let mut dev = hdr("dev/sda");
+        dev.kind = TarKind::BlockDevice;
+        dev.size = 0;
+        let x = TarExtra {
+            devmajor: 8,
+            devminor: 1_048_575,
+            xattrs: None,
+        };
+        write_header_with(&mut buf, &dev, &x).unwrap();
+        let mut f = hdr(&long);
+        f.size = 0;
+        let x = TarExtra {
+            xattrs: Some(&xattrs),
+            ..TarExtra::default()
+        };
+        write_header_with(&mut buf, &f, &x).unwrap();
+        write_end(&mut buf).unwrap();
+        // PAX records sorted by key: the xattrs (uppercase) before `path`.
+        let (mut pax, mut keys) = (&buf[1024..1536], Vec::new());
+        while pax[0] != 0 {
+            let sp = pax.iter().position(|&b| b == b' ').unwrap();
+            let len: usize = std::str::from_utf8(&pax[..sp]).unwrap().parse().unwrap();
+            let eq = pax.iter().position(|&b| b == b'=').unwrap();
+            keys.push(String::from_utf8(pax[sp + 1..eq].to_vec()).unwrap());
+            pax = &pax[len..];
+        }
+        assert_eq!(
+            keys,
+            [
+                "SCHILY.xattr.security.capability",
+                "SCHILY.xattr.user.a",
+                "path"
+            ]
+        );
+        let mut ar = ::tar::Archive::new(&buf[..]);
+        let mut it = ar.entries().unwrap();
+        let e = it.next().unwrap().unwrap();
+        assert_eq!(e.header().entry_type(), ::tar::EntryType::Block);
+        assert_eq!(e.header().device_major().unwrap(), Some(8));
+        assert_eq!(e.header().device_minor().unwrap(), Some(1_048_575));
+        let mut e = it.next().unwrap().unwrap();
+        assert_eq!(e.path().unwrap().to_str().unwrap(), long);
+        let got: Vec<(String, Vec<u8>)> = e
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|r| r.unwrap())
+            .filter(|r| r.key().unwrap().starts_with("SCHILY"))
+            .map(|r| (r.key().unwrap().to_string(), r.value_bytes().to_vec()))
+            .collect();
+        assert_eq!(got[0].1, xattrs["security.capability"]);
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
     fn header_bytes_are_fixed() {
         let b = encode_ustar(&hdr("a"), &TarExtra::default());
         assert_eq!(&b[100..108], b"0000644\0");
