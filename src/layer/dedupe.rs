@@ -259,6 +259,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn owners_and_xattrs_keep_files_apart() {
+        let big = "x".repeat(DEDUPE_MIN_SIZE as usize);
+        let cap = Xattrs::from([("security.capability".to_string(), vec![1, 0, 0, 2])]);
+        let mut v = vec![
+            file("a", &big, 0o4755),
+            Entry {
+                gid: 42,
+                ..file("b", &big, 0o4755)
+            },
+            Entry {
+                xattrs: Some(Box::new(cap.clone())),
+                ..file("c", &big, 0o4755)
+            },
+            Entry {
+                xattrs: Some(Box::new(cap)),
+                ..file("d", &big, 0o4755)
+            },
+            file("e", &big, 0o4755),
+        ];
+        link_identical(&mut v, 2).unwrap();
+        let kinds: Vec<String> = v
+            .iter()
+            .map(|e| match &e.kind {
+                EntryKind::Hardlink(t) => format!("->{t}"),
+                _ => "file".into(),
+            })
+            .collect();
+        assert_eq!(kinds, ["file", "file", "file", "->c", "->a"]);
+    }
+
     fn host_file(dir: &std::path::Path, name: &str) -> Entry {
         let p = camino::Utf8PathBuf::from_path_buf(dir.join(name)).unwrap();
         let n = std::fs::metadata(&p).unwrap().len();
