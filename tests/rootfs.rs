@@ -110,7 +110,7 @@ fn default_refuses_devices_and_keep_keeps_modes_owners_and_devices() {
     rootfs(&root);
     let err = fail_in(t.path(), &["layer", "--out", "l.tar", "rootfs"], 1);
     assert!(
-        err.contains("dev/console: a device goes into a layer only when asked for"),
+        err.contains("dev/console: a device cannot go into a layer unless asked for"),
         "{err}"
     );
     let args = [

@@ -339,8 +339,8 @@ fn child(
     } else {
         let what = if ft.is_fifo() { "a FIFO" } else { "a device" };
         return Err(Error::invalid(format!(
-            "{host}: {what} goes into a layer only when asked for \
-             (--devices, or leave it out with --exclude)"
+            "{host}: {what} cannot go into a layer unless asked for \
+             (--devices), or leave it out with --exclude"
         )));
     }
     Ok(Some((entry, false)))
@@ -419,7 +419,7 @@ mod tests {
         fs::remove_file(t.path().join("d5/zz")).unwrap();
         let fifo = walk_with(t.path(), 3).unwrap_err().to_string();
         assert!(
-            fifo.contains("d6/fifo: a FIFO goes into a layer only when asked for"),
+            fifo.contains("d6/fifo: a FIFO cannot go into a layer unless asked for"),
             "{fifo}"
         );
     }
