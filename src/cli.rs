@@ -490,6 +490,18 @@ fn layer(a: LayerArgs) -> CliResult {
     }
     let threads = threads(a.threads);
     let dopts = usage(dir_options(&a))?;
+    let dir_flags = a.modes != "default"
+        || a.owners != "root"
+        || a.xattrs
+        || a.devices
+        || !a.exclude.is_empty();
+    if a.inputs.is_empty() && dir_flags {
+        // Why refuse: silently ignoring e.g. --exclude would build another layer than asked.
+        return Err(Failure::Usage(Error::invalid(
+            "--modes, --owners, --xattrs, --devices and --exclude apply to DIR inputs; \
+             a spec's tree entries take the same as fields (\"modes\", \"exclude\", ...)",
+        )));
+    }
     let mut entries = Vec::new();
     let mut nopts = NormalizeOptions::default();
     for input in &a.inputs {

@@ -358,4 +358,20 @@ fn bad_flags_are_usage_errors() {
         let err = fail_in(t.path(), &a, 2);
         assert!(err.contains(why), "{args:?}: {err}");
     }
+    // Only specs: the DIR flags would do nothing, so they are refused.
+    fs::write(t.path().join("s.json"), r#"{"version":1,"entries":[]}"#).unwrap();
+    let err = fail_in(
+        t.path(),
+        &[
+            "layer",
+            "--out",
+            "l.tgz",
+            "--exclude",
+            "dev/*",
+            "--spec",
+            "s.json",
+        ],
+        2,
+    );
+    assert!(err.contains("apply to DIR inputs"), "{err}");
 }
