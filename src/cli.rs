@@ -104,7 +104,7 @@ struct LayerArgs {
     /// Modes of DIR inputs: default (0755/0644 by the executable bit) or keep (the tree's, setuid/setgid/sticky included; for root filesystems).
     #[arg(long, default_value = "default")]
     modes: String,
-    /// Owners of DIR inputs: root (0:0) or keep (the tree's numeric uid/gid; names empty).
+    /// Owners of DIR inputs: root (0:0), keep (the tree's numeric uid/gid; names empty) or keep-names (also names from the tree's own etc/passwd and etc/group).
     #[arg(long, default_value = "root")]
     owners: String,
     /// Keep file capabilities (the security.capability xattr, no other) of DIR inputs.
@@ -542,9 +542,12 @@ fn layer(a: LayerArgs) -> CliResult {
 fn dir_options(a: &LayerArgs) -> Result<DirOptions> {
     // The library's message names the value; the flag is prefixed to it.
     let flag = |e: Error, name: &str| e.context(format!("--{name}"));
+    let (owners, owner_names) =
+        strata::spec::parse_owners(&a.owners).map_err(|e| flag(e, "owners"))?;
     Ok(DirOptions {
         modes: strata::spec::parse_modes(&a.modes).map_err(|e| flag(e, "modes"))?,
-        owners: strata::spec::parse_owners(&a.owners).map_err(|e| flag(e, "owners"))?,
+        owners,
+        owner_names,
         xattrs: a.xattrs,
         devices: a.devices,
         exclude: a

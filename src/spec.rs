@@ -42,8 +42,10 @@
 //!   wants), the same words as `strata layer`'s flags:
 //!   - `modes`: `"default"` (0755/0644 by the executable bit, dirs 0755) or
 //!     `"keep"` (the tree's `mode & 07777`, setuid/setgid/sticky included);
-//!   - `owners`: `"root"` (0:0) or `"keep"` (the tree's numeric uid/gid;
-//!     names stay empty);
+//!   - `owners`: `"root"` (0:0), `"keep"` (the tree's numeric uid/gid;
+//!     names stay empty) or `"keep-names"` (also user/group names, looked
+//!     up in the tree's own `etc/passwd` and `etc/group`, never the host's;
+//!     ids they do not list get no name);
 //!   - `xattrs`: `true` keeps `security.capability` (file capabilities) as
 //!     `SCHILY.xattr.*` PAX records; no other xattr is ever kept;
 //!   - `devices`: `true` writes character/block devices and FIFOs as entries
@@ -446,7 +448,7 @@ fn tree_options(
         o.modes = parse_modes(m).map_err(|e| e.context("modes"))?;
     }
     if let Some(w) = owners {
-        o.owners = parse_owners(w).map_err(|e| e.context("owners"))?;
+        (o.owners, o.owner_names) = parse_owners(w).map_err(|e| e.context("owners"))?;
     }
     o.exclude = exclude
         .iter()
@@ -464,12 +466,17 @@ pub fn parse_modes(s: &str) -> Result<Modes> {
     }
 }
 
-/// `keep` or `root` (as `strata normalize --owners`).
-pub fn parse_owners(s: &str) -> Result<Owners> {
+/// `keep`, `keep-names` or `root` (as `strata normalize --owners`, plus
+/// names from the tree's own `etc/passwd`/`etc/group`): the policy and
+/// whether names are looked up.
+pub fn parse_owners(s: &str) -> Result<(Owners, bool)> {
     match s {
-        "keep" => Ok(Owners::Keep),
-        "root" => Ok(Owners::Root),
-        o => Err(Error::invalid(format!("{o:?}: expected keep or root"))),
+        "keep" => Ok((Owners::Keep, false)),
+        "keep-names" => Ok((Owners::Keep, true)),
+        "root" => Ok((Owners::Root, false)),
+        o => Err(Error::invalid(format!(
+            "{o:?}: expected keep, keep-names or root"
+        ))),
     }
 }
 

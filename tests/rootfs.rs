@@ -316,8 +316,8 @@ fn spec_tree_entries_take_the_same_options() {
             r#"modes: "kept": expected keep or default"#,
         ),
         (
-            r#""owners":"keep-names""#,
-            r#"owners: "keep-names": expected keep or root"#,
+            r#""owners":"names""#,
+            r#"owners: "names": expected keep, keep-names or root"#,
         ),
         (r#""exclude":["a//b"]"#, "exclude: pattern"),
         (r#""excludes":["dev/*"]"#, "unknown field `excludes`"),
@@ -348,7 +348,7 @@ fn bad_flags_are_usage_errors() {
         ),
         (
             &["--owners", "nobody"][..],
-            r#"--owners: "nobody": expected keep or root"#,
+            r#"--owners: "nobody": expected keep, keep-names or root"#,
         ),
         (&["--exclude", ""][..], r#"--exclude: pattern "": empty"#),
     ] {
@@ -374,4 +374,79 @@ fn bad_flags_are_usage_errors() {
         2,
     );
     assert!(err.contains("apply to DIR inputs"), "{err}");
+}
+
+#[test]
+fn owner_names_come_from_the_trees_own_passwd_and_group() {
+    if !is_root() {
+        return;
+    }
+    let t = tempdir();
+    let root = t.path().join("rootfs");
+    rootfs(&root);
+    fs::remove_file(root.join("var/cache/apt/sub/s")).unwrap();
+    write(
+        &root.join("etc/passwd"),
+        b"root:x:0:0::/root:/bin/sh
+user:x:1000:1000::/:/bin/sh
+",
+        0o644,
+    );
+    write(
+        &root.join("etc/group"),
+        b"root:x:0:
+mail:x:8:
+shadow:x:42:
+",
+        0o644,
+    );
+    ok_in(
+        t.path(),
+        &[
+            "layer",
+            "--out",
+            "l.tar",
+            "--compression",
+            "none",
+            "--modes",
+            "keep",
+            "--owners",
+            "keep-names",
+            "--devices",
+            "rootfs",
+        ],
+    );
+    let mut ar = tar::Archive::new(fs::File::open(t.path().join("l.tar")).unwrap());
+    let mut names = BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        let n = (
+            h.username().unwrap().unwrap_or("").to_string(),
+            h.groupname().unwrap().unwrap_or("").to_string(),
+        );
+        names.insert(String::from_utf8(e.path_bytes().into_owned()).unwrap(), n);
+    }
+    let pair = |u: &str, g: &str| (u.to_string(), g.to_string());
+    assert_eq!(names["etc/shadow"], pair("root", "shadow"));
+    assert_eq!(names["var/mail/"], pair("root", "mail"));
+    // gid 1000 is in no group line: no name, the id still says it all.
+    assert_eq!(names["home/user/notes"], pair("user", ""));
+    // A symlinked etc/passwd (it could read the host's) is refused.
+    fs::remove_file(root.join("etc/passwd")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("etc/passwd")).unwrap();
+    let err = fail_in(
+        t.path(),
+        &[
+            "layer",
+            "--out",
+            "l.tar",
+            "--owners",
+            "keep-names",
+            "--devices",
+            "rootfs",
+        ],
+        1,
+    );
+    assert!(err.contains("etc/passwd: not a regular file"), "{err}");
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
+use super::accounts::Accounts;
 use super::dir_options::{dev_numbers, read_xattrs, DirOptions};
 use super::entry::{default_file_mode, Content, Entry, EntryKind, DIR_MODE, SYMLINK_MODE};
 use super::path::LayerPath;
@@ -86,6 +87,17 @@ pub fn walk_tree(
             return Err(walk.too_many());
         }
         result.map(|()| out)
+    })
+    .and_then(|mut out| {
+        if opts.owner_names && opts.owners == Owners::Keep {
+            // Why after the walk: the tree's files are read once, whatever the threads.
+            let acc = Accounts::read(dir)?;
+            for e in &mut out {
+                e.uname = acc.users.get(&e.uid).cloned().unwrap_or_default();
+                e.gname = acc.groups.get(&e.gid).cloned().unwrap_or_default();
+            }
+        }
+        Ok(out)
     })
 }
 

@@ -15,9 +15,11 @@
 //!   taken as they are, and the extracting host's umask does not apply to
 //!   layer entries.
 //! - `Owners::Keep`: numeric uid/gid from lstat; user and group *names*
-//!   stay empty. Why: names would have to come from a user database, and
-//!   the host's (`getpwuid`) describes the build machine, not the image; an
-//!   engine maps numeric ids through the image's own `/etc/passwd` anyway.
+//!   stay empty unless `owner_names`. Why: names must come from a user
+//!   database, and the host's (`getpwuid`) describes the build machine, not
+//!   the image; an engine maps numeric ids through the image's own
+//!   `/etc/passwd` anyway. With `owner_names`, they come from the tree's
+//!   own `etc/passwd` and `etc/group` ([`super::accounts`]).
 //! - `xattrs`: only the allow-list [`XATTR_ALLOW`] (`security.capability`,
 //!   file capabilities such as `ping`'s `cap_net_raw`), read from regular
 //!   files. Others are left out on purpose: `security.selinux` is a label of
@@ -49,6 +51,9 @@ pub struct DirOptions {
     pub modes: Modes,
     /// Keep the tree's numeric owners, or write 0:0.
     pub owners: Owners,
+    /// With kept owners, also write user/group names, looked up in the
+    /// tree's own `etc/passwd` and `etc/group`.
+    pub owner_names: bool,
     /// Keep the allow-listed xattrs ([`XATTR_ALLOW`]) of regular files.
     pub xattrs: bool,
     /// Write devices and FIFOs instead of refusing them.
@@ -62,6 +67,7 @@ impl Default for DirOptions {
         DirOptions {
             modes: Modes::Default,
             owners: Owners::Root,
+            owner_names: false,
             xattrs: false,
             devices: false,
             exclude: Vec::new(),

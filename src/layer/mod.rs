@@ -10,6 +10,7 @@
 //! Every entry gets the same mtime, the caller's (`SOURCE_DATE_EPOCH`, a flag,
 //! or 0): *replace*, not clamp, so the host's timestamps never matter.
 
+pub mod accounts;
 pub mod compress;
 pub mod dedupe;
 pub mod dir;
