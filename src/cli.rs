@@ -13,13 +13,15 @@ use serde_json::{json, Value};
 use strata::archive::{write_image, Format};
 use strata::descriptor::{is_index, Descriptor, Index, Platform, OCI_INDEX};
 use strata::error::{Error, IoContext, Result};
+use strata::glob::Glob;
 use strata::image::{
     check_rfc3339, compose, rfc3339, tag_annotations, ConfigChanges, ImageOptions, NewLayer,
 };
 use strata::json::{self, to_canonical};
 use strata::layer::compress::Compression;
 use strata::layer::dedupe::link_identical;
-use strata::layer::dir::walk_dir;
+use strata::layer::dir::walk_tree;
+use strata::layer::dir_options::DirOptions;
 use strata::layer::entry::{normalize, NormalizeOptions};
 use strata::layer::path::LayerPath;
 use strata::layer::{read_small_file, write_layer_file, LayerDescriptor, LayerOptions};
@@ -98,6 +100,21 @@ struct LayerArgs {
     spec: Vec<Utf8PathBuf>,
     /// Directories whose contents become the layer root; DIR=/prefix puts them under /prefix.
     inputs: Vec<String>,
+    /// Modes of DIR inputs: default (0755/0644 by the executable bit) or keep (the tree's, setuid/setgid/sticky included; for root filesystems).
+    #[arg(long, default_value = "default")]
+    modes: String,
+    /// Owners of DIR inputs: root (0:0), keep (the tree's numeric uid/gid; names empty) or keep-names (also names from the tree's own etc/passwd and etc/group).
+    #[arg(long, default_value = "root")]
+    owners: String,
+    /// Keep file capabilities (the security.capability xattr, no other) of DIR inputs.
+    #[arg(long)]
+    xattrs: bool,
+    /// Write character/block devices and FIFOs of DIR inputs instead of refusing them.
+    #[arg(long)]
+    devices: bool,
+    /// Leave out layer paths matching GLOB, with their subtrees (`*` within a component, `**` across, `?`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
 }
 
 #[derive(Args)]
@@ -471,11 +488,24 @@ fn layer(a: LayerArgs) -> CliResult {
         )));
     }
     let threads = threads(a.threads);
+    let dopts = usage(dir_options(&a))?;
+    let dir_flags = a.modes != "default"
+        || a.owners != "root"
+        || a.xattrs
+        || a.devices
+        || !a.exclude.is_empty();
+    if a.inputs.is_empty() && dir_flags {
+        // Why refuse: silently ignoring e.g. --exclude would build another layer than asked.
+        return Err(Failure::Usage(Error::invalid(
+            "--modes, --owners, --xattrs, --devices and --exclude apply to DIR inputs; \
+             a spec's tree entries take the same as fields (\"modes\", \"exclude\", ...)",
+        )));
+    }
     let mut entries = Vec::new();
     let mut nopts = NormalizeOptions::default();
     for input in &a.inputs {
         let (dir, prefix) = split_input(input).map_err(Failure::Usage)?;
-        let mut walked = walk_dir(&dir, prefix.as_ref(), threads)?;
+        let mut walked = walk_tree(&dir, prefix.as_ref(), threads, &dopts)?;
         // Why not extend: one tree of 100,000 files is ~15 MB of entries;
         // taking the vector keeps a single copy.
         if entries.is_empty() {
@@ -505,6 +535,26 @@ fn layer(a: LayerArgs) -> CliResult {
         println!("{}", desc.digest);
     }
     Ok(0)
+}
+
+/// `strata layer`'s attribute policy for DIR inputs (spec trees say their own).
+fn dir_options(a: &LayerArgs) -> Result<DirOptions> {
+    // The library's message names the value; the flag is prefixed to it.
+    let flag = |e: Error, name: &str| e.context(format!("--{name}"));
+    let (owners, owner_names) =
+        strata::spec::parse_owners(&a.owners).map_err(|e| flag(e, "owners"))?;
+    Ok(DirOptions {
+        modes: strata::spec::parse_modes(&a.modes).map_err(|e| flag(e, "modes"))?,
+        owners,
+        owner_names,
+        xattrs: a.xattrs,
+        devices: a.devices,
+        exclude: a
+            .exclude
+            .iter()
+            .map(|g| Glob::new(g).map_err(|e| flag(e, "exclude")))
+            .collect::<Result<_>>()?,
+    })
 }
 
 /// A small extra output (--descriptor, --digest-file), its temporary created

@@ -10,7 +10,10 @@
 //! is the identity** (same digest), given the same mtime, compression and
 //! level, because the model round-trips every field strata writes. What the
 //! model cannot hold is refused with the entry named, never silently dropped:
-//! devices and FIFOs always; xattrs unless `drop_xattrs`.
+//! xattrs outside the allow-list of `strata layer --xattrs`
+//! ([`crate::layer::dir_options::XATTR_ALLOW`]) unless `drop_xattrs` (which
+//! drops all of them). Devices and FIFOs are kept (as `strata layer
+//! --devices` writes them); allow-listed xattrs are kept unless `drop_xattrs`.
 //!
 //! Policies (each a choice a user makes, defaults keep behaviour unchanged):
 //! - mtime: every entry gets `mtime` (replace, not clamp), as `strata layer`;
@@ -41,9 +44,10 @@ use crate::image::rfc3339;
 use crate::json::to_canonical;
 use crate::layer::compress::Compression;
 use crate::layer::dedupe::link_identical;
+use crate::layer::dir_options::XATTR_ALLOW;
 use crate::layer::entry::{
     default_file_mode, normalize as normalize_entries, Content, Entry, EntryKind,
-    NormalizeOptions as EntryOptions, DIR_MODE, SYMLINK_MODE,
+    NormalizeOptions as EntryOptions, Xattrs, DIR_MODE, SYMLINK_MODE,
 };
 use crate::layer::path::LayerPath;
 use crate::layer::read::{EntryType, LayerReader, LayerSummary, TarEntry};
@@ -177,14 +181,25 @@ fn to_entry<R: Read>(
     if e.path == "." {
         return Ok(None);
     }
-    if !e.xattrs.is_empty() && !opts.drop_xattrs {
-        let names: Vec<&str> = e.xattrs.keys().map(String::as_str).collect();
+    let foreign: Vec<&str> = e
+        .xattrs
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !XATTR_ALLOW.contains(k))
+        .collect();
+    if !foreign.is_empty() && !opts.drop_xattrs {
         return Err(Error::unsupported(format!(
             "{}: carries xattrs ({}), which strata layers do not hold; --drop-xattrs drops them",
             at(),
-            names.join(", ")
+            foreign.join(", ")
         )));
     }
+    // Why only without drop_xattrs: that flag has always meant "no xattrs".
+    let xattrs: Xattrs = if opts.drop_xattrs {
+        Xattrs::new()
+    } else {
+        e.xattrs.clone()
+    };
     let path = LayerPath::parse(&e.path).map_err(|err| err.context(at()))?;
     // Why: a ustar name field holds 32 bytes and strata writes no PAX uname.
     for (what, name) in [("uname", &e.uname), ("gname", &e.gname)] {
@@ -207,13 +222,19 @@ fn to_entry<R: Read>(
             LayerPath::parse(&e.linkname)
                 .map_err(|err| err.context(format!("{}: hard link target", at())))?,
         ),
-        k => {
-            return Err(Error::unsupported(format!(
-                "{}: a {}: strata layers hold no devices or FIFOs",
-                at(),
-                k.name()
-            )))
+        EntryType::CharDevice | EntryType::BlockDevice => {
+            let num = |n: u64, what: &str| {
+                u32::try_from(n).map_err(|_| {
+                    Error::invalid(format!("{}: device {what} number {n} is too large", at()))
+                })
+            };
+            EntryKind::Device {
+                block: e.kind == EntryType::BlockDevice,
+                major: num(e.devmajor, "major")?,
+                minor: num(e.devminor, "minor")?,
+            }
         }
+        EntryType::Fifo => EntryKind::Fifo,
     };
     let mode = match (opts.modes, &kind) {
         (Modes::Keep, _) => e.mode & 0o7777,
@@ -233,6 +254,7 @@ fn to_entry<R: Read>(
         gid,
         uname,
         gname,
+        xattrs: (!xattrs.is_empty()).then(|| Box::new(xattrs)),
         origin: Arc::from(format!("{in_name} entry {}", e.index)),
     }))
 }
@@ -404,6 +426,31 @@ mod tests {
                 mode: 0o700,
                 ..Entry::dir(p(&format!("{}/x", "d".repeat(120))), "t")
             },
+            Entry {
+                kind: EntryKind::Device {
+                    block: false,
+                    major: 5,
+                    minor: 1,
+                },
+                mode: 0o620,
+                gid: 5,
+                ..Entry::dir(p("dev/console"), "t")
+            },
+            Entry {
+                kind: EntryKind::Fifo,
+                mode: 0o600,
+                ..Entry::dir(p("run/fifo"), "t")
+            },
+            Entry {
+                kind: EntryKind::File(Content::Inline(b"ping\n".to_vec())),
+                mode: 0o755,
+                xattrs: Some(Box::new(Xattrs::from([(
+                    "security.capability".to_string(),
+                    // 0x0a (`\n`, cap_dac_override|cap_fowner) inside a value.
+                    b"\x01\x00\x00\x02\x0a\x20\x00\x00".to_vec(),
+                )]))),
+                ..Entry::dir(p("bin/ping"), "t")
+            },
         ];
         v = normalize_entries(v, EntryOptions::default()).unwrap();
         let opts = LayerOptions {
@@ -435,8 +482,10 @@ mod tests {
     }
 
     #[test]
-    fn devices_and_xattrs_are_refused_by_name() {
+    fn xattrs_outside_the_allow_list_are_refused_by_name() {
         let mut b = ::tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("SCHILY.xattr.user.k", &b"v"[..])])
+            .unwrap();
         let mut h = ::tar::Header::new_gnu();
         h.set_entry_type(::tar::EntryType::Char);
         h.set_size(0);
@@ -456,7 +505,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "in.tar: entry 0 (dev/null): a char device: strata layers hold no devices or FIFOs"
+            "in.tar: entry 0 (dev/null): carries xattrs (user.k), which strata layers \
+             do not hold; --drop-xattrs drops them"
         );
 
         // A file with xattrs: refused by name, unless they are dropped.

@@ -38,6 +38,25 @@
 //! - `tree`: a host directory `src` whose contents go under `path` (optional;
 //!   the layer root when absent), walked like a directory INPUT. When `src` is
 //!   a regular file (a Nix store path can be one), it becomes the file `path`.
+//!   Optional fields for a root filesystem (defaults: what a build output
+//!   wants), the same words as `strata layer`'s flags:
+//!   - `modes`: `"default"` (0755/0644 by the executable bit, dirs 0755) or
+//!     `"keep"` (the tree's `mode & 07777`, setuid/setgid/sticky included);
+//!   - `owners`: `"root"` (0:0), `"keep"` (the tree's numeric uid/gid;
+//!     names stay empty) or `"keep-names"` (also user/group names, looked
+//!     up in the tree's own `etc/passwd` and `etc/group`, never the host's;
+//!     ids they do not list get no name);
+//!   - `xattrs`: `true` keeps `security.capability` (file capabilities) as
+//!     `SCHILY.xattr.*` PAX records; no other xattr is ever kept;
+//!   - `devices`: `true` writes character/block devices and FIFOs as entries
+//!     instead of refusing them (sockets are always refused);
+//!   - `exclude`: glob patterns (`*` within a path component, `**` across
+//!     components, `?` one character; see `strata::glob`) matched on layer
+//!     paths, i.e. with `path` prepended: a match is left out with its whole
+//!     subtree, unwalked; its parent directory stays (`"dev/*"` keeps `dev/`).
+//!
+//!   `modes`, `owners`, `xattrs`, `devices` and `exclude` apply only to a
+//!   directory `src` (a regular-file `src` gets the defaults).
 //! - `mode` (file, dir): octal string (`"0755"`, `"4755"`) or a JSON number
 //!   (taken as the numeric mode, e.g. 493); at most 0o7777. setuid, setgid and
 //!   sticky bits come only from here.
@@ -50,10 +69,13 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::glob::Glob;
 use crate::json;
-use crate::layer::dir::walk_dir;
+use crate::layer::dir::walk_tree;
+use crate::layer::dir_options::DirOptions;
 use crate::layer::entry::{default_file_mode, Content, Entry, EntryKind, NormalizeOptions};
 use crate::layer::path::LayerPath;
+use crate::normalize::{Modes, Owners};
 
 /// The only spec version this strata reads.
 pub const SPEC_VERSION: u64 = 1;
@@ -161,6 +183,16 @@ pub enum SpecEntry {
     Tree {
         path: Option<String>,
         src: String,
+        #[serde(default)]
+        modes: Option<String>,
+        #[serde(default)]
+        owners: Option<String>,
+        #[serde(default)]
+        xattrs: bool,
+        #[serde(default)]
+        devices: bool,
+        #[serde(default)]
+        exclude: Vec<String>,
     },
 }
 
@@ -243,6 +275,7 @@ fn base_entry(path: &str, kind: EntryKind, mode: u32, owner: Owner, origin: &str
         gid: owner.gid,
         uname: owner.uname,
         gname: owner.gname,
+        xattrs: None,
         origin: Arc::from(origin),
     })
 }
@@ -354,11 +387,20 @@ fn entry_to_entries(
             let lp = LayerPath::parse(path)?;
             out.push(whiteout(lp.child(".wh..wh..opq")?, origin));
         }
-        SpecEntry::Tree { path, src } => {
+        SpecEntry::Tree {
+            path,
+            src,
+            modes,
+            owners,
+            xattrs,
+            devices,
+            exclude,
+        } => {
             let prefix = match path {
                 Some(p) => Some(LayerPath::parse(p)?),
                 None => None,
             };
+            let opts = tree_options(modes, owners, *xattrs, *devices, exclude)?;
             let is_file = std::fs::metadata(src).map(|m| m.is_file()).unwrap_or(false);
             match (is_file, prefix) {
                 (true, Some(p)) => {
@@ -377,13 +419,65 @@ fn entry_to_entries(
                         "tree {src}: a file needs a \"path\""
                     )));
                 }
-                (false, prefix) => {
-                    out.extend(walk_dir(Utf8Path::new(src), prefix.as_ref(), threads)?)
-                }
+                (false, prefix) => out.extend(walk_tree(
+                    Utf8Path::new(src),
+                    prefix.as_ref(),
+                    threads,
+                    &opts,
+                )?),
             }
         }
     }
     Ok(())
+}
+
+/// A `tree` entry's attribute policy (the same words as `strata layer`).
+fn tree_options(
+    modes: &Option<String>,
+    owners: &Option<String>,
+    xattrs: bool,
+    devices: bool,
+    exclude: &[String],
+) -> Result<DirOptions> {
+    let mut o = DirOptions {
+        xattrs,
+        devices,
+        ..DirOptions::default()
+    };
+    if let Some(m) = modes {
+        o.modes = parse_modes(m).map_err(|e| e.context("modes"))?;
+    }
+    if let Some(w) = owners {
+        (o.owners, o.owner_names) = parse_owners(w).map_err(|e| e.context("owners"))?;
+    }
+    o.exclude = exclude
+        .iter()
+        .map(|g| Glob::new(g).map_err(|e| e.context("exclude")))
+        .collect::<Result<_>>()?;
+    Ok(o)
+}
+
+/// `keep` or `default` (as `strata normalize --modes`).
+pub fn parse_modes(s: &str) -> Result<Modes> {
+    match s {
+        "keep" => Ok(Modes::Keep),
+        "default" => Ok(Modes::Default),
+        m => Err(Error::invalid(format!("{m:?}: expected keep or default"))),
+    }
+}
+
+/// `keep`, `keep-names` or `root` (as `strata normalize --owners`, plus
+/// names from the tree's own `etc/passwd`/`etc/group`): the policy and
+/// whether names are looked up.
+pub fn parse_owners(s: &str) -> Result<(Owners, bool)> {
+    match s {
+        "keep" => Ok((Owners::Keep, false)),
+        "keep-names" => Ok((Owners::Keep, true)),
+        "root" => Ok((Owners::Root, false)),
+        o => Err(Error::invalid(format!(
+            "{o:?}: expected keep, keep-names or root"
+        ))),
+    }
 }
 
 fn whiteout(path: LayerPath, origin: &str) -> Entry {

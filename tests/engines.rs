@@ -1274,3 +1274,209 @@ fn a_dockerfile_build_audited_with_diff() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.starts_with("identical (semantically); "), "{text}");
 }
+
+/// The Debian mirror this machine's apt uses (its first `URIs:` or `deb`
+/// line), so debootstrap fetches from the package registry apt is set up
+/// for; None leaves the choice to debootstrap's default.
+fn debian_mirror() -> Option<String> {
+    let sources = [
+        "/etc/apt/sources.list.d/debian.sources",
+        "/etc/apt/sources.list",
+    ];
+    for f in sources {
+        let Ok(text) = fs::read_to_string(f) else {
+            continue;
+        };
+        for line in text.lines().map(str::trim) {
+            let uri = if let Some(u) = line.strip_prefix("URIs:") {
+                u.split_whitespace().next()
+            } else if let Some(rest) = line.strip_prefix("deb ") {
+                rest.split_whitespace().find(|w| w.contains("://"))
+            } else {
+                None
+            };
+            if let Some(u) = uri.filter(|u| !u.contains("security")) {
+                return Some(u.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// `debootstrap --variant=minbase bookworm TREE` (nothing cached across
+/// runs). None (a skip) only when the mirror cannot be reached and
+/// `STRATA_REQUIRE_TOOLS=1` is not set.
+fn debootstrap(w: &Path, tree: &Path) -> Option<()> {
+    if !crate::util::have_tool("debootstrap") {
+        return None;
+    }
+    let mirror = debian_mirror();
+    let out = Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(tree)
+        .args(mirror.as_deref())
+        .current_dir(w)
+        .output()
+        .expect("run debootstrap");
+    if out.status.success() {
+        return Some(());
+    }
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unreachable = ["Failed getting release file", "Temporary failure resolving"]
+        .iter()
+        .any(|m| log.contains(m));
+    let required = std::env::var("STRATA_REQUIRE_TOOLS").as_deref() == Ok("1");
+    if unreachable && !required {
+        eprintln!("skipping: debootstrap cannot reach the Debian mirror ({mirror:?}):\n{log}");
+        return None;
+    }
+    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+    panic!(
+        "debootstrap --variant=minbase bookworm failed ({:?}); last lines:\n{}",
+        out.status.code(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// (type, mode & 07777, uid, gid) by tar name, of an lstat walk of `tree`
+/// with the children of `dev/` left out (as `--exclude 'dev/*'`).
+fn lstat_walk(tree: &Path) -> std::collections::BTreeMap<String, (char, u32, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![(tree.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = todo.pop() {
+        if rel == "dev/" {
+            continue;
+        }
+        for ent in fs::read_dir(&dir).unwrap() {
+            let ent = ent.unwrap();
+            let name = format!("{rel}{}", ent.file_name().to_str().unwrap());
+            let m = fs::symlink_metadata(ent.path()).unwrap();
+            let kind = if m.is_dir() {
+                '5'
+            } else if m.file_type().is_symlink() {
+                '2'
+            } else if m.is_file() {
+                '0'
+            } else {
+                panic!("{name}: unexpected file type in the tree")
+            };
+            let attrs = (
+                kind,
+                m.mode() & 0o7777,
+                u64::from(m.uid()),
+                u64::from(m.gid()),
+            );
+            if m.is_dir() {
+                todo.push((ent.path(), format!("{name}/")));
+                out.insert(format!("{name}/"), attrs);
+            } else {
+                out.insert(name, attrs);
+            }
+        }
+    }
+    out
+}
+
+/// The same of every entry of an uncompressed layer (hard links, which
+/// dedupe makes of identical files, count as files).
+fn tar_attrs(tar_path: &Path) -> std::collections::BTreeMap<String, (char, u32, u64, u64)> {
+    let mut ar = tar::Archive::new(fs::File::open(tar_path).unwrap());
+    let mut out = std::collections::BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        let kind = match h.entry_type().as_byte() {
+            b'1' => '0',
+            k => k as char,
+        };
+        let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        let attrs = (kind, h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap());
+        assert!(out.insert(name.clone(), attrs).is_none(), "{name} twice");
+    }
+    out
+}
+
+/// Scenario: a real root filesystem (Debian bookworm, debootstrap minbase)
+/// as one layer keeps the modes and owners that make it safe: as nobody,
+/// `/etc/shadow` (0640 root:shadow) is unreadable and `/tmp` (1777) is
+/// writable; setuid `su` and setgid `/var/mail` survive; apt and dpkg run.
+#[test]
+fn a_debootstrap_root_filesystem_keeps_its_modes_and_owners() {
+    let Some(e) = engines() else { return };
+    let work = e.work("rootfs");
+    let w = &work.0;
+    let tree = w.join("rootfs");
+    if debootstrap(w, &tree).is_none() {
+        return;
+    }
+    let flags = "--modes keep --owners keep --exclude 'dev/*'";
+    let bin = env!("CARGO_BIN_EXE_strata");
+    // Twice, under another umask, TZ and thread count: the same bytes (both
+    // at once: the test's time is mostly debootstrap and gzip).
+    crate::util::sh(
+        w,
+        &format!(
+            "(umask 022 && TZ=UTC exec {bin} layer -q --out deb.tgz --descriptor deb.json \
+               --threads 2 {flags} rootfs) & one=$!
+             (umask 077 && TZ=Pacific/Kiritimati exec {bin} layer -q --out deb2.tgz \
+               --descriptor deb2.json --threads 1 {flags} rootfs) & two=$!
+             wait $one && wait $two && gzip -dc deb.tgz > deb.tar"
+        ),
+    );
+    assert_eq!(
+        fs::read(w.join("deb.json")).unwrap(),
+        fs::read(w.join("deb2.json")).unwrap(),
+        "another umask, TZ and thread count changed the layer"
+    );
+    let (want, got) = (lstat_walk(&tree), tar_attrs(&w.join("deb.tar")));
+    for (name, attrs) in &want {
+        assert_eq!(got.get(name), Some(attrs), "{name}: (type, mode, uid, gid)");
+    }
+    let extra: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(extra.is_empty(), "entries not in the tree: {extra:?}");
+    // The cases that matter, spelled out (Debian's shadow gid is 42, mail's 8).
+    for (name, attrs) in [
+        ("etc/shadow", ('0', 0o640, 0, 42)),
+        ("tmp/", ('5', 0o1777, 0, 0)),
+        ("usr/bin/su", ('0', 0o4755, 0, 0)),
+        ("var/mail/", ('5', 0o2775, 0, 8)),
+        ("dev/", ('5', 0o755, 0, 0)),
+    ] {
+        assert_eq!(got.get(name), Some(&attrs), "{name}");
+    }
+    fs::remove_dir_all(&tree).unwrap();
+    fs::remove_file(w.join("deb.tar")).unwrap();
+    let script = "cat /etc/shadow >/dev/null 2>&1 && echo shadow-readable || echo shadow-unreadable
+echo probe > /tmp/probe && echo tmp-writable
+stat -c '%a %U:%G %n' /etc/shadow /tmp /var/mail /usr/bin/su
+apt-get --version | head -n 1 | cut -d' ' -f1
+dpkg -l dpkg | grep -q '^ii' && echo dpkg-ok
+id -u";
+    let cmd = serde_json::to_string(&["/bin/sh", "-c", script]).unwrap();
+    let img = build(
+        w,
+        "rootfs",
+        &[
+            "--layer",
+            "deb.tgz:deb.json",
+            "--user",
+            "65534",
+            "--cmd",
+            &cmd,
+        ],
+    );
+    run_everywhere(
+        &e,
+        w,
+        &img,
+        0,
+        "shadow-unreadable\ntmp-writable\n640 root:shadow /etc/shadow\n1777 root:root /tmp\n\
+         2775 root:mail /var/mail\n4755 root:root /usr/bin/su\napt\ndpkg-ok\n65534\n",
+        same,
+    );
+}

@@ -18,3 +18,4 @@ mod layer;
 mod nix_layers;
 mod proxy;
 mod registry;
+mod rootfs;

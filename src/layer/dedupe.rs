@@ -3,7 +3,8 @@
 //! Hosts make hard links with inode numbers, which differ between machines
 //! and filesystems, so they never decide anything here (two names of one
 //! inode are only read once, since their bytes are the same). Instead, regular files
-//! with the same content and the same attributes (mode, owner) become hard
+//! with the same content and the same attributes (mode, owner,
+//! xattrs) become hard
 //! links to the first of them in canonical order. The result depends only on
 //! the files' bytes: a host that has two copies and a host that has one inode
 //! with two names produce the same layer. Only files whose size is shared by
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
-use super::entry::{Content, Entry, EntryKind};
+use super::entry::{Content, Entry, EntryKind, Xattrs};
 use super::path::LayerPath;
 use crate::digest::{digest_reader, Digest};
 use crate::error::{IoContext, Result};
@@ -29,8 +30,9 @@ use crate::parallel::parallel;
 /// Smallest file considered for linking.
 pub const DEDUPE_MIN_SIZE: u64 = 16 * 1024;
 
-type Attrs = (u64, u32, u64, u64, String, String);
+type Attrs = (u64, u32, u64, u64, String, String, Option<Box<Xattrs>>);
 
+/// Why xattrs too: hard links share them (a file capability would spread).
 fn attrs(e: &Entry, c: &Content) -> Attrs {
     (
         c.len(),
@@ -39,6 +41,7 @@ fn attrs(e: &Entry, c: &Content) -> Attrs {
         e.gid,
         e.uname.clone(),
         e.gname.clone(),
+        e.xattrs.clone(),
     )
 }
 
@@ -254,6 +257,37 @@ mod tests {
             matches!(v[4].kind, EntryKind::File(_)),
             "empty files are never linked"
         );
+    }
+
+    #[test]
+    fn owners_and_xattrs_keep_files_apart() {
+        let big = "x".repeat(DEDUPE_MIN_SIZE as usize);
+        let cap = Xattrs::from([("security.capability".to_string(), vec![1, 0, 0, 2])]);
+        let mut v = vec![
+            file("a", &big, 0o4755),
+            Entry {
+                gid: 42,
+                ..file("b", &big, 0o4755)
+            },
+            Entry {
+                xattrs: Some(Box::new(cap.clone())),
+                ..file("c", &big, 0o4755)
+            },
+            Entry {
+                xattrs: Some(Box::new(cap)),
+                ..file("d", &big, 0o4755)
+            },
+            file("e", &big, 0o4755),
+        ];
+        link_identical(&mut v, 2).unwrap();
+        let kinds: Vec<String> = v
+            .iter()
+            .map(|e| match &e.kind {
+                EntryKind::Hardlink(t) => format!("->{t}"),
+                _ => "file".into(),
+            })
+            .collect();
+        assert_eq!(kinds, ["file", "file", "file", "->c", "->a"]);
     }
 
     fn host_file(dir: &std::path::Path, name: &str) -> Entry {

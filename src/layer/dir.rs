@@ -1,25 +1,30 @@
 //! Directory inputs: a host tree walked into layer entries.
 //!
 //! Invariants: children are listed in sorted order (never readdir order);
-//! modes come from the executable bit only (never the umask); owners are 0:0;
-//! symlinks inside the tree are kept as symlinks and never followed out of it
-//! (a relative target climbing above the layer root is refused); files with
-//! several links become independent files (inode numbers never make hard
-//! links); FIFOs, sockets and devices are refused. The top directory itself
+//! by default modes come from the executable bit only (never the umask),
+//! owners are 0:0 and FIFOs, sockets and devices are refused; a root
+//! filesystem can keep its modes, owners, file capabilities and device
+//! nodes and leave out paths ([`DirOptions`]); symlinks inside the tree are
+//! kept as symlinks and never followed out of it (a relative target climbing
+//! above the layer root is refused); files with several links become
+//! independent files (inode numbers never make hard links). The top directory itself
 //! may be a symlink (as Bazel presents tree artifacts) and is read through.
 //! Directories are listed on several threads; entries and errors (the first
 //! in walk order) do not depend on how many.
 
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::sync::{Arc, Condvar, Mutex};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::entry::{default_file_mode, Content, Entry, EntryKind, SYMLINK_MODE};
+use super::accounts::Accounts;
+use super::dir_options::{dev_numbers, read_xattrs, DirOptions};
+use super::entry::{default_file_mode, Content, Entry, EntryKind, DIR_MODE, SYMLINK_MODE};
 use super::path::LayerPath;
 use crate::error::{Error, IoContext, Result};
+use crate::normalize::{Modes, Owners};
 use crate::spec::check_link_target;
 
 /// Most entries one walk may produce (a guard against runaway trees).
@@ -34,15 +39,37 @@ pub const MAX_ENTRIES: usize = 10_000_000;
 /// thread. The entries and the error (the first in walk order) are the same
 /// for any `threads`.
 pub fn walk_dir(dir: &Utf8Path, prefix: Option<&LayerPath>, threads: usize) -> Result<Vec<Entry>> {
-    walk_dir_limited(dir, prefix, threads, MAX_ENTRIES)
+    walk_tree(dir, prefix, threads, &DirOptions::default())
+}
+
+/// [`walk_dir`] with the attribute policy and exclusions of `opts`.
+pub fn walk_tree(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    threads: usize,
+    opts: &DirOptions,
+) -> Result<Vec<Entry>> {
+    walk_tree_limited(dir, prefix, threads, opts, MAX_ENTRIES)
 }
 
 /// [`walk_dir`] with at most `max_entries` names (unit tests lower it: ten
 /// million files cannot be made in a test).
+#[cfg(test)]
 fn walk_dir_limited(
     dir: &Utf8Path,
     prefix: Option<&LayerPath>,
     threads: usize,
+    max_entries: usize,
+) -> Result<Vec<Entry>> {
+    walk_tree_limited(dir, prefix, threads, &DirOptions::default(), max_entries)
+}
+
+/// [`walk_tree`] with at most `max_entries` names.
+fn walk_tree_limited(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    threads: usize,
+    opts: &DirOptions,
     max_entries: usize,
 ) -> Result<Vec<Entry>> {
     let meta = fs::metadata(dir).io_context(|| format!("input directory {dir}"))?;
@@ -53,6 +80,7 @@ fn walk_dir_limited(
     let walk = Walk {
         root: dir,
         max_entries,
+        opts,
         origin,
         queue: Mutex::new(Queue {
             todo: vec![(0, dir.to_owned(), prefix.cloned())],
@@ -83,6 +111,17 @@ fn walk_dir_limited(
             return Err(walk.too_many());
         }
         result.map(|()| out)
+    })
+    .and_then(|mut out| {
+        if opts.owner_names && opts.owners == Owners::Keep {
+            // Why after the walk: the tree's files are read once, whatever the threads.
+            let acc = Accounts::read(dir)?;
+            for e in &mut out {
+                e.uname = acc.users.get(&e.uid).cloned().unwrap_or_default();
+                e.gname = acc.groups.get(&e.gid).cloned().unwrap_or_default();
+            }
+        }
+        Ok(out)
     })
 }
 
@@ -126,6 +165,7 @@ struct Walk<'a> {
     root: &'a Utf8Path,
     /// [`MAX_ENTRIES`], but for unit tests.
     max_entries: usize,
+    opts: &'a DirOptions,
     origin: Arc<str>,
     queue: Mutex<Queue>,
     wake: Condvar,
@@ -159,7 +199,7 @@ impl Walk<'_> {
                 q = self.wake.wait(q).expect("lock");
             }
         };
-        let mut l = list_one(&host, path.as_ref(), &self.origin);
+        let mut l = list_one(&host, path.as_ref(), &self.origin, self.opts);
         let mut q = self.queue.lock().expect("lock");
         q.listed += l.entries.len();
         q.over |= q.listed > self.max_entries;
@@ -220,7 +260,12 @@ impl Walk<'_> {
     }
 }
 
-fn list_one(dir: &Utf8Path, prefix: Option<&LayerPath>, origin: &Arc<str>) -> Listing {
+fn list_one(
+    dir: &Utf8Path,
+    prefix: Option<&LayerPath>,
+    origin: &Arc<str>,
+    opts: &DirOptions,
+) -> Listing {
     let mut l = Listing {
         entries: Vec::new(),
         subdirs: Vec::new(),
@@ -243,8 +288,9 @@ fn list_one(dir: &Utf8Path, prefix: Option<&LayerPath>, origin: &Arc<str>) -> Li
     l.entries.reserve(names.len());
     l.subdirs.reserve(names.len());
     for (name, ent) in names {
-        match child(dir, prefix, origin, name, &ent) {
-            Ok((entry, is_dir)) => {
+        match child(dir, prefix, origin, name, &ent, opts) {
+            Ok(None) => {}
+            Ok(Some((entry, is_dir))) => {
                 l.entries.push(entry);
                 l.subdirs.push(is_dir.then_some(0));
             }
@@ -258,14 +304,16 @@ fn list_one(dir: &Utf8Path, prefix: Option<&LayerPath>, origin: &Arc<str>) -> Li
 }
 
 /// One name of `dir` as an entry, and whether it is a directory to descend
-/// into. Its metadata comes from lstat relative to the open directory.
+/// into (`None`: excluded). Its metadata comes from lstat relative to the
+/// open directory.
 fn child(
     dir: &Utf8Path,
     prefix: Option<&LayerPath>,
     origin: &Arc<str>,
     name: OsString,
     ent: &fs::DirEntry,
-) -> Result<(Entry, bool)> {
+    opts: &DirOptions,
+) -> Result<Option<(Entry, bool)>> {
     let name = name.into_string().map_err(|n| {
         Error::invalid(format!(
             "{dir}/{}: file name is not UTF-8",
@@ -275,17 +323,47 @@ fn child(
     let host = join_name(dir, &name);
     let rel = LayerPath::parse(&name).map_err(|e| e.context(&host))?;
     let path = LayerPath::join(prefix, &rel);
+    if !opts.exclude.is_empty() && opts.excluded(path.as_str()) {
+        return Ok(None);
+    }
     // d_type where the filesystem gives it: no syscall for a directory.
     let ft = ent.file_type().io_context(|| format!("reading {host}"))?;
     let mut entry = Entry::dir(path, Arc::clone(origin));
-    if ft.is_dir() {
-        return Ok((entry, true));
+    if ft.is_dir() && !opts.needs_dir_metadata() {
+        return Ok(Some((entry, true)));
     }
     let meta = ent.metadata().io_context(|| format!("reading {host}"))?;
     let ft = meta.file_type();
+    let host_mode = meta.permissions().mode();
+    if opts.owners == Owners::Keep {
+        entry.uid = u64::from(meta.uid());
+        entry.gid = u64::from(meta.gid());
+    }
+    // Why `& 0o7777` only with Keep: the default derives modes from intent
+    // (the executable bit), never from host bits that carry the umask.
+    let kept = (opts.modes == Modes::Keep).then_some(host_mode & 0o7777);
+    if ft.is_dir() {
+        entry.mode = kept.unwrap_or(DIR_MODE);
+        return Ok(Some((entry, true)));
+    }
     if ft.is_file() {
-        entry.mode = default_file_mode(meta.permissions().mode());
+        entry.mode = kept.unwrap_or_else(|| default_file_mode(host_mode));
+        if opts.xattrs {
+            entry.xattrs = read_xattrs(&host)?;
+        }
         entry.kind = EntryKind::File(Content::Path(host, meta.len()));
+    } else if opts.devices && (ft.is_char_device() || ft.is_block_device() || ft.is_fifo()) {
+        entry.mode = kept.unwrap_or_else(|| default_file_mode(host_mode));
+        entry.kind = if ft.is_fifo() {
+            EntryKind::Fifo
+        } else {
+            let (major, minor) = dev_numbers(meta.rdev());
+            EntryKind::Device {
+                block: ft.is_block_device(),
+                major,
+                minor,
+            }
+        };
     } else if ft.is_symlink() {
         let target = fs::read_link(&host).io_context(|| format!("reading symlink {host}"))?;
         let target = target
@@ -295,21 +373,18 @@ fn child(
         check_link_target(&entry.path, &target).map_err(|e| e.context(&host))?;
         entry.kind = EntryKind::Symlink(target);
         entry.mode = SYMLINK_MODE;
-    } else if ft.is_dir() {
-        return Err(Error::invalid(format!("{host}: changed while it was read")));
-    } else {
-        let what = if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else {
-            "a device"
-        };
+    } else if ft.is_socket() {
         return Err(Error::invalid(format!(
-            "{host}: {what} cannot go into a layer (declare it in a spec if needed)"
+            "{host}: a socket cannot go into a layer (leave it out with --exclude)"
+        )));
+    } else {
+        let what = if ft.is_fifo() { "a FIFO" } else { "a device" };
+        return Err(Error::invalid(format!(
+            "{host}: {what} cannot go into a layer unless asked for \
+             (--devices), or leave it out with --exclude"
         )));
     }
-    Ok((entry, false))
+    Ok(Some((entry, false)))
 }
 
 #[cfg(test)]
@@ -405,8 +480,43 @@ mod tests {
         fs::remove_file(t.path().join("d5/zz")).unwrap();
         let fifo = walk_with(t.path(), 3).unwrap_err().to_string();
         assert!(
-            fifo.contains("d6/fifo: a FIFO cannot go into a layer"),
+            fifo.contains("d6/fifo: a FIFO cannot go into a layer unless asked for"),
             "{fifo}"
         );
+    }
+
+    #[test]
+    fn keep_modes_and_excludes() {
+        let t = tree();
+        let root = t.path();
+        fs::set_permissions(root.join("d1/sub"), fs::Permissions::from_mode(0o1777)).unwrap();
+        fs::set_permissions(root.join("d1/f001"), fs::Permissions::from_mode(0o4750)).unwrap();
+        fs::set_permissions(root.join("d1/f002"), fs::Permissions::from_mode(0o2640)).unwrap();
+        // A FIFO below an excluded directory: never listed, so never refused.
+        std::process::Command::new("mkfifo")
+            .arg(root.join("d6/sub/fifo"))
+            .status()
+            .unwrap();
+        let opts = DirOptions {
+            modes: Modes::Keep,
+            exclude: vec![
+                crate::glob::Glob::new("d6/sub").unwrap(),
+                crate::glob::Glob::new("**/f2??").unwrap(),
+            ],
+            ..DirOptions::default()
+        };
+        let root = Utf8Path::from_path(root).unwrap();
+        let one = walk_tree(root, None, 1, &opts).unwrap();
+        assert_eq!(walk_tree(root, None, 4, &opts).unwrap(), one);
+        let at = |p: &str| one.iter().find(|e| e.path.as_str() == p);
+        assert_eq!(at("d1/sub").unwrap().mode, 0o1777);
+        assert_eq!(at("d1/f001").unwrap().mode, 0o4750);
+        assert_eq!(at("d1/f002").unwrap().mode, 0o2640);
+        assert_eq!(at("d1/sub/run").unwrap().mode, 0o700);
+        assert!(at("d6/sub").is_none() && at("d6/sub/run").is_none());
+        assert!(at("d6").is_some() && at("d3/f199").is_some() && at("d3/f200").is_none());
+        // The defaults on the same tree: the executable bit only.
+        let plain = walk_dir(root, None, 2).unwrap_err().to_string();
+        assert!(plain.contains("d6/sub/fifo: a FIFO"), "{plain}");
     }
 }

@@ -56,7 +56,22 @@ pub enum EntryKind {
     Symlink(String),
     /// A hard link to another regular file of the same layer.
     Hardlink(LayerPath),
+    /// A character (`block` false) or block device node, only when asked
+    /// for (a root filesystem's `dev/`).
+    Device {
+        /// Block device rather than character device.
+        block: bool,
+        /// Major device number.
+        major: u32,
+        /// Minor device number.
+        minor: u32,
+    },
+    /// A named pipe, only when asked for.
+    Fifo,
 }
+
+/// Extended attributes of an entry, by name (sorted: written in this order).
+pub type Xattrs = BTreeMap<String, Vec<u8>>;
 
 /// One entry of a layer, fully specified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +90,9 @@ pub struct Entry {
     pub uname: String,
     /// Group name (empty unless declared).
     pub gname: String,
+    /// Extended attributes (`None` almost always: only an allow-list, and
+    /// only when asked for). Boxed: one pointer per entry of a large tree.
+    pub xattrs: Option<Box<Xattrs>>,
     /// Where the entry was declared, for error messages (shared: a walked
     /// tree of 100,000 files holds one copy).
     pub origin: Arc<str>,
@@ -108,6 +126,7 @@ impl Entry {
             gid: 0,
             uname: String::new(),
             gname: String::new(),
+            xattrs: None,
             origin: origin.into(),
         }
     }
@@ -115,8 +134,21 @@ impl Entry {
     fn same_dir_attrs(&self, other: &Entry) -> bool {
         self.kind == EntryKind::Dir
             && other.kind == EntryKind::Dir
-            && (self.mode, self.uid, self.gid, &self.uname, &self.gname)
-                == (other.mode, other.uid, other.gid, &other.uname, &other.gname)
+            && (
+                self.mode,
+                self.uid,
+                self.gid,
+                &self.uname,
+                &self.gname,
+                &self.xattrs,
+            ) == (
+                other.mode,
+                other.uid,
+                other.gid,
+                &other.uname,
+                &other.gname,
+                &other.xattrs,
+            )
     }
 
     fn is_dir(&self) -> bool {
@@ -269,6 +301,7 @@ fn resolve_hardlinks(v: &mut [Entry]) -> Result<()> {
             e.gid = content.gid;
             e.uname = content.uname;
             e.gname = content.gname;
+            e.xattrs = content.xattrs;
         }
         let target = v[first].path.clone();
         for i in links.into_iter().chain([file]) {

@@ -10,10 +10,12 @@
 //! Every entry gets the same mtime, the caller's (`SOURCE_DATE_EPOCH`, a flag,
 //! or 0): *replace*, not clamp, so the host's timestamps never matter.
 
+pub mod accounts;
 pub mod check;
 pub mod compress;
 pub mod dedupe;
 pub mod dir;
+pub mod dir_options;
 pub mod entry;
 pub mod path;
 pub mod read;
@@ -33,7 +35,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::output::AtomicFile;
 use compress::{BlobWriter, Compression};
 use entry::{Content, Entry, EntryKind};
-use tar::{TarHeader, TarKind};
+use tar::{TarExtra, TarHeader, TarKind};
 
 /// How to write a layer.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +142,24 @@ fn write_entry<W: Write + Send + 'static>(
         }
         EntryKind::Symlink(t) => (TarKind::Symlink, e.path.as_str(), 0, t.as_str()),
         EntryKind::Hardlink(t) => (TarKind::Hardlink, e.path.as_str(), 0, t.as_str()),
+        EntryKind::Device { block, .. } => {
+            let kind = if *block {
+                TarKind::BlockDevice
+            } else {
+                TarKind::CharDevice
+            };
+            (kind, e.path.as_str(), 0, "")
+        }
+        EntryKind::Fifo => (TarKind::Fifo, e.path.as_str(), 0, ""),
+    };
+    let (devmajor, devminor) = match e.kind {
+        EntryKind::Device { major, minor, .. } => (major, minor),
+        _ => (0, 0),
+    };
+    let extra = TarExtra {
+        devmajor,
+        devminor,
+        xattrs: e.xattrs.as_deref(),
     };
     let h = TarHeader {
         name,
@@ -154,7 +174,7 @@ fn write_entry<W: Write + Send + 'static>(
         linkname: link,
     };
     let wctx = || format!("writing {out_name}");
-    tar::write_header(w, &h).io_context(wctx)?;
+    tar::write_header_with(w, &h, &extra).io_context(wctx)?;
     if let EntryKind::File(c) = &e.kind {
         match (c, pre) {
             (Content::Inline(b), _) => w.write_all(b).io_context(wctx)?,
@@ -409,6 +429,7 @@ mod tests {
             gid: 0,
             uname: String::new(),
             gname: String::new(),
+            xattrs: None,
             origin: Arc::from("test"),
         }
     }

@@ -2,6 +2,7 @@
 # Real container engines for the "images run" tests (tests/engines.rs).
 #
 #   tests/run/engines.sh install  apt-get install docker.io podman runc busybox-static umoci skopeo
+#                                 debootstrap
 #                                 (only what is missing)
 #   tests/run/engines.sh start    start a private dockerd (own data root, no iptables, no bridge,
 #                                 unix socket only) and write podman's config; prints the line
@@ -21,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-PKGS=(docker.io podman runc busybox-static umoci skopeo)
+PKGS=(docker.io podman runc busybox-static umoci skopeo debootstrap)
 DOCKERD=/usr/sbin/dockerd # Debian's 20.10, not a newer client-only docker on PATH
 
 install() {
