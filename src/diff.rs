@@ -105,6 +105,14 @@ pub enum Class {
     Name,
     /// Digests and sizes, which follow from the other differences.
     Digest,
+    /// An empty value (`null`, `false`, `""`, `[]`, `{}`) on one side and
+    /// none on the other: Go-written configs (Docker's) spell out zero
+    /// values that other writers leave out; a runtime reads both the same.
+    Empty,
+    /// What a builder records about itself, not about the image: Docker's
+    /// `container_config` (the build container's config), `container` (its
+    /// ID) and `docker_version`. No runtime applies them to a container.
+    Builder,
 }
 
 impl Class {
@@ -119,6 +127,8 @@ impl Class {
             Class::History => Some("history"),
             Class::Name => Some("image names"),
             Class::Digest => Some("digests and sizes"),
+            Class::Empty => Some("empty vs absent values"),
+            Class::Builder => Some("builder metadata"),
         }
     }
 }
@@ -395,14 +405,32 @@ fn compare_json(
             }
         }
         (x, y) if x == y => {}
-        (x, y) => sink.add(
-            place,
-            None,
-            prefix,
-            x.cloned().unwrap_or(Value::Null),
-            y.cloned().unwrap_or(Value::Null),
-            classify(prefix),
-        ),
+        (x, y) => {
+            let class = if is_empty(x) && is_empty(y) {
+                Class::Empty
+            } else {
+                classify(prefix)
+            };
+            sink.add(
+                place,
+                None,
+                prefix,
+                x.cloned().unwrap_or(Value::Null),
+                y.cloned().unwrap_or(Value::Null),
+                class,
+            )
+        }
+    }
+}
+
+/// Absent, or a zero value a Go encoder writes where others write nothing.
+fn is_empty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(Value::Number(_)) | Some(Value::Bool(true)) => false,
     }
 }
 
@@ -437,6 +465,12 @@ fn classify_config(path: &str) -> Class {
         Class::History
     } else if path.starts_with("rootfs.diff_ids") {
         Class::Digest
+    } else if path == "container"
+        || path == "docker_version"
+        || path == "container_config"
+        || path.starts_with("container_config.")
+    {
+        Class::Builder
     } else if path.contains("org.opencontainers.image.created") {
         Class::Timestamp
     } else {
@@ -997,6 +1031,42 @@ mod tests {
         assert_eq!(r.findings.len(), 2);
         assert_eq!(r.findings[1].class, Class::Order);
         assert!(run(&a, &b, true).identical());
+    }
+
+    #[test]
+    fn zero_values_and_builder_metadata_are_not_semantic() {
+        let a = serde_json::json!({"config": {"Env": ["A=1"]}});
+        let b = serde_json::json!({
+            "config": {"Env": ["A=1"], "Cmd": null, "Tty": false, "Hostname": "",
+                       "Volumes": {}, "OnBuild": [], "User": "nobody"},
+            "container_config": {"Cmd": ["/bin/sh"]},
+            "docker_version": "20.10.24"
+        });
+        let mut sink = Sink {
+            report: Report {
+                semantic: true,
+                ..Report::default()
+            },
+            ignore: Vec::new(),
+            muted: false,
+        };
+        compare_json(
+            "config",
+            "",
+            Some(&a),
+            Some(&b),
+            &classify_config,
+            &mut sink,
+        );
+        let fields: Vec<&str> = sink
+            .report
+            .findings
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["config.User"]);
+        assert_eq!(sink.report.ignored["empty vs absent values"], 5);
+        assert_eq!(sink.report.ignored["builder metadata"], 2);
     }
 
     #[test]

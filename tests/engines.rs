@@ -1175,19 +1175,10 @@ fn a_dockerfile_build_audited_with_diff() {
         "docker build: {}",
         String::from_utf8_lossy(&built.stderr)
     );
+    // `docker save` of 20.10 writes the legacy format; strata reads it as is.
     e.ok(w, docker, &["save", tag, "-o", "docker.tar"]);
     e.ok(w, docker, &["rmi", tag]);
-    e.ok(
-        w,
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            "docker-archive:docker.tar",
-            "oci:docker.oci:1",
-        ],
-    );
-    ok_in(w, &["verify", "docker.oci"]);
+    ok_in(w, &["verify", "docker.tar"]);
     ok_in(
         w,
         &[
@@ -1213,7 +1204,7 @@ fn a_dockerfile_build_audited_with_diff() {
     );
     let out = crate::util::run_in(
         w,
-        &["diff", "--semantic", "--json", "strata.oci", "docker.oci"],
+        &["diff", "--semantic", "--json", "strata.oci", "docker.tar"],
     );
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1234,11 +1225,7 @@ fn a_dockerfile_build_audited_with_diff() {
         })
         .collect();
     fields.sort();
-    let mut want = vec![
-        "config: config.Env".to_string(),
-        "index.json: manifests[0].platform".to_string(),
-        "index.json: mediaType".to_string(),
-    ];
+    let mut want = vec!["config: config.Env".to_string()];
     for p in ["etc", "etc/motd", "www", "www/index.html"] {
         for f in ["gname", "uname"] {
             want.push(format!("layer 0: {p}: {f}"));
@@ -1246,7 +1233,14 @@ fn a_dockerfile_build_audited_with_diff() {
     }
     want.sort();
     assert_eq!(fields, want, "{}", String::from_utf8_lossy(&out.stdout));
-    for class in ["timestamps", "history", "tar dialect", "digests and sizes"] {
+    for class in [
+        "timestamps",
+        "history",
+        "tar dialect",
+        "digests and sizes",
+        "empty vs absent values",
+        "builder metadata",
+    ] {
         assert!(v["ignored"][class].as_u64() > Some(0), "{class}: {v}");
     }
     // Match what differs and nothing is left.
@@ -1267,7 +1261,7 @@ fn a_dockerfile_build_audited_with_diff() {
     );
     ok_in(
         w,
-        &["normalize", "--owners", "root", "docker.oci", "norm.oci"],
+        &["normalize", "--owners", "root", "docker.tar", "norm.oci"],
     );
     let out = crate::util::run_in(w, &["diff", "--semantic", "env.oci", "norm.oci"]);
     let text = String::from_utf8_lossy(&out.stdout);
