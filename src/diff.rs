@@ -390,6 +390,18 @@ fn compare_json(
                 );
             }
         }
+        // Why: an object on one side only (`annotations`) is compared key by
+        // key, so each key is classified (an image-name annotation is a name).
+        (Some(Value::Object(x)), None | Some(Value::Null)) if !x.is_empty() => {
+            for (k, v) in x {
+                compare_json(place, &key_seg(prefix, k), Some(v), None, classify, sink);
+            }
+        }
+        (None | Some(Value::Null), Some(Value::Object(y))) if !y.is_empty() => {
+            for (k, v) in y {
+                compare_json(place, &key_seg(prefix, k), None, Some(v), classify, sink);
+            }
+        }
         (Some(Value::Array(x)), Some(Value::Array(y)))
             if x.iter().chain(y.iter()).all(Value::is_object) =>
         {
@@ -406,10 +418,9 @@ fn compare_json(
         }
         (x, y) if x == y => {}
         (x, y) => {
-            let class = if is_empty(x) && is_empty(y) {
-                Class::Empty
-            } else {
-                classify(prefix)
+            let class = match classify(prefix) {
+                Class::Meaningful if is_empty(x) && is_empty(y) => Class::Empty,
+                c => c,
             };
             sink.add(
                 place,
