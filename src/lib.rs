@@ -31,3 +31,5 @@ pub mod verify;
 // Reproducibility audits (issue #6).
 pub mod diff;
 pub mod normalize;
+// Incremental loads into container engines (issue #22).
+pub mod engine;
