@@ -42,20 +42,30 @@
         for f in ${libs}/lib/*; do echo "''${f##*/} ''${m[''${f##*/}]:-not mapped}"; done
         [ -e /lib64 ] || [ -e /bin ] || echo "no /lib64, no /bin"
       '';
+      # `nix run .#load1`, then `.#load2`: the image plus a layer holding
+      # /app/msg, which differs (a one-file change); strata load sends only it.
+      app = msg: s.buildImage {
+        name = "strata-nix-app";
+        tag = "strata-nix-app:1";
+        fromImage = image;
+        layers = [ (s.buildLayer { name = "msg"; files."app/msg" = builtins.toFile "msg" "${msg}\n"; }) ];
+      };
+      image = s.buildImage {
+        name = "strata-nix-run";
+        tag = "strata-nix-run:1";
+        storePaths = [ bash ];
+        format = "docker-archive";
+        config = {
+          Entrypoint = [ "${libs}/lib/ld-linux-x86-64.so.2" "--library-path" "${libs}/lib" "${bash}/bin/bash" "-c" script ];
+          Env = [ "GREETING=hi" ];
+        };
+      };
     in
     {
       packages.${system} = {
-        inherit libs bash;
-        image = s.buildImage {
-          name = "strata-nix-run";
-          tag = "strata-nix-run:1";
-          storePaths = [ bash ];
-          format = "docker-archive";
-          config = {
-            Entrypoint = [ "${libs}/lib/ld-linux-x86-64.so.2" "--library-path" "${libs}/lib" "${bash}/bin/bash" "-c" script ];
-            Env = [ "GREETING=hi" ];
-          };
-        };
+        inherit libs bash image;
+        load1 = s.loadImage { image = app "one"; };
+        load2 = s.loadImage { image = app "two"; };
       };
     };
 }
