@@ -119,10 +119,14 @@ pub(super) fn load(a: LoadArgs) -> CliResult {
     };
 
     let set_interrupted = |name: &str| {
+        // Why two texts: Docker loads nothing of a truncated upload; a podman
+        // pull past reading the layout may still finish (untagged).
+        let what = match engine {
+            EngineKind::Docker => "the image was not loaded",
+            EngineKind::Podman => "the load was not completed",
+        };
         if let Ok(mut m) = INTERRUPTED.lock() {
-            *m = Some(format!(
-                "loading into {name}: interrupted; the image was not loaded"
-            ));
+            *m = Some(format!("loading into {name}: interrupted; {what}"));
         }
     };
     let report = match engine {
