@@ -752,3 +752,96 @@ fn sigint_mid_load_leaves_docker_as_it_was() {
         "the interrupted image is in docker"
     );
 }
+
+/// An image on a shallow base (`strata pull --shallow`): the first load
+/// fetches the base's layers the engine lacks into the cache; after a change
+/// to the app layer, nothing is fetched (the engine holds the base) and only
+/// the app layer is sent.
+#[test]
+fn a_shallow_image_fetches_only_what_the_engine_lacks() {
+    let Some(e) = engines() else { return };
+    let _g = serial();
+    let work = e.work("load-shallow");
+    let w = work.0.as_path();
+    let Some(reg) = crate::registry::Registry::start(w, "reg", None) else {
+        return;
+    };
+    let host = reg.host();
+    let bb = layer(
+        w,
+        "bb",
+        &format!(
+            r#"{{"version":1,"entries":[{},{{"type":"file","path":"etc/strata-salt","content":"shallow"}}]}}"#,
+            busybox_entries()
+        ),
+    );
+    let base = crate::util::ok_in(w, &["image", "--out", "base.oci", "--layer", &bb]);
+    crate::util::ok_in(
+        w,
+        &[
+            "push",
+            "-q",
+            "base.oci",
+            &format!("http://{host}/load-base:1"),
+        ],
+    );
+    crate::util::ok_in(
+        w,
+        &[
+            "pull",
+            "-q",
+            "--shallow",
+            &format!("http://{host}/load-base@{}", base.trim()),
+            "--out",
+            "shallow",
+        ],
+    );
+    let bb_hex = {
+        let d: Value = serde_json::from_slice(&fs::read(w.join("bb.json")).unwrap()).unwrap();
+        d["digest"].as_str().unwrap()[7..].to_string()
+    };
+    assert!(!w.join("shallow/blobs/sha256").join(&bb_hex).exists());
+    let tag = "strata-load-shallow:1";
+    let _ = e.run(w, "docker", &["rmi", "-f", tag]);
+    let mut imgs = Vec::new();
+    for msg in ["one", "two"] {
+        let app = layer(
+            w,
+            &format!("app-{msg}"),
+            &format!(
+                r#"{{"version":1,"entries":[{{"type":"file","path":"app/msg","content":"{msg}\n"}}]}}"#
+            ),
+        );
+        let out = format!("{msg}.oci");
+        crate::util::ok_in(
+            w,
+            &[
+                "image",
+                "-q",
+                "--out",
+                &out,
+                "--base",
+                "shallow",
+                "--layer",
+                &app,
+                "--cmd",
+                r#"["/bin/busybox","cat","/app/msg"]"#,
+            ],
+        );
+        imgs.push(w.join(out));
+    }
+    // First load: docker lacks the base; its layer comes through the cache.
+    let s1 = load_ok(&e, w, &imgs[0], &["--tag", tag, "--cache-dir", "cache1"]);
+    assert_eq!((s1.layers, s1.skipped_layers), (2, 0), "{s1:?}");
+    assert!(w.join("cache1/blobs/sha256").join(&bb_hex).exists());
+    run_prints(&e, w, "docker", tag, "one\n");
+    // After a change: docker holds the base; nothing is fetched.
+    let s2 = load_ok(&e, w, &imgs[1], &["--tag", tag, "--cache-dir", "cache2"]);
+    assert_eq!((s2.layers, s2.skipped_layers), (1, 1), "{s2:?}");
+    assert!(
+        !w.join("cache2").exists(),
+        "strata fetched a layer docker holds"
+    );
+    run_prints(&e, w, "docker", tag, "two\n");
+    let _ = e.run(w, "docker", &["rmi", "-f", tag]);
+}
