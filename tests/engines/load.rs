@@ -1,6 +1,7 @@
 //! `strata load` into the real engines (issue #22): a reload after a one-file
 //! change sends only the changed layer, in docker and in podman; a base the
-//! engine lost is sent again whole; each error (no engine, permission
+//! engine lost is sent again whole (between two loads, and during one: the
+//! retry); a shallow image fetches only what the engine lacks; each error (no engine, permission
 //! denied, an engine refusing the image, a layer the engine cannot take,
 //! SIGINT mid-load) is one line naming the engine, and leaves the engine as
 //! it was.
@@ -842,6 +843,138 @@ fn a_shallow_image_fetches_only_what_the_engine_lacks() {
         !w.join("cache2").exists(),
         "strata fetched a layer docker holds"
     );
+    run_prints(&e, w, "docker", tag, "two\n");
+    let _ = e.run(w, "docker", &["rmi", "-f", tag]);
+}
+
+/// The engine loses a layer between strata's question and the load (the
+/// image holding it is removed meanwhile): the pruned load fails naming the
+/// blob, strata loads again with every blob, and the image runs. A proxy on
+/// a unix socket in front of the real dockerd removes the image the moment
+/// strata's `POST /images/load` arrives, before forwarding it.
+#[test]
+fn a_layer_lost_meanwhile_is_sent_on_retry() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let Some(e) = engines() else { return };
+    let _g = serial();
+    let work = e.work("load-retry");
+    let w = work.0.as_path();
+    let base = layer(
+        w,
+        "base",
+        &format!(
+            r#"{{"version":1,"entries":[{},{{"type":"file","path":"etc/strata-salt","content":"retry"}}]}}"#,
+            busybox_entries()
+        ),
+    );
+    let mut imgs = Vec::new();
+    for msg in ["one", "two"] {
+        let app = layer(
+            w,
+            &format!("app-{msg}"),
+            &format!(
+                r#"{{"version":1,"entries":[{{"type":"file","path":"app/msg","content":"{msg}\n"}}]}}"#
+            ),
+        );
+        let out = w.join(format!("{msg}.oci"));
+        crate::util::ok_in(
+            w,
+            &[
+                "image",
+                "-q",
+                "--out",
+                out.to_str().unwrap(),
+                "--layer",
+                &base,
+                "--layer",
+                &app,
+                "--cmd",
+                r#"["/bin/busybox","cat","/app/msg"]"#,
+            ],
+        );
+        imgs.push(out);
+    }
+    let tag = "strata-load-retry:1";
+    let _ = e.run(w, "docker", &["rmi", "-f", tag]);
+    let s1 = load_ok(&e, w, &imgs[0], &["--tag", tag]);
+    assert_eq!(s1.layers, 2, "{s1:?}");
+
+    let upstream = docker_sock(&e);
+    let upstream = upstream.trim_start_matches("unix://").to_string();
+    let proxy = w.join("proxy.sock");
+    let listener = UnixListener::bind(&proxy).unwrap();
+    let id1 = config_digest(w, &imgs[0]);
+    let env = e.env.clone();
+    let dir = w.to_path_buf();
+    let t = std::thread::spawn(move || {
+        let mut removed = false;
+        for _ in 0..64 {
+            let Ok((client, _)) = listener.accept() else {
+                return removed;
+            };
+            let mut r = BufReader::new(client.try_clone().unwrap());
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut line = Vec::new();
+                if r.read_until(b'\n', &mut line).unwrap() == 0 {
+                    break;
+                }
+                head.extend_from_slice(&line);
+            }
+            if head.is_empty() {
+                return removed;
+            }
+            let is_load =
+                head.starts_with(b"POST ") && head.windows(12).any(|x| x == b"/images/load");
+            if is_load && !removed {
+                removed = true;
+                let o = Command::new("docker")
+                    .args(["rmi", "-f", tag, &id1])
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .current_dir(&dir)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{o:?}");
+            }
+            let mut up = UnixStream::connect(&upstream).unwrap();
+            up.write_all(&head).unwrap();
+            let mut up_r = up.try_clone().unwrap();
+            let mut c_w = client.try_clone().unwrap();
+            let back = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut up_r, &mut c_w);
+                let _ = c_w.shutdown(std::net::Shutdown::Both);
+            });
+            // The rest of the request (buffered bytes first), then the answer.
+            up.write_all(r.buffer()).unwrap();
+            let mut inner = r.into_inner();
+            let _ = std::io::copy(&mut inner, &mut up);
+            let _ = back.join();
+        }
+        removed
+    });
+    let host = format!("unix://{}", proxy.display());
+    let r = strata_load(
+        &e,
+        w,
+        &[imgs[1].to_str().unwrap(), "--tag", tag, "--host", &host],
+    );
+    if let Some(m) = r.failure() {
+        panic!("{m}");
+    }
+    eprintln!("{}", r.stderr.trim());
+    assert_eq!(r.stdout.trim(), config_digest(w, &imgs[1]));
+    assert!(
+        r.stderr
+            .contains("the engine had lost a layer it held: sent everything again"),
+        "{}",
+        r.report()
+    );
+    let s2 = parse_sent(&r.stderr);
+    assert_eq!((s2.layers, s2.skipped_layers), (2, 0), "{s2:?}");
+    // The proxy stops at a connection that sends nothing.
+    drop(UnixStream::connect(&proxy));
+    assert!(t.join().unwrap(), "the proxy never saw the load");
     run_prints(&e, w, "docker", tag, "two\n");
     let _ = e.run(w, "docker", &["rmi", "-f", tag]);
 }
