@@ -132,13 +132,13 @@ pub(super) fn load(a: LoadArgs) -> CliResult {
     let report = match engine {
         EngineKind::Docker => {
             let d = Docker::new(socket.as_deref().expect("docker has a socket"));
-            let held = d.held_chain_ids()?;
+            let held = d.held_chain_ids_for(&img)?;
             set_interrupted(&d.name());
             d.load(&mut img, &held, &mut prepare)
         }
         EngineKind::Podman => {
             let p = Podman::new(&a.podman);
-            let held = p.held_chain_ids()?;
+            let held = p.held_chain_ids_for(&img)?;
             set_interrupted(&p.name());
             p.load(&mut img, &held, &tmp, &mut prepare)
         }

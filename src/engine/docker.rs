@@ -91,9 +91,32 @@ impl Docker {
         Ok(held)
     }
 
-    /// The diff IDs (`RootFS.Layers`) of image `id`, or `None` if the engine
-    /// has no such image.
-    pub fn diff_ids(&self, id: &Digest) -> Result<Option<Vec<Digest>>> {
+    /// The chain IDs the engine holds that matter for `img`: those of the
+    /// images already named by its tags (a reload: the previous build) when
+    /// they hold all but the top layer, else those of every image.
+    pub fn held_chain_ids_for(&self, img: &LoadImage) -> Result<BTreeSet<Digest>> {
+        let mut held = BTreeSet::new();
+        for name in &img.tags {
+            // Why only well-formed names: they go into the request path.
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
+            {
+                continue;
+            }
+            if let Some(diff_ids) = self.diff_ids(name)? {
+                held.extend(super::chain_ids(&diff_ids));
+            }
+        }
+        if held_prefix(&img.layers, &held) + 1 >= img.layers.len() {
+            return Ok(held);
+        }
+        self.held_chain_ids()
+    }
+
+    /// The diff IDs (`RootFS.Layers`) of image `id` (an ID or a name), or
+    /// `None` if the engine has no such image.
+    pub fn diff_ids(&self, id: &(impl std::fmt::Display + ?Sized)) -> Result<Option<Vec<Digest>>> {
         let path = format!("{API}/images/{id}/json");
         let Some(v) = self.get_json(&path)? else {
             return Ok(None);
@@ -362,6 +385,25 @@ mod tests {
             assert!(e.contains(want), "case {i}: {e}");
         }
         assert_eq!(h.join().unwrap().len(), n);
+    }
+
+    #[test]
+    fn a_reload_asks_about_its_tag_only() {
+        let (_t, d) = tmp();
+        let img = image();
+        // The tag names the previous build: the same base, another top layer.
+        let mut prev = img.clone();
+        prev.layers[1].diff_id = Digest::of(b"old app");
+        let (p, h) = fake_engine(&d, vec![inspect(&prev)]);
+        let held = Docker::new(&p).held_chain_ids_for(&img).unwrap();
+        assert_eq!(held_prefix(&img.layers, &held), 1);
+        let seen = h.join().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(
+            seen[0].0.starts_with("GET /v1.41/images/x:1/json "),
+            "{}",
+            seen[0].0
+        );
     }
 
     #[test]

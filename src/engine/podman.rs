@@ -101,6 +101,25 @@ impl Podman {
         Ok(out.stdout)
     }
 
+    /// The chain IDs podman holds that matter for `img`: those of the images
+    /// already named by its tags (a reload: the previous build) when they
+    /// hold all but the top layer, else those of every image.
+    pub fn held_chain_ids_for(&self, img: &LoadImage) -> Result<BTreeSet<Digest>> {
+        if !img.tags.is_empty() {
+            let names: Vec<String> = img.tags.iter().map(|t| docker_name(t)).collect();
+            let mut args = vec!["image", "inspect"];
+            args.extend(names.iter().map(String::as_str));
+            // A name podman lacks fails the inspect: then ask about every image.
+            if let Ok(out) = self.run(&args) {
+                let held = self.chains_of(&out)?;
+                if held_prefix(&img.layers, &held) + 1 >= img.layers.len() {
+                    return Ok(held);
+                }
+            }
+        }
+        self.held_chain_ids()
+    }
+
     /// The chain IDs of every image podman's storage holds.
     pub fn held_chain_ids(&self) -> Result<BTreeSet<Digest>> {
         let ids = self.run(&["images", "--all", "--quiet", "--no-trunc"])?;
@@ -111,8 +130,14 @@ impl Podman {
         }
         let mut args = vec!["image", "inspect"];
         args.extend(ids.iter());
+        let out = self.run(&args)?;
+        self.chains_of(&out)
+    }
+
+    /// The chain IDs of the images in `podman image inspect` output.
+    fn chains_of(&self, out: &[u8]) -> Result<BTreeSet<Digest>> {
         let v: Value = json::parse(
-            &self.run(&args)?,
+            out,
             &format!("{}: `podman image inspect` output", self.name()),
         )?;
         let mut held = BTreeSet::new();
