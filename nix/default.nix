@@ -15,13 +15,14 @@
 # Registries: `pullImage` pins a base by digest and keeps only its manifest
 # and config in the store (a shallow layout: layers stay in the registry);
 # `pushImage` makes a script (`nix run`) that pushes an image, mounting or
-# streaming a shallow base's layers registry-side.
+# streaming a shallow base's layers registry-side; `loadImage` one that loads
+# an image into docker or podman, sending only the layers the engine lacks.
 #
 # Depends on nothing but builtins (no nixpkgs), so it works offline and with
 # any nixpkgs. Every builder is a raw derivation running strata, directly or
 # from /bin/sh (to read a file Nix passes, or to loop over closure layers),
 # and runs no other program; only pushImage's builder also needs mkdir and
-# chmod (the `coreutils` argument).
+# chmod (the `coreutils` argument), and so does loadImage's.
 #
 # Closure layering: the runtime closure of store paths is only known at build
 # time (exportReferencesGraph). `strata nix-layers` splits it into layer specs
@@ -41,6 +42,8 @@ let
   bin = if builtins.isAttrs strata then "${strata}/bin/strata" else "${strata}";
   strip = p: let s = toString p; in if builtins.substring 0 1 s == "/" then builtins.substring 1 (-1) s else s;
   words = builtins.concatStringsSep " ";
+  # A shell word: single-quoted.
+  q = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
   indexed = prefix: list: builtins.genList (i: { name = "${prefix}${toString i}"; value = builtins.elemAt list i; }) (builtins.length list);
   # exportReferencesGraph pairs: [ "graph0" path0 "graph1" path1 ... ].
   graphPairs = prefix: paths: builtins.concatMap (g: [ g.name "${g.value}" ]) (indexed prefix paths);
@@ -359,7 +362,6 @@ rec {
       name ? "${image.name or "image"}-push",
     }:
     let
-      q = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
       flags = (if insecure then [ "--insecure" ] else [ ]) ++ builtins.concatMap (t: [ "--tag" t ]) tags;
     in
     derivation {
@@ -381,5 +383,39 @@ rec {
       args = [ "-c" ''mkdir -p "$out/bin" && printf '%s' "$script" > "$out/bin/push" && chmod 555 "$out/bin/push"; exit $?'' ];
     } // {
       meta.mainProgram = "push";
+    };
+
+  # A load script: `$out/bin/load [strata load flags]` runs `strata load IMAGE
+  # --tag …` (`nix run .#load`): into docker ($DOCKER_HOST, unix:// only, else
+  # /var/run/docker.sock), or podman with `--engine podman` (or `engine`).
+  # Only the layers the engine lacks are sent: a reload after a change to the
+  # top layer costs that layer. Layers of a shallow base (pullImage) the
+  # engine lacks are fetched into strata's cache first. Prints the image ID.
+  loadImage =
+    {
+      # An image (buildImage, any format; or any OCI layout / archive path).
+      image,
+      # Tags to give it; none: the tag the image records (buildImage's `tag`).
+      tags ? [ ],
+      # "docker" or "podman"; null: docker unless `--engine` says otherwise.
+      engine ? null,
+      name ? "${image.name or "image"}-load",
+    }:
+    let
+      flags = (if engine == null then [ ] else [ "--engine" engine ]) ++ builtins.concatMap (t: [ "--tag" t ]) tags;
+    in
+    derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      PATH = if coreutils == null then "/usr/bin:/bin" else "${coreutils}/bin";
+      script = ''
+        #!/bin/sh
+        # Loads ${image} with strata.
+        # Usage: load [strata load flags], e.g. --engine podman, --tag NAME:TAG, -q.
+        exec ${q bin} load ${q "${image}"} ${words (map q flags)} "$@"
+      '';
+      args = [ "-c" ''mkdir -p "$out/bin" && printf '%s' "$script" > "$out/bin/load" && chmod 555 "$out/bin/load"; exit $?'' ];
+    } // {
+      meta.mainProgram = "load";
     };
 }

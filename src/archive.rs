@@ -102,7 +102,7 @@ pub fn write_tar(plan: &LayoutPlan, dest: &Utf8Path, mtime: u64) -> Result<()> {
     atomic.commit(file)
 }
 
-fn header(name: &str, kind: TarKind, size: u64, mtime: u64) -> TarHeader<'_> {
+pub(crate) fn header(name: &str, kind: TarKind, size: u64, mtime: u64) -> TarHeader<'_> {
     TarHeader {
         name,
         kind,
@@ -117,7 +117,12 @@ fn header(name: &str, kind: TarKind, size: u64, mtime: u64) -> TarHeader<'_> {
     }
 }
 
-fn write_small(w: &mut dyn Write, name: &str, bytes: &[u8], mtime: u64) -> io::Result<()> {
+pub(crate) fn write_small(
+    w: &mut dyn Write,
+    name: &str,
+    bytes: &[u8],
+    mtime: u64,
+) -> io::Result<()> {
     let mut w = w;
     tar::write_header(
         &mut w,

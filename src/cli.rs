@@ -31,6 +31,7 @@ use strata::spec::LayerSpec;
 
 mod audit;
 use audit::{DiffArgs, NormalizeArgs};
+mod load;
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +68,8 @@ enum Command {
     Diff(DiffArgs),
     /// Rewrite a foreign layer or image into strata's canonical form.
     Normalize(NormalizeArgs),
+    /// Load an image into docker or podman, sending only the layers the engine lacks.
+    Load(load::LoadArgs),
 }
 
 #[derive(Args)]
@@ -349,6 +352,9 @@ pub fn main() -> i32 {
     // Why: a killed build must not leave half-written outputs behind.
     let _ = ctrlc::set_handler(|| {
         output::remove_pending();
+        if let Some(m) = load::INTERRUPTED.lock().ok().and_then(|m| m.clone()) {
+            eprintln!("strata: {}", one_line(&m));
+        }
         std::process::exit(130);
     });
     ignore_sigxfsz();
@@ -378,6 +384,7 @@ pub fn main() -> i32 {
         Command::Pull(a) => pull(*a),
         Command::Diff(a) => return audit::diff(a),
         Command::Normalize(a) => audit::normalize(a),
+        Command::Load(a) => load::load(a),
     };
     match res {
         Ok(code) => code,

@@ -757,7 +757,7 @@ impl LayoutPlan {
 }
 
 /// Put one blob at `to`: hard link when possible, else copy; sizes checked.
-fn place_blob(src: &BlobSource, size: u64, to: &Utf8Path) -> Result<()> {
+pub(crate) fn place_blob(src: &BlobSource, size: u64, to: &Utf8Path) -> Result<()> {
     match src {
         BlobSource::Bytes(b) => fs::write(to, b.as_slice()).io_context(|| "writing".to_string()),
         BlobSource::File(p) => {

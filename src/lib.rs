@@ -35,3 +35,5 @@ pub mod normalize;
 // Legacy docker-archives and compressed archives (issue #19).
 pub mod docker_archive;
 pub mod tar_members;
+// Incremental loads into container engines (issue #22).
+pub mod engine;

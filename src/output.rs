@@ -30,6 +30,17 @@ fn unregister(p: &Utf8Path) {
     }
 }
 
+/// Have the signal handler ([`remove_pending`]) remove `p` (a file or a
+/// directory another module creates and removes itself), until [`forget`].
+pub fn remove_on_signal(p: &Utf8Path) {
+    register(p);
+}
+
+/// Undo [`remove_on_signal`].
+pub fn forget(p: &Utf8Path) {
+    unregister(p);
+}
+
 /// Remove every temporary still pending (called from a signal handler path;
 /// best effort, errors ignored).
 pub fn remove_pending() {

@@ -27,6 +27,9 @@ use serde_json::Value;
 
 use crate::util::{ok_in, require};
 
+// `strata load` into these engines (issue #22).
+mod load;
+
 /// The engines `tests/run/engines.sh start` set up.
 struct Engines {
     /// Its state directory (lowercase: layouts under it work with `podman run oci:`).

@@ -1,4 +1,4 @@
-"""oci_load: an oci_image as a docker-archive tarball, and a `bazel run` target loading it."""
+"""oci_load: an oci_image as a docker-archive tarball, and a `bazel run` target loading it incrementally."""
 
 load("//rules:providers.bzl", "OciImageInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
@@ -6,9 +6,16 @@ load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
 _DOC = """Writes `<name>.tar`, a docker-archive of `image` tagged with every `repo_tags` entry, by
 `strata image --format docker-archive` with the image as base and no further
 layer (mnemonic `StrataLoadTarball`; the manifest digest stays the image's).
-The tarball is also an OCI layout archive. `bazel run :<name>` feeds it to
-`docker load` when a docker daemon answers, else to `podman load`
-(`OCI_LOAD_ENGINE=podman` chooses).
+The tarball is also an OCI layout archive; `bazel build :<name>` makes it.
+
+`bazel run :<name>` loads the image with `strata load`, which sends the engine
+only the layers it lacks (a reload after a one-file change costs that layer,
+not the whole image): into docker when its socket answers (`$DOCKER_HOST`,
+`unix://` only, else `/var/run/docker.sock`), else into podman
+(`OCI_LOAD_ENGINE=docker|podman` chooses). It prints the image ID (the config
+digest) and, on stderr, the bytes sent and skipped. Further arguments go to
+`strata load` (`--tag T` adds a tag, `-q`). The launcher runs the strata
+binary of the toolchain and the image layout from its runfiles.
 
     oci_load(
         name = "app_load",
@@ -17,29 +24,44 @@ The tarball is also an OCI layout archive. `bazel run :<name>` feeds it to
     )
 
 Every tag lands in the archive's `manifest.json` (`RepoTags`, so `docker load`
-tags the image with each); `index.json` names the first.
+tags the image with each) and is given by `bazel run`; `index.json` names the first.
 """
 
 _SCRIPT = """\
 #!/bin/sh
 # Written by oci_load; runs outside the build (bazel run).
 set -eu
-tar="{tar}"
-if [ ! -f "$tar" ] && [ -n "${{RUNFILES_DIR:-}}" ]; then tar="$RUNFILES_DIR/{runfiles_path}"; fi
-if [ ! -f "$tar" ]; then tar="$0.runfiles/{runfiles_path}"; fi
-# $OCI_LOAD_ENGINE if set; else docker when its daemon answers, else podman, else docker.
+rf() {{ # a runfiles path -> an absolute path
+  for d in "${{RUNFILES_DIR:-}}" "$0.runfiles"; do
+    if [ -n "$d" ] && [ -e "$d/$1" ]; then
+      case $d in /*) echo "$d/$1" ;; *) echo "$PWD/$d/$1" ;; esac
+      return 0
+    fi
+  done
+  echo "oci_load: $1 is not in the runfiles of $0" >&2
+  return 1
+}}
+strata=$(rf {strata})
+layout=$(rf {layout})
+# $OCI_LOAD_ENGINE if set; else docker when its socket is there, else podman, else docker.
 engine=${{OCI_LOAD_ENGINE:-}}
 if [ -z "$engine" ]; then
-  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker
+  sock=/var/run/docker.sock
+  case "${{DOCKER_HOST:-}}" in unix://*) sock=${{DOCKER_HOST#unix://}} ;; esac
+  if [ -S "$sock" ]; then engine=docker
   elif command -v podman >/dev/null 2>&1; then engine=podman
-  elif command -v docker >/dev/null 2>&1; then engine=docker
-  else
-    echo "oci_load: neither docker nor podman is on PATH; the tarball is $tar" >&2
-    exit 1
+  else engine=docker
   fi
 fi
-exec "$engine" load --input "$tar"
+if [ -n "${{BUILD_WORKING_DIRECTORY:-}}" ]; then cd "$BUILD_WORKING_DIRECTORY"; fi
+exec "$strata" load "$layout" --engine "$engine"{tags} "$@"
 """
+
+def _sh_quote(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+def _runfiles_path(ctx, f):
+    return f.short_path[3:] if f.short_path.startswith("../") else ctx.workspace_name + "/" + f.short_path
 
 def _impl(ctx):
     image = ctx.attr.image[OciImageInfo]
@@ -60,17 +82,21 @@ def _impl(ctx):
         mnemonic = "StrataLoadTarball",
         progress_message = "Writing docker-archive %s" % ctx.label,
     )
-    runfiles_path = tar.short_path[3:] if tar.short_path.startswith("../") else ctx.workspace_name + "/" + tar.short_path
+    strata = strata_binary(ctx)
     script = ctx.actions.declare_file(ctx.label.name + ".load.sh")
     ctx.actions.write(
         script,
-        _SCRIPT.format(tar = tar.short_path, runfiles_path = runfiles_path),
+        _SCRIPT.format(
+            strata = _sh_quote(_runfiles_path(ctx, strata)),
+            layout = _sh_quote(_runfiles_path(ctx, image.layout)),
+            tags = "".join([" --tag " + _sh_quote(t) for t in ctx.attr.repo_tags]),
+        ),
         is_executable = True,
     )
     return [DefaultInfo(
         files = depset([tar]),
         executable = script,
-        runfiles = ctx.runfiles(files = [tar]),
+        runfiles = ctx.runfiles(files = [strata, image.layout]),
     )]
 
 oci_load = rule(

@@ -5,16 +5,22 @@
 #   STRATA_ENGINES_DIR=/tmp/strata-engines-... tests/run/built-elsewhere.sh
 #
 #  1. Bazel (tests/run/bazel, Debian's Bazel 4.2.3, offline): `bazel run //:load`
-#     (an oci_load of a static busybox image) loads into the private dockerd;
-#     `docker run` prints exactly the cmd's lines; the image ID is strata's
-#     config digest. The same launcher with OCI_LOAD_ENGINE=podman, then
-#     `podman run`.
+#     (an oci_load of a static busybox image with an app layer holding /app/msg)
+#     loads into the private dockerd with `strata load`; `docker run` prints
+#     exactly the cmd's lines; the image ID is strata's config digest. Then
+#     /app/msg changes (--define MSG=two) and the second `bazel run` sends only
+#     that layer (strata's `sent …` line), and the image prints the new text.
+#     The same launcher with OCI_LOAD_ENGINE=podman, then `podman run`.
 #  2. Nix (tests/run/nix, Debian's nix-bin 2.8, offline, no nixpkgs): an image
 #     `nix build` makes from a closure (a store bash referring to a store path
 #     holding its libraries); its entrypoint runs the store bash with the
 #     closure's libraries, which the container shows (/proc/self/maps).
 #     `docker load -i result` + `docker run`, `podman load` + `podman run`;
 #     once with the closure split by size (the default), once by popularity.
+#     Then `nix run .#load1` and `.#load2` (loadImage of the size-split image
+#     plus a layer holding /app/msg, "one" then "two"): the second sends only
+#     the changed layer, and the container prints the new text; into docker,
+#     then podman.
 #
 # Any failure fails the script with the tool's or the engine's message (a
 # container's stderr included). The Bazel server is shut down and the
@@ -102,17 +108,50 @@ if command -v buildifier >/dev/null 2>&1; then
   buildifier -mode=check -lint=warn -r . || fail "buildifier: tests/run/bazel (buildifier -r tests/run/bazel fixes the format)"
 fi
 BZF=(--repo_env=STRATA_BINARY="$STRATA")
-"${BZ[@]}" run "${BZF[@]}" //:load 2>"$WORK/bazel.log" | tee "$WORK/load.out" ||
-  { cat "$WORK/bazel.log" >&2; fail "bazel run //:load"; }
-grep -qx 'Loaded image: strata-bazel-run:1' "$WORK/load.out" || fail "docker load did not print 'Loaded image: strata-bazel-run:1'"
-TAR=$("${BZ[@]}" info "${BZF[@]}" bazel-bin 2>/dev/null)/load.tar
-WANT='hello from bazel
-GREETING=hi'
-run "docker run strata-bazel-run:1" "$WANT" docker run --rm --network none strata-bazel-run:1
+# bazel_load NAME [ENV=VALUE...]: `bazel run //:load` with the flags in MSGF; its stdout must
+# be the image ID (strata's config digest of load.tar); its stderr's `sent …` line goes to SENT.
+bazel_load() {
+  local name=$1
+  shift
+  env "$@" "${BZ[@]}" run "${BZF[@]}" "${MSGF[@]}" //:load >"$WORK/load.out" 2>"$WORK/bazel.log" ||
+    { cat "$WORK/bazel.log" >&2; fail "$name"; }
+  TAR=$("${BZ[@]}" info "${BZF[@]}" "${MSGF[@]}" bazel-bin 2>/dev/null)/load.tar
+  local want
+  want=$("$STRATA" digest --json "$TAR" | grep -o '"config": *"sha256:[0-9a-f]*"' | grep -o 'sha256:[0-9a-f]*')
+  [ "$(cat "$WORK/load.out")" = "$want" ] || fail "$name printed '$(cat "$WORK/load.out")', want the image ID $want"
+  SENT=$(grep '^sent ' "$WORK/bazel.log") || { cat "$WORK/bazel.log" >&2; fail "$name: no 'sent' line"; }
+  echo "ok: $name: $SENT"
+}
+# A reload after a one-file change (/app/msg) sends only that layer.
+only_app_sent() {
+  case "$SENT" in
+    "sent "*" (1 layer), skipped "*" (1 layer the engine holds)") ;;
+    *) fail "$1: the reload should send only the app layer: $SENT" ;;
+  esac
+}
+WANT1='hello from bazel
+GREETING=hi
+one'
+WANT2='hello from bazel
+GREETING=hi
+two'
+MSGF=(--define=MSG=one)
+bazel_load "bazel run //:load (docker)"
+run "docker run strata-bazel-run:1" "$WANT1" docker run --rm --network none strata-bazel-run:1
 same_id docker strata-bazel-run:1 "$TAR"
-OCI_LOAD_ENGINE=podman "${BZ[@]}" run "${BZF[@]}" //:load 2>"$WORK/bazel.log" | tee "$WORK/load.out" ||
-  { cat "$WORK/bazel.log" >&2; fail "OCI_LOAD_ENGINE=podman bazel run //:load"; }
-run "podman run strata-bazel-run:1" "$WANT" podman run --rm --network none docker.io/library/strata-bazel-run:1
+MSGF=(--define=MSG=two)
+bazel_load "bazel run //:load (docker) after a change"
+only_app_sent "bazel run //:load (docker)"
+run "docker run strata-bazel-run:1" "$WANT2" docker run --rm --network none strata-bazel-run:1
+same_id docker strata-bazel-run:1 "$TAR"
+MSGF=(--define=MSG=one)
+bazel_load "OCI_LOAD_ENGINE=podman bazel run //:load" OCI_LOAD_ENGINE=podman
+run "podman run strata-bazel-run:1" "$WANT1" podman run --rm --network none docker.io/library/strata-bazel-run:1
+same_id podman docker.io/library/strata-bazel-run:1 "$TAR"
+MSGF=(--define=MSG=two)
+bazel_load "OCI_LOAD_ENGINE=podman bazel run //:load after a change" OCI_LOAD_ENGINE=podman
+only_app_sent "OCI_LOAD_ENGINE=podman bazel run //:load"
+run "podman run strata-bazel-run:1" "$WANT2" podman run --rm --network none docker.io/library/strata-bazel-run:1
 same_id podman docker.io/library/strata-bazel-run:1 "$TAR"
 "${BZ[@]}" shutdown
 echo "bazel server shut down"
@@ -163,5 +202,25 @@ no /lib64, no /bin"
   same_id podman "docker.io/library/$tag" result
   rm result
 done
+# nix run .#load1, then .#load2 (the image + a layer holding /app/msg, "one" then
+# "two"): strata load; the second sends only the changed layer, and it runs.
+APPRUN=(--entrypoint "$LIBS/lib/ld-linux-x86-64.so.2" strata-nix-app:1 --library-path "$LIBS/lib" "$BASH_OUT/bin/bash" -c 'read -r m </app/msg; echo "$m"')
+nix_load() { # NAME ATTR [strata load flags]
+  local name=$1 attr=$2
+  shift 2
+  nix run ".#$attr" -- "$@" >"$WORK/load.out" 2>"$WORK/nix.log" || { cat "$WORK/nix.log" >&2; fail "$name"; }
+  SENT=$(grep '^sent ' "$WORK/nix.log") || { cat "$WORK/nix.log" >&2; fail "$name: no 'sent' line"; }
+  echo "ok: $name: $SENT"
+}
+nix_load "nix run .#load1" load1
+run "docker run strata-nix-app:1 (one)" one docker run --rm --network none "${APPRUN[@]}"
+nix_load "nix run .#load2" load2
+case "$SENT" in "sent "*" (1 layer), skipped "*) ;; *) fail "nix run .#load2 should send only the changed layer: $SENT" ;; esac
+run "docker run strata-nix-app:1 (two)" two docker run --rm --network none "${APPRUN[@]}"
+nix_load "nix run .#load1 -- --engine podman" load1 --engine podman
+run "podman run strata-nix-app:1 (one)" one podman run --rm --network none "${APPRUN[@]/#strata-nix-app:1/docker.io/library/strata-nix-app:1}"
+nix_load "nix run .#load2 -- --engine podman" load2 --engine podman
+case "$SENT" in "sent "*" (1 layer), skipped "*) ;; *) fail "nix run .#load2 --engine podman should send only the changed layer: $SENT" ;; esac
+run "podman run strata-nix-app:1 (two)" two podman run --rm --network none "${APPRUN[@]/#strata-nix-app:1/docker.io/library/strata-nix-app:1}"
 
 step "built elsewhere: ok"

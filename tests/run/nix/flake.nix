@@ -55,12 +55,23 @@
           Env = [ "GREETING=hi" ];
         };
       };
+      runImage = image "strata-nix-run" "size" 100;
+      # `nix run .#load1`, then `.#load2`: the image plus a layer holding
+      # /app/msg, which differs (a one-file change); strata load sends only it.
+      app = msg: s.buildImage {
+        name = "strata-nix-app";
+        tag = "strata-nix-app:1";
+        fromImage = runImage;
+        layers = [ (s.buildLayer { name = "msg"; files."app/msg" = builtins.toFile "msg" "${msg}\n"; }) ];
+      };
     in
     {
       packages.${system} = {
         inherit libs bash;
-        image = image "strata-nix-run" "size" 100;
+        image = runImage;
         image-popularity = image "strata-nix-run-pop" "popularity" 1;
+        load1 = s.loadImage { image = app "one"; };
+        load2 = s.loadImage { image = app "two"; };
       };
     };
 }
