@@ -29,9 +29,37 @@ use strata::layout::{BlobSource, Layout, LayoutPlan};
 use strata::output;
 use strata::spec::LayerSpec;
 
+/// `println!` for results on stdout. Why: a reader that stops early
+/// (`strata inspect x | head -1`, `grep -q`) closes the pipe; that is no
+/// failure of strata, so it exits 0 quietly instead of panicking as
+/// `println!` does on a closed pipe.
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::cli::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+/// `print!` with the same rule as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::write_stdout(format_args!($($t)*)) };
+}
+
 mod audit;
 use audit::{DiffArgs, NormalizeArgs};
 mod load;
+
+/// Write to stdout; a closed pipe ends the process with exit 0, another
+/// error with the one-line error and exit 1.
+pub(crate) fn write_stdout(args: std::fmt::Arguments) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!(
+            "strata: writing to standard output: {}",
+            strata::error::describe_io(&e)
+        );
+        std::process::exit(1);
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -539,7 +567,7 @@ fn layer(a: LayerArgs) -> CliResult {
     let desc = write_layer_file(&entries, &a.out, &opts)?;
     finish_side_output(desc_out, &to_canonical(&desc))?;
     if !a.quiet {
-        println!("{}", desc.digest);
+        outln!("{}", desc.digest);
     }
     Ok(0)
 }
@@ -731,7 +759,7 @@ fn image(a: ImageArgs) -> CliResult {
     write_image(&composed, format, &a.out, mtime)?;
     finish_side_output(digest_out, composed.manifest.digest.to_string().as_bytes())?;
     if !a.quiet {
-        println!("{}", composed.manifest.digest);
+        outln!("{}", composed.manifest.digest);
     }
     Ok(0)
 }
@@ -784,7 +812,7 @@ fn index(a: IndexArgs) -> CliResult {
     }
     finish_side_output(digest_out, d.to_string().as_bytes())?;
     if !a.quiet {
-        println!("{d}");
+        outln!("{d}");
     }
     Ok(0)
 }
@@ -895,7 +923,7 @@ fn nix_layers(a: NixLayersArgs) -> CliResult {
         strata::output::write_file(out, &strata::json::to_canonical(&lock.to_json()))?;
     }
     for spec in specs {
-        println!("{spec}");
+        outln!("{spec}");
     }
     Ok(0)
 }
@@ -904,7 +932,7 @@ fn digest(a: DigestArgs) -> CliResult {
     let layout = Layout::open(&a.path)?;
     let top = layout.top(a.reference.as_deref())?;
     if !a.json {
-        println!("{}", top.digest);
+        outln!("{}", top.digest);
         return Ok(0);
     }
     let v = if is_index(&top.media_type) {
@@ -961,7 +989,7 @@ fn verify(a: VerifyArgs) -> CliResult {
             .iter()
             .map(|d| d.digest.to_string())
             .collect();
-        println!(
+        outln!(
             "ok: {} ({} blobs, {} layers verified)",
             top.join(", "),
             report.blobs_checked,
@@ -1005,14 +1033,14 @@ fn inspect(a: InspectArgs) -> CliResult {
                 &json!({"digest": top.digest, "mediaType": top.media_type, "manifests": idx.manifests}),
             );
         } else {
-            println!("index     {}", top.digest);
+            outln!("index     {}", top.digest);
             for m in &idx.manifests {
                 let p = m
                     .platform
                     .as_ref()
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| "-".into());
-                println!("  {p:<16} {}  {}", m.digest, human(m.size));
+                outln!("  {p:<16} {}  {}", m.digest, human(m.size));
             }
         }
         return Ok(0);
@@ -1039,22 +1067,22 @@ fn inspect(a: InspectArgs) -> CliResult {
         }));
         return Ok(0);
     }
-    println!("image     {}", img.manifest_desc.digest);
-    println!("platform  {}", img.platform());
+    outln!("image     {}", img.manifest_desc.digest);
+    outln!("platform  {}", img.platform());
     if let Some(c) = img.config.get("created").and_then(|v| v.as_str()) {
-        println!("created   {c}");
+        outln!("created   {c}");
     }
-    println!("config    {}", img.manifest.config.digest);
+    outln!("config    {}", img.manifest.config.digest);
     if let Some(obj) = cfg.as_object() {
         for (k, v) in obj {
-            println!("  {k:<13} {}", String::from_utf8_lossy(&to_canonical(v)));
+            outln!("  {k:<13} {}", String::from_utf8_lossy(&to_canonical(v)));
         }
     }
     let total: u64 = img.manifest.layers.iter().map(|l| l.size).sum();
-    println!("layers    {} ({})", img.manifest.layers.len(), human(total));
+    outln!("layers    {} ({})", img.manifest.layers.len(), human(total));
     for l in &img.manifest.layers {
         let kind = l.media_type.rsplit('.').next().unwrap_or(&l.media_type);
-        println!("  {}  {:>10}  {kind}", l.digest, human(l.size));
+        outln!("  {}  {:>10}  {kind}", l.digest, human(l.size));
     }
     Ok(0)
 }
@@ -1355,7 +1383,7 @@ fn push(a: PushArgs) -> CliResult {
     finish_side_output(digest_out, report.digest.to_string().as_bytes())?;
     let mut name = dest.clone();
     name.digest = None;
-    println!("{name}@{}", report.digest);
+    outln!("{name}@{}", report.digest);
     Ok(0)
 }
 
@@ -1392,6 +1420,6 @@ fn pull(a: PullArgs) -> CliResult {
     let mut name = src.clone();
     name.digest = None;
     name.tag = None;
-    println!("{name}@{}", report.digest);
+    outln!("{name}@{}", report.digest);
     Ok(0)
 }

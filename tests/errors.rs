@@ -1933,3 +1933,37 @@ fn inline_content_over_1_mib_is_refused() {
         &["over.json", "inline content over 1048576 bytes"],
     );
 }
+
+/// A reader that stops early (`strata inspect x | head -1`) closes the pipe:
+/// strata exits 0 without a word, never with a panic and a backtrace.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_failure() {
+    let t = tempdir();
+    let d = t.path();
+    write(&d.join("tree/a"), b"a\n", 0o644);
+    ok_in(
+        d,
+        &["layer", "--out", "l.tgz", "--descriptor", "l.json", "tree"],
+    );
+    ok_in(d, &["image", "--out", "img", "--layer", "l.tgz:l.json"]);
+    for args in [
+        &["inspect", "img"][..],
+        &["digest", "img"],
+        &["verify", "img"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // closed before strata writes a byte
+        let out = strata()
+            .current_dir(d)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -57,7 +57,7 @@ pub(super) fn diff(a: DiffArgs) -> i32 {
             if a.json {
                 print_json(&report.to_json());
             } else {
-                print!("{}", report.to_text());
+                out!("{}", report.to_text());
             }
             i32::from(!report.identical())
         }
@@ -170,7 +170,7 @@ pub(super) fn normalize(a: NormalizeArgs) -> CliResult {
             let desc_out = super::side_output(a.descriptor.as_deref())?;
             let desc = normalize_layer_file(&p, &a.out, &opts)?;
             super::finish_side_output(desc_out, &to_canonical(&desc))?;
-            println!("{}", desc.digest);
+            outln!("{}", desc.digest);
         }
         Input::Image(layout) => {
             if a.descriptor.is_some() {
@@ -186,7 +186,7 @@ pub(super) fn normalize(a: NormalizeArgs) -> CliResult {
                 &a.out,
                 &opts,
             )?;
-            println!("{}", d.digest);
+            outln!("{}", d.digest);
         }
     }
     Ok(0)

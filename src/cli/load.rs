@@ -147,7 +147,7 @@ pub(super) fn load(a: LoadArgs) -> CliResult {
         *m = None;
     }
     let report = report?;
-    println!("{}", report.image_id);
+    outln!("{}", report.image_id);
     if !a.quiet {
         eprintln!("{}", summary(&report));
     }
