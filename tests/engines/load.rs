@@ -14,6 +14,7 @@
 //! each other's layers in an engine. They run one at a time (the engines'
 //! disks and the machine's two cores are shared).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -688,25 +689,21 @@ fn sigint_mid_load_leaves_docker_as_it_was() {
     let img = app_image(w, "sigint", &base, "one", "v1", &[]);
     let _ = e.run(w, "docker", &["rmi", "-f", tag]);
     let tmp = e.dir.join("root/tmp");
-    let imports = || -> usize {
+    // Other engine tests share this dockerd and load images too: their
+    // `docker-import-*` directories come and go. Only directories that
+    // appear after strata starts can be its load's.
+    let imports = || -> BTreeSet<String> {
         fs::read_dir(&tmp)
             .map(|d| {
                 d.flatten()
-                    .filter(|x| {
-                        x.file_name()
-                            .to_string_lossy()
-                            .starts_with("docker-import-")
-                    })
-                    .count()
+                    .map(|x| x.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("docker-import-"))
+                    .collect()
             })
-            .unwrap_or(0)
+            .unwrap_or_default()
     };
-    assert_eq!(
-        imports(),
-        0,
-        "a load is already under way in {}",
-        tmp.display()
-    );
+    let before = imports();
+    let new_imports = || -> BTreeSet<String> { imports().difference(&before).cloned().collect() };
     let mut child = Command::new(STRATA)
         .args(["load", img.to_str().unwrap(), "--tag", tag])
         .envs(e.env.iter().map(|(k, v)| (k, v)))
@@ -716,7 +713,7 @@ fn sigint_mid_load_leaves_docker_as_it_was() {
         .unwrap();
     // Interrupt once docker has begun receiving the archive.
     let t = Instant::now();
-    while imports() == 0 {
+    while new_imports().is_empty() {
         assert!(
             t.elapsed() < Duration::from_secs(60),
             "docker never started the load"
@@ -738,9 +735,10 @@ fn sigint_mid_load_leaves_docker_as_it_was() {
             docker_sock(&e)
         )
     );
-    // Docker drops the partial archive; no image, no tag.
+    // Docker drops the partial archive (another test's load, started
+    // meanwhile, ends too); no image, no tag.
     let t = Instant::now();
-    while imports() > 0 {
+    while !new_imports().is_empty() {
         assert!(
             t.elapsed() < Duration::from_secs(60),
             "docker kept the partial archive"
