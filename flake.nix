@@ -1,6 +1,7 @@
 # strata as a flake: `lib.<system>` (buildLayer, buildImage, pullImage,
 # pushImage from nix/default.nix),
-# `packages.<system>.strata` (built with nixpkgs' rustPlatform) and
+# `packages.<system>.strata` (nix/package.nix: nixpkgs' rustPlatform on a
+# source filtered to Cargo.toml, Cargo.lock and src/) and
 # `packages.<system>.image`, an example image. Without nixpkgs (offline, or a
 # prebuilt binary), import nix/default.nix directly; see README "Nix".
 {
@@ -19,13 +20,7 @@
         inherit (pkgs) coreutils; # pushImage's mkdir and chmod
       });
       packages = forAll (system: pkgs: {
-        strata = pkgs.rustPlatform.buildRustPackage {
-          pname = "strata";
-          version = "0.1.0";
-          src = self;
-          cargoLock.lockFile = ./Cargo.lock;
-          doCheck = false;
-        };
+        strata = import ./nix/package.nix { inherit (pkgs) rustPlatform; };
         # The golden image (tests/golden/hello.json).
         image = self.lib.${system}.buildImage {
           name = "hello";

@@ -10,15 +10,11 @@
 Untested here: Debian's Bazel 4.2.3 has no bzlmod.
 """
 
-load(":repositories.bzl", "strata_binary_repository")
+load(":repositories.bzl", "BINARY_ATTRS", "strata_binary_repository")
 
 # Where the strata binary comes from (see repositories.bzl); only the root module's tag counts.
 _toolchain = tag_class(
-    attrs = {
-        "binary_path": attr.string(doc = "Absolute path of a prebuilt strata binary."),
-        "url": attr.string(doc = "URL of a prebuilt strata binary (with `sha256`)."),
-        "sha256": attr.string(doc = "sha256 of the binary at `url`."),
-    },
+    attrs = BINARY_ATTRS,
 )
 
 def _strata_impl(module_ctx):

@@ -96,15 +96,19 @@ def _strata_binary_repository_impl(rctx):
         toolchain_type = str(Label("//rules:toolchain_type")),
     ))
 
+# Where the strata binary comes from: the attributes of strata_binary_repository
+# and of the bzlmod extension's `toolchain` tag (extensions.bzl).
+BINARY_ATTRS = {
+    "binary_path": attr.string(doc = "Absolute path of a prebuilt strata binary."),
+    "url": attr.string(doc = "URL of a prebuilt strata binary (with `sha256`)."),
+    "sha256": attr.string(doc = "sha256 of the binary at `url`."),
+}
+
 strata_binary_repository = repository_rule(
     implementation = _strata_binary_repository_impl,
     doc = "A repository with the strata binary (`:strata`) and its toolchain (`:toolchain`). " +
           "See the module docstring for where the binary comes from.",
-    attrs = {
-        "binary_path": attr.string(doc = "Absolute path of a prebuilt strata binary."),
-        "url": attr.string(doc = "URL of a prebuilt strata binary (with `sha256`)."),
-        "sha256": attr.string(doc = "sha256 of the binary at `url`."),
-    },
+    attrs = BINARY_ATTRS,
     environ = ["STRATA_BINARY", "CARGO_TARGET_DIR"],
     local = True,
 )

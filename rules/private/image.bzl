@@ -2,6 +2,7 @@
 
 load("//rules:providers.bzl", "OciImageInfo", "OciLayerInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+load(":util.bzl", "layout_action", "layout_result")
 
 _DOC = """Composes an OCI image from `oci_layer`s onto an optional base, by
 `strata image` (mnemonic `StrataImage`).
@@ -40,13 +41,7 @@ def _base(ctx):
     return roots[0], files
 
 def _impl(ctx):
-    layout = ctx.actions.declare_directory(ctx.label.name)
-    digest = ctx.actions.declare_file(ctx.label.name + ".digest")
-    args = ctx.actions.args()
-    args.add("image")
-    args.add("--quiet")  # the digest is in an output file; keep build logs clean
-    args.add("--out", layout.path)
-    args.add("--digest-file", digest)
+    layout, digest, args = layout_action(ctx, "image")
     inputs = []
     if ctx.attr.base:
         base_path, base_inputs = _base(ctx)
@@ -94,13 +89,7 @@ def _impl(ctx):
         mnemonic = "StrataImage",
         progress_message = "Composing OCI image %s" % ctx.label,
     )
-    return [
-        DefaultInfo(
-            files = depset([layout, digest]),
-            runfiles = ctx.runfiles(files = [layout, digest]),
-        ),
-        OciImageInfo(layout = layout, digest = digest),
-    ]
+    return layout_result(ctx, layout, digest)
 
 oci_image = rule(
     implementation = _impl,

@@ -2,6 +2,7 @@
 
 load("//rules:providers.bzl", "OciImageInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+load(":util.bzl", "layout_action", "layout_result")
 
 _DOC = """A multi-platform OCI image index of single-platform `oci_image`s, by
 `strata index` (mnemonic `StrataIndex`); the platforms are read from the images'
@@ -15,13 +16,7 @@ digest); provides `OciImageInfo`.
 """
 
 def _impl(ctx):
-    layout = ctx.actions.declare_directory(ctx.label.name)
-    digest = ctx.actions.declare_file(ctx.label.name + ".digest")
-    args = ctx.actions.args()
-    args.add("index")
-    args.add("--quiet")  # the digest is in an output file; keep build logs clean
-    args.add("--out", layout.path)
-    args.add("--digest-file", digest)
+    layout, digest, args = layout_action(ctx, "index")
     if ctx.attr.tag:
         args.add("--tag", ctx.attr.tag)
     inputs = []
@@ -36,13 +31,7 @@ def _impl(ctx):
         mnemonic = "StrataIndex",
         progress_message = "Making OCI image index %s" % ctx.label,
     )
-    return [
-        DefaultInfo(
-            files = depset([layout, digest]),
-            runfiles = ctx.runfiles(files = [layout, digest]),
-        ),
-        OciImageInfo(layout = layout, digest = digest),
-    ]
+    return layout_result(ctx, layout, digest)
 
 oci_image_index = rule(
     implementation = _impl,

@@ -2,6 +2,7 @@
 
 load("//rules:providers.bzl", "OciLayerInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+load(":util.bzl", "runfiles_path")
 
 _DOC = """Builds one OCI layer from files with strata.
 
@@ -76,12 +77,6 @@ def _repo_path(f):
     if p.startswith("../"):
         p = p.split("/", 2)[2]
     return p
-
-def _runfiles_path(ctx, f):
-    p = f.short_path
-    if p.startswith("../"):
-        return p[3:]
-    return ctx.workspace_name + "/" + p
 
 def _layer_path(ctx, f):
     path = _repo_path(f)
@@ -187,7 +182,7 @@ def _impl(ctx):
         if exe:
             root = _layer_path(ctx, exe) + ".runfiles/"
             for f in runfiles.files.to_list():
-                _add(st, root + _runfiles_path(ctx, f), f)
+                _add(st, root + runfiles_path(ctx, f), f)
             for s in runfiles.symlinks.to_list():
                 _add(st, root + ctx.workspace_name + "/" + s.path, s.target_file)
             for s in runfiles.root_symlinks.to_list():
@@ -253,8 +248,12 @@ oci_layer = rule(
             doc = "Also put the runfiles of `srcs` in the layer (an executable's as `<path>.runfiles/`).",
             default = False,
         ),
-        "modes": attr.string_dict(doc = "Path inside the layer → octal mode (`\"0755\"`, `\"4755\"`) of a file or empty dir. " +
-                                        "Default: 0755 if the file is executable, else 0644; 0755 for directories."),
+        "modes": attr.string_dict(
+            doc = "Path inside the layer → octal mode (`\"0755\"`, `\"4755\"`) of a file or empty dir. " +
+                  "Default: 0644 for a source file, whatever its executable bit in the checkout; 0755 " +
+                  "for a generated file (Bazel makes every output executable); from the executable " +
+                  "bit (0755 or 0644) for a file inside a tree artifact; 0755 for an empty dir.",
+        ),
         "mtime": attr.int(doc = "mtime of every entry, in seconds since the epoch.", default = 0),
         "owners": attr.string_dict(doc = "Path inside the layer → `\"uid:gid\"` of a file, empty dir or symlink. Default `0:0`."),
         "package_dir": attr.string(doc = "Directory inside the layer that receives `srcs` (e.g. `/opt/app`); default: the layer root."),

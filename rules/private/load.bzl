@@ -2,6 +2,7 @@
 
 load("//rules:providers.bzl", "OciImageInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+load(":util.bzl", "launcher", "runfiles_path", "sh_quote")
 
 _DOC = """Writes `<name>.tar`, a docker-archive of `image` tagged with every `repo_tags` entry, by
 `strata image --format docker-archive` with the image as base and no further
@@ -28,19 +29,6 @@ tags the image with each) and is given by `bazel run`; `index.json` names the fi
 """
 
 _SCRIPT = """\
-#!/bin/sh
-# Written by oci_load; runs outside the build (bazel run).
-set -eu
-rf() {{ # a runfiles path -> an absolute path
-  for d in "${{RUNFILES_DIR:-}}" "$0.runfiles"; do
-    if [ -n "$d" ] && [ -e "$d/$1" ]; then
-      case $d in /*) echo "$d/$1" ;; *) echo "$PWD/$d/$1" ;; esac
-      return 0
-    fi
-  done
-  echo "oci_load: $1 is not in the runfiles of $0" >&2
-  return 1
-}}
 strata=$(rf {strata})
 layout=$(rf {layout})
 # $OCI_LOAD_ENGINE if set; else docker when its socket is there, else podman, else docker.
@@ -56,12 +44,6 @@ fi
 if [ -n "${{BUILD_WORKING_DIRECTORY:-}}" ]; then cd "$BUILD_WORKING_DIRECTORY"; fi
 exec "$strata" load "$layout" --engine "$engine"{tags} "$@"
 """
-
-def _sh_quote(s):
-    return "'" + s.replace("'", "'\\''") + "'"
-
-def _runfiles_path(ctx, f):
-    return f.short_path[3:] if f.short_path.startswith("../") else ctx.workspace_name + "/" + f.short_path
 
 def _impl(ctx):
     image = ctx.attr.image[OciImageInfo]
@@ -86,11 +68,11 @@ def _impl(ctx):
     script = ctx.actions.declare_file(ctx.label.name + ".load.sh")
     ctx.actions.write(
         script,
-        _SCRIPT.format(
-            strata = _sh_quote(_runfiles_path(ctx, strata)),
-            layout = _sh_quote(_runfiles_path(ctx, image.layout)),
-            tags = "".join([" --tag " + _sh_quote(t) for t in ctx.attr.repo_tags]),
-        ),
+        launcher("oci_load", _SCRIPT.format(
+            strata = sh_quote(runfiles_path(ctx, strata)),
+            layout = sh_quote(runfiles_path(ctx, image.layout)),
+            tags = "".join([" --tag " + sh_quote(t) for t in ctx.attr.repo_tags]),
+        )),
         is_executable = True,
     )
     return [DefaultInfo(

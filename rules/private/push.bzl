@@ -2,6 +2,7 @@
 
 load("//rules:providers.bzl", "OciImageInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+load(":util.bzl", "launcher", "runfiles_path", "sh_quote")
 
 _DOC = """An executable target: `bazel run :<name>` pushes `image` (an `oci_image`
 or `oci_image_index`) to `repository` with `strata push`, tagged with every
@@ -36,19 +37,6 @@ layer byte is downloaded to disk.
 """
 
 _SCRIPT = """\
-#!/bin/sh
-# Written by oci_push; runs outside the build (bazel run).
-set -eu
-rf() {{ # a runfiles path -> an absolute path
-  for d in "${{RUNFILES_DIR:-}}" "$0.runfiles"; do
-    if [ -n "$d" ] && [ -e "$d/$1" ]; then
-      case $d in /*) echo "$d/$1" ;; *) echo "$PWD/$d/$1" ;; esac
-      return 0
-    fi
-  done
-  echo "oci_push: $1 is not in the runfiles of $0" >&2
-  return 1
-}}
 strata=$(rf {strata})
 layout=$(rf {layout})
 repository={repository}
@@ -84,12 +72,6 @@ while IFS= read -r t || [ -n "$t" ]; do
 done <"$tags"
 """
 
-def _sh_quote(s):
-    return "'" + s.replace("'", "'\\''") + "'"
-
-def _runfiles_path(ctx, f):
-    return f.short_path[3:] if f.short_path.startswith("../") else ctx.workspace_name + "/" + f.short_path
-
 def _impl(ctx):
     image = ctx.attr.image[OciImageInfo]
     strata = strata_binary(ctx)
@@ -100,24 +82,24 @@ def _impl(ctx):
     for tag in ctx.attr.remote_tags:
         if not tag or "/" in tag or ":" in tag or "@" in tag:
             fail("oci_push %s: %r is not a tag" % (ctx.label, tag))
-        fixed += " --tag " + _sh_quote(tag)
+        fixed += " --tag " + sh_quote(tag)
     if ctx.attr.insecure:
         fixed += " --insecure"
     files = [strata, image.layout]
     tags_file = ""
     if ctx.file.remote_tags_file:
         files.append(ctx.file.remote_tags_file)
-        tags_file = _TAGS_FILE.format(path = _sh_quote(_runfiles_path(ctx, ctx.file.remote_tags_file)))
+        tags_file = _TAGS_FILE.format(path = sh_quote(runfiles_path(ctx, ctx.file.remote_tags_file)))
     script = ctx.actions.declare_file(ctx.label.name + ".push.sh")
     ctx.actions.write(
         script,
-        _SCRIPT.format(
-            strata = _sh_quote(_runfiles_path(ctx, strata)),
-            layout = _sh_quote(_runfiles_path(ctx, image.layout)),
-            repository = _sh_quote(repo),
+        launcher("oci_push", _SCRIPT.format(
+            strata = sh_quote(runfiles_path(ctx, strata)),
+            layout = sh_quote(runfiles_path(ctx, image.layout)),
+            repository = sh_quote(repo),
             tags_file = tags_file,
             fixed = fixed,
-        ),
+        )),
         is_executable = True,
     )
     return [DefaultInfo(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Bazel suite: Debian's bazel-bootstrap (4.2.3), offline. `.ci/run` runs it.
-#  0. buildifier (lint + format) over the Starlark, when it can be had;
+#  0. buildifier (lint + format) over the Starlark (.ci/buildifier installs it);
 #  1. bazel test //... in tests/bazel: the README example (//example) gives the
 #     CLI's golden digests (tests/golden/hello.json), layer contents, configs,
 #     a base from an oci_image and from a layout directory, an index, an
@@ -46,6 +46,7 @@ step "install"
 missing=()
 command -v bazel >/dev/null 2>&1 || missing+=(bazel-bootstrap)
 [ -d /usr/share/bazel/rules/java ] || missing+=(bazel-rules-java)
+[ -d /usr/share/bazel/tools/skylib ] || missing+=(bazel-skylib) # bzl_library for @strata//rules/bzl
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils) # oci_pull credentials (step 6b)
@@ -54,18 +55,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 fi
 echo "bazel: $(dpkg-query -W -f='${Version}' bazel-bootstrap 2>/dev/null || bazel --version)"
-if ! command -v buildifier >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
-  npm install -g --silent @bazel/buildifier >/dev/null 2>&1 || echo "npm install -g @bazel/buildifier failed"
-fi
 
-STARLARK=("$ROOT/WORKSPACE" "$ROOT/BUILD.bazel" "$ROOT/MODULE.bazel" "$ROOT/rules" "$ROOT/tests/bazel")
-if command -v buildifier >/dev/null 2>&1; then
-  step "buildifier $(buildifier --version | sed -n 's/^buildifier version: //p')"
-  buildifier -mode=check -lint=warn -r "${STARLARK[@]}"
-  echo "buildifier: clean"
-else
-  echo "skipping buildifier: not installed (npm install -g @bazel/buildifier)"
-fi
+step "buildifier"
+bash "$ROOT/.ci/buildifier"
 
 # The README's BUILD example is tests/bazel/example/BUILD.bazel (from its load).
 readme_example=$(awk '/^## Bazel/ { s = 1; next } s && /^## / { exit }
@@ -131,6 +123,8 @@ outputs() { # output_base flags...: a digest of every byte the rules wrote
 
 step "bazel test //... (output base 1)"
 "${B1[@]}" test "${F1[@]}" //...
+# The bzl_library targets (the one package that loads @bazel_skylib).
+"${B1[@]}" build "${F1[@]}" @strata//rules/bzl:all
 outputs "$OB1" "${F1[@]}" >"$WORK/first"
 grep '^example/' "$WORK/first"
 echo "$(wc -l <"$WORK/first") output files"

@@ -36,6 +36,10 @@
 #     after the first, uploads only its new layers and its config;
 #  6. the README's "Nix" flake is tests/nix/example/flake.nix (the README
 #     must mark it).
+#  7. the root flake's strata package (nix/package.nix) builds from a source
+#     filtered to Cargo.toml, Cargo.lock and src/: its derivation path stays
+#     the same when README.md changes or tests/ appears, and changes with
+#     src/ (fake nixpkgs' buildRustPackage depends on src, as nixpkgs' does).
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$(pwd)
@@ -71,7 +75,8 @@ cp "$HERE/flake.nix" "$WORK/strata/flake.nix"
 cp -r "$ROOT/nix" "$WORK/strata/nix"
 cp "$STRATA" "$WORK/strata/strata"
 cp "$HERE/example/flake.nix" "$WORK/example/flake.nix"
-cp "$ROOT/flake.nix" "$ROOT/Cargo.lock" "$WORK/root/"
+cp "$ROOT/flake.nix" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/README.md" "$WORK/root/"
+cp -r "$ROOT/src" "$WORK/root/src"
 cp -r "$ROOT/nix" "$WORK/root/nix"
 cp "$HERE/fake-nixpkgs/flake.nix" "$WORK/fake-nixpkgs/flake.nix"
 cp "$STRATA" "$WORK/fake-nixpkgs/strata"
@@ -415,6 +420,24 @@ else
   echo "FAIL README.md does not mark its Nix flake (<!-- tests/nix/example/flake.nix -->): nothing to compare"
   fail=1
 fi
+
+
+echo "--- 7. the strata package's source filter (nix/package.nix)"
+pkg_drv() { nix eval --offline --raw "$RT#packages.x86_64-linux.strata.drvPath"; }
+capture DRV0 pkg_drv
+capture SRC nix eval --offline --raw "$RT#packages.x86_64-linux.strata.src"
+check "package source: only what cargo builds from" "Cargo.lock Cargo.toml src" "$(ls "$SRC" | paste -sd' ')"
+build "$RT#packages.x86_64-linux.strata"
+echo "a README edit" >>"$WORK/root/README.md"
+mkdir -p "$WORK/root/tests" && echo "a new test" >"$WORK/root/tests/new.rs"
+capture DRV1 pkg_drv
+check "README.md edited, tests/ added: same derivation" "$DRV0" "$DRV1"
+echo "// an edit" >>"$WORK/root/src/main.rs"
+capture DRV2 pkg_drv
+check "src/main.rs edited: another derivation (the control)" yes "$([ "$DRV2" != "$DRV0" ] && echo yes || echo "no: $DRV2")"
+cp "$ROOT/src/main.rs" "$WORK/root/src/main.rs"
+capture DRV3 pkg_drv
+check "src/main.rs restored: the first derivation again" "$DRV0" "$DRV3"
 
 [ $fail = 0 ] || { echo "--- nix suite: FAILED"; exit 1; }
 echo "--- nix suite: ok ($(($SECONDS - T0)) s)"

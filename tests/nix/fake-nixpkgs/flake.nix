@@ -1,8 +1,8 @@
 # Just enough of nixpkgs to evaluate and build the root flake offline:
 # lib.genAttrs; rustPlatform.buildRustPackage packaging the cargo-built strata
-# (tests/nix/run.sh copies it beside this file) instead of building it;
-# coreutils, the host's mkdir and chmod (for pushImage). The
-# suite builds the root flake with `--override-input nixpkgs` pointing here.
+# (tests/nix/run.sh copies it beside this file) instead of building it from
+# src; coreutils, the host's mkdir and chmod (for pushImage). The suite builds
+# the root flake with `--override-input nixpkgs` pointing here.
 {
   outputs = { self }:
     let
@@ -17,7 +17,12 @@
     {
       lib.genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
       legacyPackages.${system} = {
-        rustPlatform.buildRustPackage = { pname, version, ... }: sh "${pname}-${version}" "cp ${./strata} $out/bin/strata";
+        # Like nixpkgs', the derivation depends on src and cargoLock.lockFile
+        # (so the suite can show nix/package.nix's source filter at work),
+        # and the result has them as attributes.
+        rustPlatform.buildRustPackage = { pname, version, src, cargoLock, ... }:
+          sh "${pname}-${version}" "test -f ${src}/Cargo.toml; cmp ${cargoLock.lockFile} ${src}/Cargo.lock; cp ${./strata} $out/bin/strata"
+          // { inherit src cargoLock; };
         coreutils = sh "coreutils" "ln -s $(command -v mkdir) $(command -v chmod) $out/bin/";
       };
     };
