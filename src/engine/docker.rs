@@ -20,7 +20,7 @@ use crate::json;
 
 use super::http::Socket;
 use super::stream::{write_docker_archive, Counting};
-use super::{held_prefix, LoadImage, LoadReport};
+use super::{held_prefix, load_with_retry, LoadImage, LoadReport};
 
 /// The API version strata speaks.
 pub const API: &str = "/v1.41";
@@ -147,17 +147,7 @@ impl Docker {
         held: &BTreeSet<Digest>,
         prepare: &mut dyn FnMut(&mut LoadImage, usize) -> Result<()>,
     ) -> Result<LoadReport> {
-        let skip = held_prefix(&img.layers, held);
-        prepare(img, skip)?;
-        match self.load_once(img, skip) {
-            Err(e) if skip > 0 && img.names_skipped_blob(e.message(), skip) => {
-                prepare(img, 0)?;
-                let mut r = self.load_once(img, 0)?;
-                r.retried = true;
-                Ok(r)
-            }
-            r => r,
-        }
+        load_with_retry(img, held, prepare, &|img, skip| self.load_once(img, skip))
     }
 
     /// One `POST /images/load` of the archive without the `skip` bottom blobs.
@@ -231,15 +221,7 @@ impl Docker {
             }
             None => return Err(self.err(format!("after the load, no image {id}"))),
         }
-        let (bytes_skipped, _) = img.split_bytes(skip);
-        Ok(LoadReport {
-            image_id: id,
-            sent_layers: img.layers.len() - skip.min(img.layers.len()),
-            bytes_sent: sent,
-            skipped_layers: skip.min(img.layers.len()),
-            bytes_skipped,
-            retried: false,
-        })
+        Ok(img.report(id, skip, sent))
     }
 }
 

@@ -222,12 +222,50 @@ impl LoadImage {
         (sum(&self.layers[..skip]), sum(&self.layers[skip..]))
     }
 
+    /// The report of a load that left out the `skip` bottom layers and put
+    /// `bytes_sent` on the wire.
+    pub fn report(&self, image_id: Digest, skip: usize, bytes_sent: u64) -> LoadReport {
+        let skip = skip.min(self.layers.len());
+        LoadReport {
+            image_id,
+            sent_layers: self.layers.len() - skip,
+            bytes_sent,
+            skipped_layers: skip,
+            bytes_skipped: self.split_bytes(skip).0,
+            retried: false,
+        }
+    }
+
     /// Whether an engine's error message says it lacks the blob of one of
     /// the layers below `skip` (it lost a layer strata thought it held).
     pub fn names_skipped_blob(&self, message: &str, skip: usize) -> bool {
         self.layers[..skip.min(self.layers.len())]
             .iter()
             .any(|l| message.contains(&l.desc.digest.hex()))
+    }
+}
+
+/// Load `img` by `once(img, skip)`, leaving out the layers the engine holds
+/// (`held`); once more with every layer if the engine's error names a blob
+/// it was thought to hold (it lost the layer meanwhile). `prepare(img,
+/// skip)` runs before each attempt (e.g. to fetch the layers from `skip` up
+/// that are only in a registry). The same for every engine.
+pub(crate) fn load_with_retry(
+    img: &mut LoadImage,
+    held: &BTreeSet<Digest>,
+    prepare: &mut dyn FnMut(&mut LoadImage, usize) -> Result<()>,
+    once: &dyn Fn(&LoadImage, usize) -> Result<LoadReport>,
+) -> Result<LoadReport> {
+    let skip = held_prefix(&img.layers, held);
+    prepare(img, skip)?;
+    match once(img, skip) {
+        Err(e) if skip > 0 && img.names_skipped_blob(e.message(), skip) => {
+            prepare(img, 0)?;
+            let mut r = once(img, 0)?;
+            r.retried = true;
+            Ok(r)
+        }
+        r => r,
     }
 }
 

@@ -29,7 +29,7 @@ use crate::json;
 use crate::layout::{place_blob, BlobSource, OCI_LAYOUT_FILE};
 use crate::output;
 
-use super::{held_prefix, LoadImage, LoadReport};
+use super::{held_prefix, load_with_retry, LoadImage, LoadReport};
 
 /// The reference the temporary layout names its one image by.
 const REF: &str = "strata-load";
@@ -165,17 +165,9 @@ impl Podman {
         tmp: &Utf8Path,
         prepare: &mut dyn FnMut(&mut LoadImage, usize) -> Result<()>,
     ) -> Result<LoadReport> {
-        let skip = held_prefix(&img.layers, held);
-        prepare(img, skip)?;
-        match self.load_once(img, skip, tmp) {
-            Err(e) if skip > 0 && img.names_skipped_blob(e.message(), skip) => {
-                prepare(img, 0)?;
-                let mut r = self.load_once(img, 0, tmp)?;
-                r.retried = true;
-                Ok(r)
-            }
-            r => r,
-        }
+        load_with_retry(img, held, prepare, &|img, skip| {
+            self.load_once(img, skip, tmp)
+        })
     }
 
     fn write_layout(&self, img: &LoadImage, skip: usize, dir: &Utf8Path) -> Result<u64> {
@@ -247,15 +239,7 @@ impl Podman {
         // Best effort: a podman that named it otherwise keeps that name.
         let _ = self.run(&["untag", &hex, &format!("localhost{dir}:latest")]);
         drop(guard);
-        let (bytes_skipped, _) = img.split_bytes(skip);
-        Ok(LoadReport {
-            image_id: id,
-            sent_layers: img.layers.len() - skip.min(img.layers.len()),
-            bytes_sent: sent,
-            skipped_layers: skip.min(img.layers.len()),
-            bytes_skipped,
-            retried: false,
-        })
+        Ok(img.report(id, skip, sent))
     }
 }
 
