@@ -1,6 +1,6 @@
 //! OCI image layouts: reading (a directory, or a tar holding one: oci-archive
 //! and strata's docker-archive, plain or gzip/zstd-compressed; a legacy
-//! docker-archive is read as one through [`crate::docker_archive`]) and
+//! docker-archive is read as one through `docker_archive`) and
 //! writing (a directory).
 //!
 //! Reading never extracts: a tar is scanned once for entry offsets and blobs
@@ -88,7 +88,7 @@ pub enum BlobSource {
     },
     /// A slice of the tar stream inside a gzip- or zstd-compressed archive
     /// (not seekable: read by decompressing from the start, see
-    /// [`crate::tar_members`]).
+    /// `tar_members`).
     Compressed {
         /// The compressed archive.
         archive: Utf8PathBuf,

@@ -398,7 +398,7 @@ impl Read for Chunked {
     }
 }
 
-/// Writes a request body as HTTP/1.1 chunks of up to [`CHUNK`] bytes.
+/// Writes a request body as HTTP/1.1 chunks of up to `CHUNK` bytes.
 pub struct ChunkWriter<W: Write> {
     w: W,
     buf: Vec<u8>,

@@ -11,6 +11,7 @@
 //! or 0): *replace*, not clamp, so the host's timestamps never matter.
 
 pub mod accounts;
+pub mod builder;
 pub mod check;
 pub mod compress;
 pub mod dedupe;
