@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Images that Bazel and Nix build with strata run in the real engines (issue #11).
+# Images that Bazel, Nix and the library example build with strata run in the real
+# engines (issues #11, #21).
 # tests/run/engines.sh runs it after the engine tests, with its engines up:
 #
 #   STRATA_ENGINES_DIR=/tmp/strata-engines-... tests/run/built-elsewhere.sh
@@ -21,6 +22,10 @@
 #     plus a layer holding /app/msg, "one" then "two"): the second sends only
 #     the changed layer, and the container prints the new text; into docker,
 #     then podman.
+#  3. The library example (examples/package_layers.rs, issue #21): built on a
+#     base holding a static busybox, run twice (one digest); its docker-archive
+#     `docker load`s and `docker run` prints every package's README and the
+#     page; the image ID is strata's config digest; the same with podman.
 #
 # Any failure fails the script with the tool's or the engine's message (a
 # container's stderr included). The Bazel server is shut down and the
@@ -222,5 +227,37 @@ run "podman run strata-nix-app:1 (one)" one podman run --rm --network none "${AP
 nix_load "nix run .#load2 -- --engine podman" load2 --engine podman
 case "$SENT" in "sent "*" (1 layer), skipped "*) ;; *) fail "nix run .#load2 --engine podman should send only the changed layer: $SENT" ;; esac
 run "podman run strata-nix-app:1 (two)" two podman run --rm --network none "${APPRUN[@]/#strata-nix-app:1/docker.io/library/strata-nix-app:1}"
+
+step "3. The library example: cargo run --example package_layers, then docker load / podman load and run"
+cd "$ROOT"
+EXW=$WORK/example
+mkdir -p "$EXW"
+# The base: a shell (Debian's static busybox), as the engine tests build it.
+cat >"$EXW/busybox.json" <<'SPEC'
+{"version":1,"entries":[{"type":"file","path":"bin/busybox","src":"/bin/busybox","mode":"0755"},
+ {"type":"symlink","path":"bin/sh","target":"busybox"},{"type":"symlink","path":"bin/cat","target":"busybox"}]}
+SPEC
+"$STRATA" layer -q --spec "$EXW/busybox.json" --out "$EXW/busybox.tgz"
+"$STRATA" image -q --layer "$EXW/busybox.tgz" --out "$EXW/base.oci"
+cargo build --locked -q --example package_layers
+EXAMPLE=$(realpath "${CARGO_TARGET_DIR:-target}/debug/examples/package_layers")
+D1=$("$EXAMPLE" "$EXW/1" --base "$EXW/base.oci") || fail "package_layers $EXW/1 --base $EXW/base.oci"
+D2=$("$EXAMPLE" "$EXW/2" --base "$EXW/base.oci") || fail "package_layers $EXW/2 --base $EXW/base.oci"
+[ "$D1" = "$D2" ] && cmp -s "$EXW/1/image.tar" "$EXW/2/image.tar" ||
+  fail "package_layers is not deterministic: $D1, then $D2"
+echo "ok: package_layers twice: $D1"
+WANT="python 3.12.7
+numpy 2.1.2
+pandas 2.2.3
+openssl 3.3.2
+$(cat examples/hello/www/index.html)"
+docker load -i "$EXW/1/image.tar" >"$WORK/load.out" 2>&1 || { cat "$WORK/load.out" >&2; fail "docker load -i $EXW/1/image.tar"; }
+cat "$WORK/load.out"
+run "docker run strata-packages:1" "$WANT" docker run --rm --network none strata-packages:1
+same_id docker strata-packages:1 "$EXW/1/image.tar"
+podman load -i "$EXW/1/image.tar" >"$WORK/load.out" 2>&1 || { cat "$WORK/load.out" >&2; fail "podman load -i $EXW/1/image.tar"; }
+tail -1 "$WORK/load.out"
+run "podman run strata-packages:1" "$WANT" podman run --rm --network none docker.io/library/strata-packages:1
+same_id podman docker.io/library/strata-packages:1 "$EXW/1/image.tar"
 
 step "built elsewhere: ok"
