@@ -287,6 +287,16 @@ fn source_date_epoch_sets_mtimes_and_created() {
 ///   strata layer --out L --descriptor D examples/hello
 ///   strata image --out I --layer L:D --env GREETING=hello --workdir /www
 ///                --cmd '["cat","/www/index.html"]'
+/// The hello golden's config, as `strata image` flags (also tests/library.rs).
+pub(crate) const HELLO_CONFIG: &[&str] = &[
+    "--env",
+    "GREETING=hello",
+    "--workdir",
+    "/www",
+    "--cmd",
+    r#"["cat","/www/index.html"]"#,
+];
+
 #[test]
 fn hello_golden_is_shared_with_bazel_and_nix() {
     let t = tempdir();
@@ -299,22 +309,9 @@ fn hello_golden_is_shared_with_bazel_and_nix() {
     );
     let desc: serde_json::Value =
         serde_json::from_slice(&fs::read(d.join("l.json")).unwrap()).unwrap();
-    let manifest = ok_in(
-        d,
-        &[
-            "image",
-            "--out",
-            "img",
-            "--layer",
-            "l.tgz:l.json",
-            "--env",
-            "GREETING=hello",
-            "--workdir",
-            "/www",
-            "--cmd",
-            r#"["cat","/www/index.html"]"#,
-        ],
-    );
+    let mut image = vec!["image", "--out", "img", "--layer", "l.tgz:l.json"];
+    image.extend_from_slice(HELLO_CONFIG);
+    let manifest = ok_in(d, &image);
     let mut got = BTreeMap::new();
     got.insert("layer".to_string(), layer.trim().to_string());
     got.insert(

@@ -15,6 +15,7 @@ mod foreign;
 mod golden;
 mod image;
 mod layer;
+mod library;
 mod nix_layers;
 mod proxy;
 mod registry;
