@@ -81,6 +81,25 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_unsafe_to_extract_is_refused() {
+        // A tar entry climbing out of the root, written header byte by header byte.
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..7].copy_from_slice(b"../evil");
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend_from_slice(&[b'x'; 512]);
+        bytes.extend_from_slice(&[0; 1024]);
+        let d = tempfile::tempdir().unwrap();
+        let p = Utf8PathBuf::from_path_buf(d.path().join("evil.tar")).unwrap();
+        std::fs::write(&p, &bytes).unwrap();
+        let e = NewLayer::from_file(&p).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("layer {p}: ")) && e.contains("../evil"), "{e}");
+    }
+
+    #[test]
     fn created_at_is_rfc3339() {
         assert_eq!(ImageOptions::created_at(0).created, "1970-01-01T00:00:00Z");
     }

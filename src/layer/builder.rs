@@ -138,16 +138,21 @@ impl LayerBuilder {
     }
 
     /// Add the tree below the host directory `dir` (not `dir` itself), at
-    /// `prefix` inside the layer (`None`: the layer root), with the attribute
-    /// policy of `opts` ([`DirOptions::default`]: modes 0644/0755, root-owned).
-    /// File bytes are read when the layer is written.
+    /// `prefix` inside the layer (`srv/www` or `/srv/www`; `None` or `/`: the
+    /// layer root), with the attribute policy of `opts`
+    /// ([`DirOptions::default`]: modes 0644/0755, root-owned). File bytes are
+    /// read when the layer is written.
     pub fn tree(
         &mut self,
         dir: &Utf8Path,
         prefix: Option<&str>,
         opts: &DirOptions,
     ) -> Result<&mut Self> {
-        let prefix = prefix.map(LayerPath::parse).transpose()?;
+        // Why trim: the prefix names a container path, as `strata layer DIR=/prefix`.
+        let prefix = match prefix.map(|p| p.trim_start_matches('/')) {
+            None | Some("") => None,
+            Some(p) => Some(LayerPath::parse(p)?),
+        };
         let mut walked = walk_tree(dir, prefix.as_ref(), self.threads, opts)?;
         self.entries.append(&mut walked);
         Ok(self)
@@ -219,15 +224,25 @@ mod tests {
         let root = Utf8PathBuf::from_path_buf(d.path().to_path_buf()).unwrap();
         std::fs::create_dir(root.join("www")).unwrap();
         std::fs::write(root.join("www/index.html"), "<p>hi</p>\n").unwrap();
-        let mut from_dir = LayerBuilder::new();
-        from_dir
-            .tree(&root, Some("srv"), &DirOptions::default())
-            .unwrap();
         let mut in_memory = LayerBuilder::new();
         in_memory
             .file("srv/www/index.html", "<p>hi</p>\n", 0o644)
             .unwrap();
-        assert_eq!(blob(from_dir), blob(in_memory));
+        let want = blob(in_memory);
+        for prefix in ["srv", "/srv"] {
+            let mut from_dir = LayerBuilder::new();
+            from_dir
+                .tree(&root, Some(prefix), &DirOptions::default())
+                .unwrap();
+            assert_eq!(blob(from_dir), want, "prefix {prefix}");
+        }
+        let mut at_root = LayerBuilder::new();
+        at_root
+            .tree(&root.join("www"), Some("/"), &DirOptions::default())
+            .unwrap();
+        let mut plain = LayerBuilder::new();
+        plain.file("index.html", "<p>hi</p>\n", 0o644).unwrap();
+        assert_eq!(blob(at_root), blob(plain));
     }
 
     #[test]
