@@ -10,7 +10,7 @@
 #   tests/run/engines.sh stop     stop that dockerd (and its containerd and shims) by their pid
 #                                 files, remove leftover runc and podman containers, unmount what
 #                                 is left, remove the state
-#   tests/run/engines.sh test     install + start + the engine tests + the Bazel and Nix images
+#   tests/run/engines.sh test     install + start + the engine tests + the Bazel, Nix and library-example images
 #                                 (tests/run/built-elsewhere.sh) + stop, whatever happens
 #
 # State lives under $STRATA_ENGINES_DIR (default for start/stop: /tmp/strata-engines; `test`
