@@ -96,7 +96,10 @@ mod tests {
         let p = Utf8PathBuf::from_path_buf(d.path().join("evil.tar")).unwrap();
         std::fs::write(&p, &bytes).unwrap();
         let e = NewLayer::from_file(&p).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("layer {p}: ")) && e.contains("../evil"), "{e}");
+        assert!(
+            e.starts_with(&format!("layer {p}: ")) && e.contains("../evil"),
+            "{e}"
+        );
     }
 
     #[test]

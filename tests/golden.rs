@@ -280,13 +280,6 @@ fn source_date_epoch_sets_mtimes_and_created() {
     );
 }
 
-/// The cross-tool golden: `examples/hello` as one gzip layer at the root, in
-/// an image with a fixed config. The Bazel and Nix suites build the same
-/// layer and image with their own rules and must print these digests too.
-/// Recipe (kept in sync with tests/golden/README.md):
-///   strata layer --out L --descriptor D examples/hello
-///   strata image --out I --layer L:D --env GREETING=hello --workdir /www
-///                --cmd '["cat","/www/index.html"]'
 /// The hello golden's config, as `strata image` flags (also tests/library.rs).
 pub(crate) const HELLO_CONFIG: &[&str] = &[
     "--env",
@@ -297,6 +290,13 @@ pub(crate) const HELLO_CONFIG: &[&str] = &[
     r#"["cat","/www/index.html"]"#,
 ];
 
+/// The cross-tool golden: `examples/hello` as one gzip layer at the root, in
+/// an image with a fixed config. The Bazel and Nix suites build the same
+/// layer and image with their own rules and must print these digests too.
+/// Recipe (kept in sync with tests/golden/README.md):
+///   strata layer --out L --descriptor D examples/hello
+///   strata image --out I --layer L:D --env GREETING=hello --workdir /www
+///                --cmd '["cat","/www/index.html"]'
 #[test]
 fn hello_golden_is_shared_with_bazel_and_nix() {
     let t = tempdir();
