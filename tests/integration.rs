@@ -15,6 +15,7 @@ mod foreign;
 mod golden;
 mod image;
 mod layer;
+mod linked_blobs;
 mod nix_layers;
 mod proxy;
 mod registry;
