@@ -25,8 +25,13 @@
 # chmod (the `coreutils` argument), and so does loadImage's.
 #
 # Closure layering: the runtime closure of store paths is only known at build
-# time (exportReferencesGraph). `strata nix-layers` splits it into layer specs
-# (see `closureSpecs` below and src/nix/ for the exact semantics).
+# time (exportReferencesGraph, under __structuredAttrs so Nix gives each
+# path's narSize). `strata nix-layers` splits it into layer specs (see
+# `closureSpecs` below and src/nix/ for the exact semantics), inside the
+# image's derivation, or (layerDerivations = true) in a derivation of its own
+# whose specs Nix reads at evaluation time to make one derivation per layer
+# (`specLayer`), so an unchanged layer is never rebuilt. An OCI layout's
+# blobs held by other store paths are symlinks to them (linkLayers).
 {
   # The strata package (an attribute set, e.g. a derivation, with bin/strata),
   # or the strata binary itself (a path or string).

@@ -136,4 +136,21 @@ fn blobs_inside_the_directory_are_links_and_every_reader_follows_them() {
     );
     assert!(err.starts_with("strata: --link-under: "), "{err}");
     assert!(!d.join("x.tar").exists());
+    // A directory that is not there: one line naming it, nothing written.
+    let err = fail_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "y",
+            "--layer",
+            &inside,
+            "--link-under",
+            "nowhere",
+        ],
+        1,
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("nowhere"), "{err}");
+    assert!(!d.join("y").exists());
 }

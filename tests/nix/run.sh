@@ -223,6 +223,17 @@ check "sized-ifd: every layer blob links to its layer's store path" "lib1-layer 
 check "sized-ifd: the image refers to those store paths" "app-layer lib1-layer tool-layer" \
   "$(nix-store --query --references "$SIZED_IFD" | grep -- -layer$ | sed 's|^/nix/store/[0-9a-z]*-||' | sort | paste -sd' ')"
 check "sized: closure layers built inside the image are files" "not a link not a link not a link" "$(linked "$SIZED")"
+# Where import-from-derivation is forbidden (Hydra), the default still evaluates; layerDerivations cannot.
+if nix eval --offline --option allow-import-from-derivation false --raw "$LIB#sized.drvPath" >/dev/null; then echo "ok   sized: evaluates without import-from-derivation"; else
+  echo "FAIL sized: does not evaluate with allow-import-from-derivation false"
+  fail=1
+fi
+if nix eval --offline --option allow-import-from-derivation false --raw "$LIB#sized-ifd.drvPath" >/dev/null 2>"$WORK/ifd.log"; then
+  echo "FAIL sized-ifd: evaluated with allow-import-from-derivation false"
+  fail=1
+else
+  check "sized-ifd: Nix names the forbidden import-from-derivation" 1 "$(grep -c "allow-import-from-derivation' is disabled" "$WORK/ifd.log")"
+fi
 # N = 3 images on one base: the base's layer bytes once in the store.
 build "$LIB#shared1" "$LIB#shared2" "$LIB#shared3" "$LIB#copies1" "$LIB#copies2" "$LIB#copies3"
 SHARED1=$(out "$LIB#shared1")
