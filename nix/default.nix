@@ -25,8 +25,13 @@
 # chmod (the `coreutils` argument), and so does loadImage's.
 #
 # Closure layering: the runtime closure of store paths is only known at build
-# time (exportReferencesGraph). `strata nix-layers` splits it into layer specs
-# (see `closureSpecs` below and src/nix/ for the exact semantics).
+# time (exportReferencesGraph, under __structuredAttrs so Nix gives each
+# path's narSize). `strata nix-layers` splits it into layer specs (see
+# `closureSpecs` below and src/nix/ for the exact semantics), inside the
+# image's derivation, or (layerDerivations = true) in a derivation of its own
+# whose specs Nix reads at evaluation time to make one derivation per layer
+# (`specLayer`), so an unchanged layer is never rebuilt. An OCI layout's
+# blobs held by other store paths are symlinks to them (linkLayers).
 {
   # The strata package (an attribute set, e.g. a derivation, with bin/strata),
   # or the strata binary itself (a path or string).
@@ -72,6 +77,34 @@ let
   contextKeys = s: builtins.concatLists (builtins.attrValues (builtins.mapAttrs
     (k: v: (if v.path or false then [ k ] else [ ]) ++ map (o: "${k}!${o}") (v.outputs or [ ]))
     (builtins.getContext s)));
+
+  # exportReferencesGraph under __structuredAttrs: { graph = [ p ]; exclude0 = [ q ]; … };
+  # each graph lands in the build directory's .attrs.json, with narSize.
+  graphAttrs = prefix: paths: builtins.listToAttrs (map (g: { inherit (g) name; value = [ "${g.value}" ]; }) (indexed prefix paths));
+  attrsGraphs = prefix: paths: map (n: ".attrs.json#${n}") (graphNames prefix paths);
+
+  # One closure layer as a derivation of its own (buildImage's
+  # layerDerivations): `text`, a layer spec nix-layers wrote, read at
+  # evaluation time. Its context is only the store paths the spec places, so
+  # the derivation (and its output) stays the same as long as they do, in any
+  # image and whatever else the closure holds.
+  specLayer = { text, compression, mtime }:
+    let
+      plain = builtins.unsafeDiscardStringContext text;
+      paths = map (e: "/${e.path}") (builtins.fromJSON plain).entries;
+      # Named after the first store path (hash dropped): "glibc-2.37-layer".
+      first = builtins.head (builtins.sort builtins.lessThan (map (p: builtins.substring 33 (-1) (baseNameOf p)) paths));
+    in
+    derivation {
+      name = "${first}-layer";
+      inherit system;
+      outputs = [ "out" "descriptor" ];
+      spec = builtins.appendContext plain (builtins.listToAttrs (map (p: { name = p; value = { path = true; }; }) paths));
+      passAsFile = [ "spec" ];
+      builder = "/bin/sh";
+      # The flags buildImage's one-derivation loop gives: the same bytes.
+      args = [ "-c" ''exec ${bin} layer --spec "$specPath" --out "$out" --descriptor "$descriptor" --compression ${compression} --mtime ${toString mtime} >/dev/null'' ];
+    };
 in
 rec {
   # One layer: a strata layer spec written by Nix, turned into bytes by strata.
@@ -187,6 +220,19 @@ rec {
       # For the closure and copyToRoot layers.
       compression ? "gzip",
       mtime ? 0,
+      # One derivation per closure layer, so a layer whose store paths did
+      # not change is not rebuilt (it is the same store path): the split runs
+      # in a derivation of its own and Nix reads its layer specs while it
+      # evaluates (import-from-derivation, which some setups forbid, e.g.
+      # Hydra or --option allow-import-from-derivation false). Same image,
+      # byte for byte, either way. false: the split and every closure layer
+      # are built inside the image's derivation.
+      layerDerivations ? false,
+      # format "oci": each layer blob another store path holds (buildLayer's,
+      # layerDerivations', a fromImage layout's) is a symlink to it, so the
+      # image refers to those store paths (nix copy carries them) and holds
+      # no second copy of their bytes. false: hard links or copies.
+      linkLayers ? true,
     }:
     assert builtins.isInt maxLayers && maxLayers >= 1 || throw "buildImage ${name}: maxLayers must be an integer >= 1";
     assert builtins.elem layering [ "size" "popularity" ] || throw "buildImage ${name}: layering must be \"size\" or \"popularity\"";
@@ -238,7 +284,7 @@ rec {
         # Needs the network: no sandbox.
         ++ (if fromImage == null || format == "oci" then [ ] else [ "--cache-dir" "strata-cache" ])
         ++ layerArgs layers
-        ++ (if hasClosure then [ "@closure@" ] else [ ])
+        ++ (if !hasClosure then [ ] else if layerDerivations then layerArgs closureLayers else [ "@closure@" ])
         ++ layerArgs rootLayers
         ++ opt "--entrypoint" (if c ? Entrypoint then builtins.toJSON c.Entrypoint else null)
         ++ opt "--cmd" (if c ? Cmd then builtins.toJSON c.Cmd else null)
@@ -251,12 +297,44 @@ rec {
         ++ kv "--label" (c.Labels or { })
         ++ kv "--annotation" annotations
         ++ [ "--created" created ]
-        ++ opt "--tag" tag;
+        ++ opt "--tag" tag
+        ++ (if linkLayers && format == "oci" then [ "--link-under" builtins.storeDir ] else [ ]);
+      # The split's arguments (without graphs, outDir and lockOut).
+      splitArgs = {
+        excludeGraphs = attrsGraphs "exclude" excludePaths;
+        drop = [ "${roots}" ] ++ map (p: "${p}") rootOnly;
+        inherit maxLayers;
+        strategy = layering;
+        groups = map (g: map toString g) layerGroups;
+        previous = if previousLayers == null then null else "${previousLayers}";
+      };
+      graphs = {
+        # Sizes from Nix (narSize in .attrs.json), not measured by strata.
+        __structuredAttrs = true;
+        exportReferencesGraph = { graph = [ "${roots}" ]; } // graphAttrs "exclude" excludePaths;
+      };
+      # layerDerivations: the split alone; `out` holds the layer specs,
+      # `layers` the lock.
+      split = derivation ({
+        name = "${name}-split";
+        inherit system;
+        outputs = [ "out" "layers" ];
+        builder = "/bin/sh";
+        args = [ "-c" (closureSpecs (splitArgs // {
+          graphs = [ ".attrs.json#graph" ];
+          outDir = builtins.placeholder "out";
+          lockOut = builtins.placeholder "layers";
+        }) + " >/dev/null") ];
+      } // graphs);
+      # Its specs, read at evaluation time (import-from-derivation), bottom first.
+      closureLayers = map
+        (f: specLayer { text = builtins.readFile "${split}/${f}"; inherit compression mtime; })
+        (builtins.sort builtins.lessThan (builtins.attrNames (builtins.readDir "${split}")));
     in
     derivation ({
       name = "${name}-image";
       inherit system;
-    } // (if !hasClosure then {
+    } // (if !hasClosure || layerDerivations then {
       # Nothing computed at build time: strata is the builder.
       builder = bin;
       args = imageArgs;
@@ -266,22 +344,15 @@ rec {
       # split's lock (canonical JSON), for the next release's previousLayers.
       outputs = [ "out" "layers" ];
       builder = "/bin/sh";
-      exportReferencesGraph = [ "graph" roots ] ++ graphPairs "exclude" excludePaths;
       args = [
         "-c"
         ''
           set -e
-          ${closureSpecs {
-            graphs = [ "graph" ];
-            excludeGraphs = graphNames "exclude" excludePaths;
-            drop = [ "${roots}" ] ++ map (p: "${p}") rootOnly;
-            inherit maxLayers;
-            strategy = layering;
-            groups = map (g: map toString g) layerGroups;
-            previous = if previousLayers == null then null else "${previousLayers}";
-            lockOut = "$layers";
+          ${closureSpecs (splitArgs // {
+            graphs = [ ".attrs.json#graph" ];
+            lockOut = builtins.placeholder "layers";
             outDir = "closure";
-          }}
+          })}
           for a do
             shift
             if [ "$a" != @closure@ ]; then set -- "$@" "$a"; continue; fi
@@ -296,10 +367,15 @@ rec {
         ''
         "strata-image"
       ] ++ imageArgs;
-    })) // {
+    } // graphs)) // {
       # For images built on this one: the store paths (with their closures) it holds.
       strataStorePaths = basePaths ++ layerPaths ++ (if hasStore then [ storeRoots ] else [ ]);
-    };
+    } // (if hasClosure && layerDerivations then {
+      # The split's lock, as the one-derivation image's `layers` output.
+      layers = split.layers;
+      # The closure layers (buildLayer-like: out and descriptor), bottom first.
+      strataClosureLayers = closureLayers;
+    } else { });
 
   # A base image pinned by digest, as a shallow OCI layout: index, manifest,
   # config and strata-remote.json (where each layer lives), a few KB; no

@@ -216,6 +216,12 @@ struct ImageArgs {
     /// with none of these, a temporary directory beside --out, removed afterwards).
     #[arg(long)]
     cache_dir: Option<Utf8PathBuf>,
+    /// --format oci only: write each blob that comes from a file inside DIR (a --layer file, a
+    /// blob of a --base layout directory; canonical paths compared) as a symlink to that file's
+    /// absolute canonical path, instead of a hard link or a copy (e.g. --link-under /nix/store:
+    /// blobs referring to layer store paths); other blobs as without it.
+    #[arg(long, value_name = "DIR")]
+    link_under: Option<Utf8PathBuf>,
 }
 
 #[derive(Args)]
@@ -732,6 +738,12 @@ fn new_layer(spec: &str) -> Result<NewLayer> {
 
 fn image(a: ImageArgs) -> CliResult {
     let format = usage(Format::parse(&a.format))?;
+    if a.link_under.is_some() && format != Format::Oci {
+        return Err(Failure::Usage(Error::invalid(format!(
+            "--link-under: only a layout directory (--format oci) holds links, not {}",
+            a.format
+        ))));
+    }
     let opts = usage(image_options(&a))?;
     let mtime = usage(epoch(None, "mtime"))?;
     let base_layout = a.base.as_deref().map(Layout::open).transpose()?;
@@ -756,7 +768,11 @@ fn image(a: ImageArgs) -> CliResult {
         None
     };
     let digest_out = side_output(a.digest_file.as_deref())?;
-    write_image(&composed, format, &a.out, mtime)?;
+    if let Some(dir) = &a.link_under {
+        composed.plan.write_dir_linking(&a.out, dir)?;
+    } else {
+        write_image(&composed, format, &a.out, mtime)?;
+    }
     finish_side_output(digest_out, composed.manifest.digest.to_string().as_bytes())?;
     if !a.quiet {
         outln!("{}", composed.manifest.digest);

@@ -729,6 +729,22 @@ impl LayoutPlan {
     /// Write the plan as a layout directory at `dest` (atomically). Remote
     /// blobs stay remote: recorded in [`REMOTE_FILE`], not fetched.
     pub fn write_dir(&self, dest: &Utf8Path) -> Result<()> {
+        self.write_dir_placing(dest, None)
+    }
+
+    /// Like [`LayoutPlan::write_dir`], but every blob that comes from a whole
+    /// file (a layer file, a blob of a layout directory) whose canonical path
+    /// is inside the directory `under` is written as a symlink to that
+    /// canonical, absolute path instead of a hard link or a copy: the layout
+    /// then refers to those files (a Nix store path's reference scan sees
+    /// them) and holds no second copy of their bytes. The layout is only as
+    /// lasting as the files it links to.
+    pub fn write_dir_linking(&self, dest: &Utf8Path, under: &Utf8Path) -> Result<()> {
+        let under = fs::canonicalize(under).io_context(|| format!("reading {under}"))?;
+        self.write_dir_placing(dest, Some(&under))
+    }
+
+    fn write_dir_placing(&self, dest: &Utf8Path, under: Option<&std::path::Path>) -> Result<()> {
         let tmp = AtomicDir::create(dest)?;
         let root = tmp.path().to_path_buf();
         let put = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -742,8 +758,11 @@ impl LayoutPlan {
                 continue;
             }
             let to = blob_dir.join(d.hex());
-            place_blob(src, *size, &to)
-                .map_err(|e| e.context(format!("writing blob {d} into {dest}")))?;
+            match (src, under) {
+                (BlobSource::File(p), Some(dir)) => link_blob(p, *size, &to, dir),
+                _ => place_blob(src, *size, &to),
+            }
+            .map_err(|e| e.context(format!("writing blob {d} into {dest}")))?;
         }
         if let Some(rec) = self.remote_record() {
             put(REMOTE_FILE, &json::to_canonical(&rec))?;
@@ -754,6 +773,27 @@ impl LayoutPlan {
         put("index.json", &self.index_json)?;
         tmp.commit()
     }
+}
+
+/// Put at `to` a symlink to the file `p` if its canonical path (absolute,
+/// every symlink resolved, so a link to a link is never made) is inside
+/// `under`, else place it as [`place_blob`] does; size checked.
+fn link_blob(p: &Utf8Path, size: u64, to: &Utf8Path, under: &std::path::Path) -> Result<()> {
+    let real = fs::canonicalize(p).io_context(|| format!("reading {p}"))?;
+    if !real.starts_with(under) {
+        return place_blob(&BlobSource::File(p.to_path_buf()), size, to);
+    }
+    let meta = fs::metadata(&real).io_context(|| format!("reading {p}"))?;
+    if !meta.is_file() {
+        return Err(Error::invalid(format!("{p}: not a regular file")));
+    }
+    if meta.len() != size {
+        return Err(Error::corrupt(format!(
+            "{p}: size mismatch: descriptor says {size} bytes, file has {}",
+            meta.len()
+        )));
+    }
+    std::os::unix::fs::symlink(&real, to).io_context(|| format!("linking {p}"))
 }
 
 /// Put one blob at `to`: hard link when possible, else copy; sizes checked.

@@ -16,6 +16,7 @@ mod golden;
 mod image;
 mod layer;
 mod library;
+mod linked_blobs;
 mod nix_layers;
 mod proxy;
 mod registry;

@@ -972,3 +972,64 @@ fn groups_share_a_layer_the_split_completes() {
         "--group \"a,,b\": an empty pattern",
     );
 }
+
+/// `.attrs.json#KEY` reads one graph of a `__structuredAttrs` derivation's
+/// `.attrs.json` (which holds every graph): one to layer, one to exclude.
+#[test]
+fn a_key_selects_one_graph_of_attrs_json() {
+    let t = tempdir();
+    let s = Store::new(t.path());
+    let node = |p: &str, size: u64, refs: &[&str]| json!({"path": s.p(p), "narSize": size, "references": refs.iter().map(|r| s.p(r)).collect::<Vec<_>>()});
+    let attrs = json!({
+        "graph": [
+            node("app", 1, &["lib2", "link"]),
+            node("lib1", 10, &[]),
+            node("link", 1, &["lib2"]),
+            node("lib2", 1000, &["lib1"]),
+        ],
+        "exclude0": [node("lib2", 1000, &["lib1"]), node("lib1", 10, &[])],
+        "outputs": {"out": "/nix/store/x"},
+    });
+    fs::write(t.path().join(".attrs.json"), attrs.to_string()).unwrap();
+    let args = |extra: &[&str]| {
+        let mut a = vec!["nix-layers", "--max-layers", "4", "--out-dir", "o"];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        ok_in(t.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
+        s.layers("o")
+    };
+    assert_eq!(
+        run(&[
+            "--exclude-graph",
+            ".attrs.json#exclude0",
+            ".attrs.json#graph"
+        ]),
+        layers(&[&["app"], &["link"]])
+    );
+    // Without the key, every graph of the file is layered.
+    assert_eq!(run(&[".attrs.json"]).concat().len(), 4);
+    fs::remove_dir_all(t.path().join("o")).unwrap();
+    for (arg, want) in [
+        (".attrs.json#nope", ".attrs.json: no key \"nope\""),
+        (".attrs.json#outputs", ".attrs.json: outputs: not an array"),
+    ] {
+        let a = args(&[arg]);
+        rejected(
+            t.path(),
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            1,
+            want,
+        );
+    }
+    fs::write(t.path().join("text"), "/nix/store/x\n\n0\n").unwrap();
+    let a = args(&["text#graph"]);
+    rejected(
+        t.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        1,
+        "text: not a JSON object, so it has no key \"graph\" (graph text#graph)",
+    );
+}

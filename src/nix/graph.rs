@@ -85,17 +85,26 @@ impl Closure {
     }
 
     /// Read a graph file (text or JSON); `exclude` leaves its paths out of
-    /// the layers.
+    /// the layers. `FILE#KEY` (when no file is named so) reads only the
+    /// array under KEY of the JSON object in FILE: one graph of a
+    /// `__structuredAttrs` derivation's `.attrs.json`, which holds them all.
     pub fn read_graph(&mut self, path: &Utf8Path, exclude: bool) -> Result<()> {
-        let bytes = crate::layer::read_small_file(path, MAX_GRAPH_BYTES)?;
-        let json = bytes
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|&b| b == b'[' || b == b'{');
-        if json {
-            self.add_json_graph(&bytes, path.as_str(), exclude)
-        } else {
-            self.add_graph(&bytes, path.as_str(), exclude)
+        let (file, key) = match path.as_str().rsplit_once('#') {
+            Some((f, k)) if !f.is_empty() && !k.is_empty() && !path.exists() => {
+                (Utf8Path::new(f), Some(k))
+            }
+            _ => (path, None),
+        };
+        let bytes = crate::layer::read_small_file(file, MAX_GRAPH_BYTES)?;
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        let json = first.is_some_and(|&b| b == b'[' || b == b'{');
+        match key {
+            Some(k) if first != Some(&b'{') => Err(Error::invalid(format!(
+                "{file}: not a JSON object, so it has no key {k:?} (graph {path})"
+            ))),
+            Some(k) => self.add_json_graph_under(&bytes, file.as_str(), exclude, Some(k)),
+            None if json => self.add_json_graph(&bytes, path.as_str(), exclude),
+            None => self.add_graph(&bytes, path.as_str(), exclude),
         }
     }
 
@@ -166,10 +175,34 @@ impl Closure {
     /// Add a JSON graph (see the module doc); `what` names it in errors.
     /// The whole document is checked before the closure changes.
     pub fn add_json_graph(&mut self, bytes: &[u8], what: &str, exclude: bool) -> Result<()> {
+        self.add_json_graph_under(bytes, what, exclude, None)
+    }
+
+    /// [`Closure::add_json_graph`], reading only the array under `key` of
+    /// the document (an object) when `key` is given.
+    pub fn add_json_graph_under(
+        &mut self,
+        bytes: &[u8],
+        what: &str,
+        exclude: bool,
+        key: Option<&str>,
+    ) -> Result<()> {
         let doc: Value = crate::json::parse(bytes, what)?;
-        let arrays: Vec<(String, &Vec<Value>)> = match &doc {
-            Value::Array(a) => vec![("graph".to_string(), a)],
-            Value::Object(m) => m
+        let arrays: Vec<(String, &Vec<Value>)> = match (&doc, key) {
+            (Value::Object(m), Some(k)) => match m.get(k) {
+                Some(Value::Array(a)) => vec![(k.to_string(), a)],
+                Some(_) => {
+                    return Err(Error::invalid(format!("{what}: {k}: not an array")));
+                }
+                None => return Err(Error::invalid(format!("{what}: no key {k:?}"))),
+            },
+            (_, Some(k)) => {
+                return Err(Error::invalid(format!(
+                    "{what}: not a JSON object, so it has no key {k:?}"
+                )))
+            }
+            (Value::Array(a), None) => vec![("graph".to_string(), a)],
+            (Value::Object(m), None) => m
                 .iter()
                 .filter_map(|(k, v)| v.as_array().map(|a| (k.clone(), a)))
                 .filter(|(_, a)| {
@@ -178,7 +211,7 @@ impl Closure {
                 })
                 .filter(|(_, a)| !a.is_empty())
                 .collect(),
-            _ => unreachable!("read_graph sends only [ or {{"),
+            (_, None) => unreachable!("read_graph sends only [ or {{"),
         };
         let mut nodes: Vec<(&str, Option<u64>, Vec<&str>)> = Vec::new();
         for (key, array) in arrays {

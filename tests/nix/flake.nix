@@ -27,6 +27,44 @@
       app2 = sh "app" "mkdir -p $out/bin; printf '#!/bin/sh\\necho release 2\\ncat ${lib2}/lib/lib2 ${link}/lib/lib1\\n' > $out/bin/app; chmod 555 $out/bin/app";
       # What nixpkgs' buildEnv makes: symlinks into the store.
       env = sh "env" "mkdir -p $out/bin; ln -s ${app}/bin/app $out/bin/app";
+      # ~3 MB of deterministic noise (awk's generator, seeded): a base's
+      # bulk, so store bytes show whether it is held once or per image.
+      noise = sh "noise" "awk 'BEGIN { srand(1); for (i = 0; i < 400000; i++) printf \"%08x\", int(rand() * 4294967296) }' > $out";
+      # An application on the noise, one per image (issue #23: N images on one base).
+      user = n: sh "user${n}" "echo 'user ${n} of ${noise}' > $out";
+      # An image of the noise, and N = 3 images on it, each adding its own
+      # store path: every closure layer a derivation of its own
+      # (layerDerivations) and every blob from another store path a symlink
+      # (linkLayers, the default), or (copies) neither.
+      sharedBase = linkLayers: s.buildImage {
+        name = "shared-base";
+        tag = "shared-base:1";
+        storePaths = [ noise ];
+        layerDerivations = linkLayers;
+        inherit linkLayers;
+      };
+      shared = linkLayers: n: s.buildImage {
+        name = "shared${n}";
+        tag = "shared${n}:1";
+        fromImage = sharedBase linkLayers;
+        storePaths = [ (user n) ];
+        layerDerivations = linkLayers;
+        inherit linkLayers;
+      };
+      # A release and its next one after a leaf change (app rebuilt), every
+      # closure layer a derivation of its own: only app's layer is new.
+      # (app's text holds ./nonce, which tests/nix/run.sh writes anew on each
+      # run, so app is a new store path even in a store that holds the last run's.)
+      leafApp = release: sh "app" "mkdir -p $out/bin; printf '#!/bin/sh\\necho ${release} ${nonce}\\ncat ${lib2}/lib/lib2\\n' > $out/bin/app; chmod 555 $out/bin/app";
+      nonce = if builtins.pathExists ./nonce then builtins.readFile ./nonce else "";
+      leaf = release: previousLayers: s.buildImage {
+        name = "leaf";
+        tag = "leaf:1";
+        storePaths = [ tool noise ];
+        config.Entrypoint = [ "${leafApp release}/bin/app" ];
+        layerDerivations = true;
+        inherit previousLayers;
+      };
       hello = {
         Env = [ "GREETING=hello" ];
         WorkingDir = "/www";
@@ -36,7 +74,7 @@
     {
       lib.${system} = s;
       packages.${system} = rec {
-        inherit app tool;
+        inherit app tool noise;
         # An image from a directory (copyToRoot): the golden image again.
         dir = s.buildImage { name = "hello"; copyToRoot = [ ./examples/hello ]; config = hello; };
         # The same as a docker-archive.
@@ -117,6 +155,24 @@
           maxLayers = 5;
           layering = "popularity";
         };
+        # `sized` with one derivation per closure layer: the same image.
+        sized-ifd = s.buildImage {
+          name = "sized";
+          tag = "sized:1";
+          storePaths = [ tool ];
+          config.Entrypoint = [ "${app}/bin/app" ];
+          maxLayers = 3;
+          layerDerivations = true;
+        };
+        shared-base = sharedBase true;
+        shared1 = shared true "1";
+        shared2 = shared true "2";
+        shared3 = shared true "3";
+        copies1 = shared false "1";
+        copies2 = shared false "2";
+        copies3 = shared false "3";
+        leaf1 = leaf "release 1" null;
+        leaf2 = leaf "release 2" leaf1.layers;
         # On `closure` (a buildImage base): app's closure is there already;
         # only extra (and nothing it shares with the base) is added: [extra].
         onclosure = s.buildImage {

@@ -19,8 +19,17 @@
 #     left out where an explicit layer holds it, referred to by copyToRoot,
 #     on an OCI layout base and an oci-archive base; the root flake's lib
 #     (on fake nixpkgs' strata package) makes the same image as the stand-in;
-#  3. nix build --rebuild finds every image and layer bit-identical;
+# 2b. one derivation per closure layer (layerDerivations, import-from-
+#     derivation) and blobs as symlinks into layer store paths (linkLayers):
+#     the same image byte for byte as one derivation; 3 images on one base
+#     hold the base layer's bytes once (NAR bytes of their closures, printed
+#     beside copies'); after a leaf change `nix build --dry-run` lists only
+#     the changed layer and the image, and the other layers are the first
+#     release's store paths (wall times printed);
+#  3. nix build --rebuild finds every image and layer bit-identical (the
+#     split and per-layer derivations too);
 #  4. strata verify, oci-image-tool, skopeo and umoci (--rootless) accept them
+#     (linked ones too, and a docker-archive on a linked image)
 #     (skipped when not installed, unless STRATA_REQUIRE_TOOLS=1);
 #  5. registries (needs Debian's docker-registry and skopeo; skipped when not
 #     installed, unless STRATA_REQUIRE_TOOLS=1): a registry on a free loopback
@@ -32,7 +41,8 @@
 #     --rebuild finds the pull bit-identical, and the image rebuilds with the
 #     registry stopped; a docker-archive on the pulled base fetches its
 #     layers at build time (no sandbox); the root flake's pushImage (fake nixpkgs' coreutils)
-#     pushes the golden image; the second of two releases (part 2), pushed
+#     pushes the golden image; strata push and skopeo copy of images with
+#     linked blobs; the second of two releases (part 2), pushed
 #     after the first, uploads only its new layers and its config;
 #  6. the README's "Nix" flake is tests/nix/example/flake.nix (the README
 #     must mark it).
@@ -74,6 +84,8 @@ mkdir -p "$WORK/strata/examples" "$WORK/example/examples" "$WORK/root/examples" 
 cp "$HERE/flake.nix" "$WORK/strata/flake.nix"
 cp -r "$ROOT/nix" "$WORK/strata/nix"
 cp "$STRATA" "$WORK/strata/strata"
+# A new app for the leaf releases (2b) on each run, even in a store that holds the last run's.
+printf %s "$WORK" >"$WORK/strata/nonce"
 cp "$HERE/example/flake.nix" "$WORK/example/flake.nix"
 cp "$ROOT/flake.nix" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/README.md" "$WORK/root/"
 cp -r "$ROOT/src" "$WORK/root/src"
@@ -194,9 +206,81 @@ check "onclosure: the base's layers, then only what the base lacks" "lib1|lib2|a
   "$(for d in $L; do entries "$ONCLOSURE" "$d"; done | paste -sd'|')"
 lap
 
+echo "--- 2b. a derivation per closure layer (layerDerivations), blobs as symlinks (linkLayers)"
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+# The layer store path (hash dropped) each layer blob of an image links to, bottom first.
+linked() {
+  for d in $(layers "$1"); do
+    f=$1/blobs/sha256/${d#sha256:}
+    if [ -L "$f" ]; then readlink "$f" | sed 's|^/nix/store/[0-9a-z]\{32\}-||'; else echo "not a link"; fi
+  done | paste -sd' '
+}
+build "$LIB#sized-ifd"
+SIZED_IFD=$(out "$LIB#sized-ifd")
+check "sized-ifd: the same image as sized, byte for byte" "$("$STRATA" digest "$SIZED")" "$("$STRATA" digest "$SIZED_IFD")"
+check "sized-ifd: every layer blob links to its layer's store path" "lib1-layer app-layer tool-layer" "$(linked "$SIZED_IFD")"
+check "sized-ifd: the image refers to those store paths" "app-layer lib1-layer tool-layer" \
+  "$(nix-store --query --references "$SIZED_IFD" | grep -- -layer$ | sed 's|^/nix/store/[0-9a-z]*-||' | sort | paste -sd' ')"
+check "sized: closure layers built inside the image are files" "not a link not a link not a link" "$(linked "$SIZED")"
+# Where import-from-derivation is forbidden (Hydra), the default still evaluates; layerDerivations cannot.
+if nix eval --offline --option allow-import-from-derivation false --raw "$LIB#sized.drvPath" >/dev/null; then echo "ok   sized: evaluates without import-from-derivation"; else
+  echo "FAIL sized: does not evaluate with allow-import-from-derivation false"
+  fail=1
+fi
+if nix eval --offline --option allow-import-from-derivation false --raw "$LIB#sized-ifd.drvPath" >/dev/null 2>"$WORK/ifd.log"; then
+  echo "FAIL sized-ifd: evaluated with allow-import-from-derivation false"
+  fail=1
+else
+  check "sized-ifd: Nix names the forbidden import-from-derivation" 1 "$(grep -c "allow-import-from-derivation' is disabled" "$WORK/ifd.log")"
+fi
+# N = 3 images on one base: the base's layer bytes once in the store.
+build "$LIB#shared1" "$LIB#shared2" "$LIB#shared3" "$LIB#copies1" "$LIB#copies2" "$LIB#copies3"
+SHARED1=$(out "$LIB#shared1")
+NOISE=$(nix-store --query --references "$SHARED1" | grep -- '-noise-layer$')
+NOISE_BYTES=$(stat -c %s "$NOISE")
+check "shared1..3: the base layer blob of each links to one store path" "$NOISE $NOISE $NOISE" \
+  "$(for i in 1 2 3; do I=$(out "$LIB#shared$i"); readlink "$I/blobs/sha256/$(layers "$I" | nth 1 | cut -d: -f2)"; done | paste -sd' ')"
+# Store bytes: the NAR sizes of the union of the closures (what nix copy
+# moves, and what a store holds without hard links), and du of it.
+store_bytes() {
+  local ps
+  ps=$(for a do out "$LIB#$a"; done)
+  echo "$(nix path-info --offline -rs $ps | awk '{ s += $2 } END { print s }') $(du -scb $(nix-store --query --requisites $ps) | tail -1 | cut -f1)"
+}
+read -r SHARED_NAR SHARED_DU <<<"$(store_bytes shared1 shared2 shared3)"
+read -r COPIES_NAR COPIES_DU <<<"$(store_bytes copies1 copies2 copies3)"
+echo "    base layer: $NOISE_BYTES bytes; 3 images on it, closure NAR bytes: $SHARED_NAR linked, $COPIES_NAR with copies (du: $SHARED_DU, $COPIES_DU; strata hard-links copies within one store)"
+check "3 linked images: the base layer's bytes once (NAR bytes < 1.1x the layer)" yes \
+  "$([ "$SHARED_NAR" -lt $((NOISE_BYTES * 11 / 10)) ] && echo yes || echo "no: $SHARED_NAR")"
+check "3 images with copies: the base layer's bytes 3 times (the control)" yes \
+  "$([ "$COPIES_NAR" -ge $((NOISE_BYTES * 3)) ] && echo yes || echo "no: $COPIES_NAR")"
+# A leaf change: only the changed layer (and the image) is built again.
+t=$(now)
+build "$LIB#leaf1"
+T_FIRST=$(secs "$t" "$(now)")
+nix build --offline --no-link --dry-run "$LIB#leaf2" 2>"$WORK/dry.log" || { cat "$WORK/dry.log"; fail=1; }
+check "leaf2 (app changed), after leaf1: nix builds only app's layer and the image" "app-layer leaf-image" \
+  "$(sed -n 's|^  /nix/store/[0-9a-z]\{32\}-\(.*\)\.drv$|\1|p' "$WORK/dry.log" | sort | paste -sd' ')"
+t=$(now)
+build "$LIB#leaf2"
+T_LEAF=$(secs "$t" "$(now)")
+LEAF1=$(out "$LIB#leaf1")
+LEAF2=$(out "$LIB#leaf2")
+check "leaf2: every unchanged layer is leaf1's store path" "app-layer" \
+  "$(comm -13 <(nix-store -q --references "$LEAF1" | grep -- -layer$ | sort) <(nix-store -q --references "$LEAF2" | grep -- -layer$ | sort) | sed 's|^/nix/store/[0-9a-z]*-||' | paste -sd' ')"
+echo "    nix build, wall time: leaf1 (first build) $T_FIRST s; leaf2 (a leaf change) $T_LEAF s"
+lap
+
 echo "--- 3. rebuild: nix checks the outputs are bit-identical"
 LAYER_DRV=$(nix-store --query --references "$(nix path-info --offline --derivation "$EX#image")" | grep -- '-hello-layer\.drv$')
-if build --rebuild "$EX#image" "$LAYER_DRV" "$EX#greet" "$LIB#closure" "$LIB#layered" "$LIB#rootenv" "$LIB#dir-archive" "$LIB#sized" "$LIB#release2" 2>"$WORK/rebuild.log"; then
+# layerDerivations: the split and every layer of leaf2 and shared1 too.
+IFD_DRVS=$(for a in leaf2 shared1; do
+  nix-store --query --references "$(nix path-info --offline --derivation "$LIB#$a")" | grep -- '-layer\.drv$'
+  nix path-info --offline --derivation "$LIB#$a.layers"
+done)
+if build --rebuild "$EX#image" "$LAYER_DRV" "$EX#greet" "$LIB#closure" "$LIB#layered" "$LIB#rootenv" "$LIB#dir-archive" "$LIB#sized" "$LIB#release2" \
+  "$LIB#sized-ifd" "$LIB#leaf2" "$LIB#shared1" $IFD_DRVS 2>"$WORK/rebuild.log"; then
   echo "ok   nix build --rebuild: $(grep -c '^checking outputs of' "$WORK/rebuild.log") derivations bit-identical"
 else
   cat "$WORK/rebuild.log"
@@ -215,17 +299,23 @@ require() {
   echo "skipping $1 checks: not installed"
   return 1
 }
-for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV" "$(out "$LIB#dir-archive")" "$(out "$LIB#hello-archive")" "$SIZED" "$R1" "$R2"; do
+for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV" "$(out "$LIB#dir-archive")" "$(out "$LIB#hello-archive")" "$SIZED" "$R1" "$R2" \
+  "$SIZED_IFD" "$SHARED1" "$LEAF2"; do
   "$STRATA" verify "$img"
 done
+# Linked blobs (SIZED_IFD, SHARED1, LEAF2) read back: a docker-archive on one
+# holds every layer's bytes.
+"$STRATA" image -q --out "$WORK/shared1.tar" --format docker-archive --base "$SHARED1"
+"$STRATA" verify "$WORK/shared1.tar"
+check "docker-archive on a linked image: the same layers" "$(layers "$SHARED1" | paste -sd' ')" "$(layers "$WORK/shared1.tar" | paste -sd' ')"
 if require oci-image-tool; then
-  for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV"; do
+  for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV" "$SIZED_IFD" "$SHARED1" "$LEAF2"; do
     oci-image-tool validate --type image "$img" >/dev/null
   done
   echo "ok   oci-image-tool validate"
 fi
 if require skopeo; then
-  for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV"; do
+  for img in "$HELLO" "$GREET" "$CLOSURE" "$LAYERED" "$ROOTENV" "$SIZED_IFD" "$SHARED1" "$LEAF2"; do
     check "skopeo inspect oci:${img#/nix/store/}" "$("$STRATA" digest "$img")" "$(skopeo inspect --format '{{.Digest}}' "oci:$img")"
   done
   if skopeo inspect "docker-archive:$(out "$LIB#dir-archive")" >/dev/null; then echo "ok   skopeo inspect docker-archive"; else
@@ -251,7 +341,7 @@ if require umoci; then
   capture got dangling "$WORK/control"
   check "dangling() control: finds what does not resolve" \
     "/nix/store/11111111111111111111111111111111-gone /nix/store/22222222222222222222222222222222-gone2" "$got"
-  for img in closure:"$CLOSURE" layered:"$LAYERED" greet:"$GREET" rootenv:"$ROOTENV"; do
+  for img in closure:"$CLOSURE" layered:"$LAYERED" greet:"$GREET" rootenv:"$ROOTENV" shared1:"$SHARED1"; do
     n=${img%%:*}
     umoci unpack --rootless --image "${img#*:}:1" "$WORK/$n" >/dev/null # tag NAME:1
   done
@@ -268,6 +358,8 @@ if require umoci; then
   check "umoci: greet store paths" "greet words" "$(names "$WORK/greet/rootfs")"
   capture got dangling "$WORK/greet/rootfs"
   check "umoci: greet: no dangling store reference" "" "$got" "dangling() exited 0 and finds planted ones"
+  check "umoci: shared1 (linked blobs) store paths" "noise user1" "$(names "$WORK/shared1/rootfs")"
+  check "umoci: shared1: the noise" "$(head -c 64 "$(nix path-info --offline "$LIB#noise")")" "$(head -c 64 "$WORK"/shared1/rootfs/nix/store/*-noise)"
   check "umoci: rootenv /bin/app" "/nix/store/$(basename "$WORK"/rootenv/rootfs/nix/store/*-app)/bin/app" \
     "$(readlink "$WORK/rootenv/rootfs/bin/app")"
   capture got dangling "$WORK/rootenv/rootfs"
@@ -332,6 +424,15 @@ if require docker-registry && require skopeo; then
     "$({ comm -13 <(layers "$R1" | sort) <(layers "$R2" | sort); echo "$R2_CONFIG"; } | sort | paste -sd' ')" \
     "$(tail -n +$((SEEN + 1)) "$WORK/registry/access.log" |
       sed -n 's|.*"PUT /v2/release/blobs/uploads/[^"]*digest=sha256%3A\([0-9a-f]*\)[^"]*" 201 .*|sha256:\1|p' | sort | paste -sd' ')"
+  # Images whose blobs are symlinks into layer store paths: strata push and
+  # skopeo copy read them; the registry serves strata's digest.
+  for img in leaf:"$LEAF2" shared:"$SHARED1"; do
+    "$STRATA" push -q "${img#*:}" "$R/${img%%:*}:strata" >/dev/null
+    check "strata push of ${img%%:*} (linked blobs): registry digest" "$("$STRATA" digest "${img#*:}")" "$(raw_digest "127.0.0.1:$PORT/${img%%:*}:strata")"
+    skopeo copy -q --dest-tls-verify=false "oci:${img#*:}" "docker://127.0.0.1:$PORT/${img%%:*}:skopeo"
+    check "skopeo copy oci: of ${img%%:*} (linked blobs): the same layers" "$(layers "${img#*:}" | paste -sd' ')" \
+      "$(skopeo inspect --tls-verify=false --format '{{range .Layers}}{{println .}}{{end}}' "docker://127.0.0.1:$PORT/${img%%:*}:skopeo" | grep . | paste -sd' ')"
+  done
   # The hash pullImage pins: that of the CLI's shallow pull.
   "$STRATA" pull -q --shallow "$R/base@$BASE_DIGEST" --out "$WORK/pulled" >/dev/null
   mkdir -p "$WORK/reg/examples"

@@ -21,7 +21,9 @@
 #     Then `nix run .#load1` and `.#load2` (loadImage of the size-split image
 #     plus a layer holding /app/msg, "one" then "two"): the second sends only
 #     the changed layer, and the container prints the new text; into docker,
-#     then podman.
+#     then podman. Then `nix run .#load-linked`: the closure image as an OCI
+#     layout whose blobs are symlinks into per-layer store paths
+#     (layerDerivations), loaded and run in docker and podman.
 #  3. The library example (examples/package_layers.rs, issue #21): built on a
 #     base holding a static busybox, run twice (one digest); its docker-archive
 #     `docker load`s and `docker run` prints every package's README and the
@@ -227,6 +229,14 @@ run "podman run strata-nix-app:1 (one)" one podman run --rm --network none "${AP
 nix_load "nix run .#load2 -- --engine podman" load2 --engine podman
 case "$SENT" in "sent "*" (1 layer), skipped "*) ;; *) fail "nix run .#load2 --engine podman should send only the changed layer: $SENT" ;; esac
 run "podman run strata-nix-app:1 (two)" two podman run --rm --network none "${APPRUN[@]/#strata-nix-app:1/docker.io/library/strata-nix-app:1}"
+# The same closure as an OCI layout of symlinks into per-layer store paths
+# (layerDerivations, linkLayers): strata load reads it, and it runs.
+nix_load "nix run .#load-linked" load-linked
+case "$SENT" in "sent "*" (2 layers), "*) ;; *) fail "nix run .#load-linked should send both closure layers: $SENT" ;; esac
+run "docker run strata-nix-linked:1" "$WANT" docker run --rm --network none strata-nix-linked:1
+nix_load "nix run .#load-linked -- --engine podman" load-linked --engine podman
+case "$SENT" in "sent "*" (2 layers), "*) ;; *) fail "nix run .#load-linked --engine podman should send both closure layers: $SENT" ;; esac
+run "podman run strata-nix-linked:1" "$WANT" podman run --rm --network none docker.io/library/strata-nix-linked:1
 
 step "3. The library example: cargo run --example package_layers, then docker load / podman load and run"
 cd "$ROOT"

@@ -45,7 +45,8 @@
       # One image per closure split (issue #23): by size (the default: bash
       # and libs in layers of their own) and by popularity in one layer (the
       # defaults before size), so the two images differ.
-      image = name: layering: maxLayers: s.buildImage {
+      image = imageWith { };
+      imageWith = extra: name: layering: maxLayers: s.buildImage ({
         inherit name layering maxLayers;
         tag = "${name}:1";
         storePaths = [ bash ];
@@ -54,7 +55,7 @@
           Entrypoint = [ "${libs}/lib/ld-linux-x86-64.so.2" "--library-path" "${libs}/lib" "${bash}/bin/bash" "-c" script ];
           Env = [ "GREETING=hi" ];
         };
-      };
+      } // extra);
       runImage = image "strata-nix-run" "size" 100;
       # `nix run .#load1`, then `.#load2`: the image plus a layer holding
       # /app/msg, which differs (a one-file change); strata load sends only it.
@@ -72,6 +73,11 @@
         image-popularity = image "strata-nix-run-pop" "popularity" 1;
         load1 = s.loadImage { image = app "one"; };
         load2 = s.loadImage { image = app "two"; };
+        # Issue #23: an OCI layout whose closure layers are derivations of
+        # their own and whose blobs are symlinks into them (loaded by strata;
+        # mtime 1, so no engine holds its layers yet and every byte is read
+        # through the links).
+        load-linked = s.loadImage { image = imageWith { format = "oci"; layerDerivations = true; mtime = 1; } "strata-nix-linked" "size" 100; };
       };
     };
 }
