@@ -37,3 +37,8 @@ pub mod docker_archive;
 pub mod tar_members;
 // Incremental loads into container engines (issue #22).
 pub mod engine;
+// Attachments: OCI 1.1 referrers, signatures, attestations (issue #24).
+pub mod envelope;
+pub mod referrer;
+pub mod signature;
+pub mod signing_key;

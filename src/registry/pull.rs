@@ -138,7 +138,11 @@ pub fn fetch_manifest(
     Ok((bytes, media_type, got))
 }
 
-fn fetch_json_blob(client: &Client, repository: &str, desc: &Descriptor) -> Result<Vec<u8>> {
+pub(crate) fn fetch_json_blob(
+    client: &Client,
+    repository: &str,
+    desc: &Descriptor,
+) -> Result<Vec<u8>> {
     let what = format!(
         "fetching blob {} from {}/{repository}",
         desc.digest,
