@@ -15,8 +15,9 @@ use strata::error::{Error, IoContext, Result};
 use strata::layout::Layout;
 use strata::referrer::{self, Blob};
 
-/// Largest file `strata attach` attaches (it is read into memory).
-const MAX_ATTACHMENT_BYTES: u64 = 256 << 20;
+/// Largest file `strata attach` attaches (it is read into memory; `pull
+/// --referrers` fetches attached blobs with the same bound).
+const MAX_ATTACHMENT_BYTES: u64 = strata::json::MAX_JSON_BYTES as u64;
 
 #[derive(Args)]
 pub(super) struct AttachArgs {

@@ -168,12 +168,7 @@ pub(super) fn attest(a: AttestArgs) -> CliResult {
     let layout = Layout::open(&a.image)?;
     let image = layout.top(a.reference.as_deref())?;
     let statement = read_limited(&a.statement, MAX_STATEMENT_BYTES)?;
-    let art = usage(strata::envelope::attest(
-        &image,
-        &statement,
-        a.statement.as_str(),
-        signer.as_ref(),
-    ))?;
+    let art = strata::envelope::attest(&image, &statement, a.statement.as_str(), signer.as_ref())?;
     strata::referrer::add_to_layout(&a.image, std::slice::from_ref(&art))?;
     outln!("{}", art.descriptor.digest);
     Ok(0)

@@ -18,15 +18,13 @@
 //! digest and verified, a manifest whose `subject` is not the image is
 //! skipped, attached blobs are bounded by the JSON blob size limit.
 
-use std::io::Read;
-
 use camino::Utf8Path;
 
 use crate::descriptor::{
     is_manifest, Descriptor, Index, Manifest, ANNOTATION_REF_NAME, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::digest::Digest;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::json;
 use crate::layout::Layout;
 use crate::referrer::{
@@ -34,7 +32,7 @@ use crate::referrer::{
     subject_of, Artifact, ARTIFACT_TYPE, MAX_REFERRERS,
 };
 use crate::registry::client::{self, Body, Client, MANIFEST_ACCEPT};
-use crate::registry::pull::{fetch_json_blob, fetch_manifest};
+use crate::registry::pull::{fetch_json_blob, fetch_manifest, read_json_body};
 use crate::registry::push::{push_blob, put_manifest, PushOptions};
 use crate::registry::{Progress, Reference, Registries};
 
@@ -165,22 +163,7 @@ fn get_json(
         _ => return Err(client::status_error(what, resp)),
     }
     let announced = resp.header("docker-content-digest").map(str::to_string);
-    let mut bytes = Vec::new();
-    resp.into_reader()
-        .take(json::MAX_JSON_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Remote,
-                format!("{what}: {}", crate::error::describe_io(&e)),
-            )
-        })?;
-    if bytes.len() > json::MAX_JSON_BYTES {
-        return Err(Error::corrupt(format!(
-            "{what}: larger than the {} byte limit",
-            json::MAX_JSON_BYTES
-        )));
-    }
+    let bytes = read_json_body(resp, what)?;
     Ok(Some((bytes, announced)))
 }
 
