@@ -1074,6 +1074,7 @@ fn inspect(a: InspectArgs) -> CliResult {
                     .unwrap_or_else(|| "-".into());
                 outln!("  {p:<16} {}  {}", m.digest, human(m.size));
             }
+            attach::print_attachments(&layout, &top)?;
         }
         return Ok(0);
     }

@@ -441,7 +441,9 @@ impl Layout {
             .filter(|d| !crate::referrer::is_attachment(d))
             .cloned()
             .collect();
-        if ms.len() <= 1 {
+        // Legacy docker-archives hold no referrers (and their blobs may sit
+        // in a compressed stream): nothing more to read.
+        if ms.len() <= 1 || !self.tags.is_empty() {
             return ms;
         }
         ms.into_iter()

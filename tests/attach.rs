@@ -163,7 +163,12 @@ fn every_command_still_works_on_a_layout_with_attachments() {
             .len(),
         2
     );
-    ok_in(d, &["index", "--out", "idx", "img"]);
+    let idx = ok_in(d, &["index", "--out", "idx", "img"]);
+    // An index takes attachments too.
+    attach_sbom(d, "idx");
+    assert_eq!(ok_in(d, &["digest", "idx"]), idx);
+    assert!(ok_in(d, &["inspect", "idx"]).contains("attachments 1"));
+    ok_in(d, &["verify", "idx"]);
     ok_in(
         d,
         &[
