@@ -208,7 +208,14 @@ impl Attachment {
 pub fn attachments(layout: &Layout, subject: &Digest) -> Result<Vec<Attachment>> {
     let sig_tag = signature_tag(subject);
     let mut out = Vec::new();
-    for d in layout.index.manifests.iter().filter(|d| is_attachment(d)) {
+    // Marked entries, and manifests with a `subject` listed unmarked by another tool.
+    let images: Vec<Digest> = layout.images().iter().map(|d| d.digest).collect();
+    let listed = layout
+        .index
+        .manifests
+        .iter()
+        .filter(|d| is_attachment(d) || !images.contains(&d.digest));
+    for d in listed {
         if out.len() >= MAX_REFERRERS {
             return Err(Error::corrupt(format!(
                 "{}: more than {MAX_REFERRERS} attachments",

@@ -56,8 +56,11 @@ pub fn verify(layout: &Layout) -> Report {
             .problems
             .push(format!("{}: lists no manifests", layout.name("index.json")));
     }
+    // Attachments: marked entries, and manifests with a `subject` another
+    // tool listed unmarked (`Layout::images` leaves both out).
+    let images: BTreeSet<Digest> = layout.images().iter().map(|d| d.digest).collect();
     for d in &layout.index.manifests {
-        if crate::referrer::is_attachment(d) {
+        if crate::referrer::is_attachment(d) || !images.contains(&d.digest) {
             v.attachment(d);
         } else {
             v.visit(d, 0);

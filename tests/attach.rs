@@ -203,6 +203,18 @@ fn every_command_still_works_on_a_layout_with_attachments() {
     attach_sbom(d, "again");
     sign(d, "again");
     assert_eq!(tree_bytes(&d.join("again")), tree_bytes(&d.join("img")));
+
+    // Referrers another tool listed without `artifactType` are still
+    // attachments (they have a `subject`), not images.
+    let index = d.join("img/index.json");
+    let mut idx: Value = serde_json::from_slice(&fs::read(&index).unwrap()).unwrap();
+    for m in idx["manifests"].as_array_mut().unwrap() {
+        m.as_object_mut().unwrap().remove("artifactType");
+    }
+    fs::write(&index, serde_json::to_vec(&idx).unwrap()).unwrap();
+    assert_eq!(ok_in(d, &["digest", "img"]).trim(), digest);
+    ok_in(d, &["verify", "img", "--key", "k.pub.pem"]);
+    assert!(ok_in(d, &["inspect", "img"]).contains("attachments 4"));
 }
 
 #[test]
