@@ -55,7 +55,7 @@ impl SigningKey {
             })?
         } else if text.contains("ENCRYPTED PRIVATE KEY") {
             return Err(Error::unsupported(format!(
-                "{name}: an encrypted private key; decrypt it first (openssl pkey -in KEY -out PLAIN) or use --signer"
+                "{name}: an encrypted private key; decrypt it first (openssl pkey -in KEY -out PLAIN) or sign with an external signer"
             )));
         } else {
             return Err(Error::invalid(format!(
