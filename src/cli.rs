@@ -43,7 +43,9 @@ macro_rules! out {
 
 mod audit;
 use audit::{DiffArgs, NormalizeArgs};
+mod attach;
 mod load;
+mod sign;
 
 /// Write to stdout; a closed pipe ends the process with exit 0, another
 /// error with the one-line error and exit 1.
@@ -98,6 +100,12 @@ enum Command {
     Normalize(NormalizeArgs),
     /// Load an image into docker or podman, sending only the layers the engine lacks.
     Load(load::LoadArgs),
+    /// Attach a file to an image as an OCI 1.1 referrer (SBOM, report, …).
+    Attach(attach::AttachArgs),
+    /// Sign an image (cosign-compatible ECDSA P-256 signature, attached).
+    Sign(sign::SignArgs),
+    /// Attach an in-toto statement about an image, signed in a DSSE envelope.
+    Attest(sign::AttestArgs),
 }
 
 #[derive(Args)]
@@ -274,6 +282,10 @@ struct VerifyArgs {
     /// Fail when a layer is only recorded as remote (a shallow layout).
     #[arg(long)]
     require_complete: bool,
+    /// Also check the image's attached signatures and attestations with this
+    /// ECDSA P-256 public key (PEM); at least one signature must be attached.
+    #[arg(long)]
+    key: Option<Utf8PathBuf>,
 }
 
 /// How to reach registries (shared by push and pull).
@@ -344,6 +356,10 @@ struct PullArgs {
     /// Also write the pulled digest (sha256:…, no newline) to this file.
     #[arg(long)]
     digest_file: Option<Utf8PathBuf>,
+    /// Also pull the image's attachments (referrers API, else the referrers
+    /// tag schema, and cosign's .sig tag).
+    #[arg(long)]
+    referrers: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -419,6 +435,9 @@ pub fn main() -> i32 {
         Command::Diff(a) => return audit::diff(a),
         Command::Normalize(a) => audit::normalize(a),
         Command::Load(a) => load::load(a),
+        Command::Attach(a) => attach::attach(a),
+        Command::Sign(a) => sign::sign(a),
+        Command::Attest(a) => sign::attest(a),
     };
     match res {
         Ok(code) => code,
@@ -990,6 +1009,16 @@ fn verify(a: VerifyArgs) -> CliResult {
             report.remote.join(", ")
         ));
     }
+    let signed = match (&a.key, report.ok()) {
+        (Some(k), true) => match sign::verify_signatures(&layout, k) {
+            Ok(line) => Some(line),
+            Err(e) => {
+                report.problems.push(e.to_string());
+                None
+            }
+        },
+        _ => None,
+    };
     if report.ok() {
         if !report.remote.is_empty() {
             eprintln!(
@@ -1011,6 +1040,9 @@ fn verify(a: VerifyArgs) -> CliResult {
             report.blobs_checked,
             report.layers_checked
         );
+        if let Some(line) = signed {
+            outln!("{line}");
+        }
         Ok(0)
     } else {
         // One line, as every error: the problem itself, or all of them.
@@ -1058,6 +1090,7 @@ fn inspect(a: InspectArgs) -> CliResult {
                     .unwrap_or_else(|| "-".into());
                 outln!("  {p:<16} {}  {}", m.digest, human(m.size));
             }
+            attach::print_attachments(&layout, &top)?;
         }
         return Ok(0);
     }
@@ -1080,6 +1113,7 @@ fn inspect(a: InspectArgs) -> CliResult {
             "config": cfg,
             "layers": layers,
             "annotations": img.manifest.annotations,
+            "attachments": attach::attachments_json(&layout, &img.manifest_desc)?,
         }));
         return Ok(0);
     }
@@ -1100,6 +1134,7 @@ fn inspect(a: InspectArgs) -> CliResult {
         let kind = l.media_type.rsplit('.').next().unwrap_or(&l.media_type);
         outln!("  {}  {:>10}  {kind}", l.digest, human(l.size));
     }
+    attach::print_attachments(&layout, &img.manifest_desc)?;
     Ok(0)
 }
 
@@ -1394,8 +1429,24 @@ fn push(a: PushArgs) -> CliResult {
     let digest_out = side_output(a.digest_file.as_deref())?;
     let report =
         strata::registry::push::push(&layout, &top, &dest, &a.tag, &regs, &opts, &progress)?;
+    let attached = strata::registry::referrers::push_attachments(
+        &layout,
+        &report.digest,
+        &dest,
+        &regs,
+        &opts,
+        &progress,
+    )?;
     progress.finish();
     progress.line(&format!("pushed {}: {}", dest.name(), progress.summary()));
+    if !attached.manifests.is_empty() {
+        let via = if attached.api {
+            "referrers API"
+        } else {
+            "referrers tag schema"
+        };
+        progress.line(&format!("attached {} ({via})", attached.manifests.len()));
+    }
     finish_side_output(digest_out, report.digest.to_string().as_bytes())?;
     let mut name = dest.clone();
     name.digest = None;
@@ -1430,6 +1481,11 @@ fn pull(a: PullArgs) -> CliResult {
     };
     let digest_out = side_output(a.digest_file.as_deref())?;
     let report = strata::registry::pull::pull(&regs, &src, &opts, &a.out, &progress)?;
+    if a.referrers {
+        let got =
+            strata::registry::referrers::pull_attachments(&regs, &src, &report.digest, &a.out)?;
+        progress.line(&format!("attachments: {}", got.manifests.len()));
+    }
     progress.finish();
     progress.line(&format!("pulled {}: {}", src.name(), progress.summary()));
     finish_side_output(digest_out, report.digest.to_string().as_bytes())?;

@@ -405,6 +405,8 @@ impl Layout {
                     ))
                 });
         }
+        // Attachments (referrers, cosign `.sig` manifests) are never "the image".
+        let ms = &self.images();
         match ms.len() {
             1 => Ok(ms[0].clone()),
             0 => Err(Error::corrupt(format!(
@@ -425,6 +427,36 @@ impl Layout {
                 )))
             }
         }
+    }
+
+    /// The top-level entries of `index.json` that are images or indexes, not
+    /// attachments: entries marked as attachments are skipped, and when
+    /// several remain, so are manifests that have a `subject` (a referrer
+    /// another tool listed without its `artifactType`).
+    pub fn images(&self) -> Vec<Descriptor> {
+        let ms: Vec<Descriptor> = self
+            .index
+            .manifests
+            .iter()
+            .filter(|d| !crate::referrer::is_attachment(d))
+            .cloned()
+            .collect();
+        // Legacy docker-archives hold no referrers (and their blobs may sit
+        // in a compressed stream): nothing more to read.
+        if ms.len() <= 1 || !self.tags.is_empty() {
+            return ms;
+        }
+        ms.into_iter()
+            .filter(|d| {
+                !is_manifest(&d.media_type)
+                    || self
+                        .read_json_blob(d)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+                        .and_then(|m| crate::referrer::subject_of(&m))
+                        .is_none()
+            })
+            .collect()
     }
 
     /// ` (have: a:1, b:1)` for a legacy archive's RepoTags, else nothing.

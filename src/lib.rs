@@ -146,6 +146,11 @@ pub(crate) mod tar_members;
 // Incremental loads into container engines (issue #22).
 #[cfg(feature = "engine")]
 pub mod engine;
+// Attachments: OCI 1.1 referrers, signatures, attestations (issue #24).
+pub mod envelope;
+pub mod referrer;
+pub mod signature;
+pub mod signing_key;
 // Constructors for composition inputs (issue #21: the library's face).
 mod compose_inputs;
 

@@ -56,8 +56,15 @@ pub fn verify(layout: &Layout) -> Report {
             .problems
             .push(format!("{}: lists no manifests", layout.name("index.json")));
     }
+    // Attachments: marked entries, and manifests with a `subject` another
+    // tool listed unmarked (`Layout::images` leaves both out).
+    let images: BTreeSet<Digest> = layout.images().iter().map(|d| d.digest).collect();
     for d in &layout.index.manifests {
-        v.visit(d, 0);
+        if crate::referrer::is_attachment(d) || !images.contains(&d.digest) {
+            v.attachment(d);
+        } else {
+            v.visit(d, 0);
+        }
     }
     v.report
 }
@@ -141,6 +148,54 @@ impl Verifier<'_> {
                 self.blob_name(&d.digest),
                 d.media_type
             ));
+        }
+    }
+
+    /// An attachment (referrer or cosign `.sig` manifest): its manifest and
+    /// every blob it names, by size and digest (they are not layers).
+    fn attachment(&mut self, d: &Descriptor) {
+        if !self.seen.insert(d.digest) {
+            return;
+        }
+        self.report.blobs_checked += 1;
+        let name = self.blob_name(&d.digest);
+        let m = match self
+            .layout
+            .read_json_blob(d)
+            .and_then(|b| crate::json::parse::<crate::descriptor::Manifest>(&b, &name))
+        {
+            Ok(m) => m,
+            Err(e) => return self.problem(e.to_string()),
+        };
+        for b in std::iter::once(&m.config).chain(m.layers.iter()) {
+            if !self.seen.insert(b.digest) {
+                continue;
+            }
+            let bname = self.blob_name(&b.digest);
+            let Some(src) = self.layout.blob(&b.digest) else {
+                self.problem(format!(
+                    "{bname}: blob of attachment {} is missing",
+                    d.digest
+                ));
+                continue;
+            };
+            self.report.blobs_checked += 1;
+            let got = src.open().and_then(|r| {
+                crate::digest::digest_reader(r.take(b.size.saturating_add(1)))
+                    .map_err(|e| crate::error::Error::io(format!("reading {bname}"), &e))
+            });
+            match got {
+                Ok((_, n)) if n != b.size => self.problem(format!(
+                    "{bname}: size mismatch: descriptor says {} bytes, blob has {}{n}",
+                    b.size,
+                    if n > b.size { "more than " } else { "" }
+                )),
+                Ok((dg, _)) if dg != b.digest => {
+                    self.problem(format!("{bname}: digest mismatch: content is {dg}"))
+                }
+                Ok(_) => {}
+                Err(e) => self.problem(e.to_string()),
+            }
         }
     }
 

@@ -29,6 +29,8 @@ use crate::util::{ok_in, require};
 
 // `strata load` into these engines (issue #22).
 mod load;
+// Images with attachments and signatures (issue #24).
+mod attach;
 
 /// The engines `tests/run/engines.sh start` set up.
 struct Engines {

@@ -6,6 +6,7 @@
 //! (set by `.ci/run`) a missing tool is a failure, otherwise a skip.
 mod util;
 
+mod attach;
 mod audit;
 mod consumers;
 mod docker_archive;

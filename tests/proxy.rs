@@ -24,6 +24,9 @@ pub enum Action {
     /// Answer `status` with these extra header lines (each ending `\r\n`),
     /// without forwarding; the connection is closed after.
     Answer(u16, String),
+    /// Answer `status` with these extra header lines and this body (a
+    /// hostile registry's answer), without forwarding; closed after.
+    Reply(u16, String, Vec<u8>),
     /// Forward the head and this many body bytes, then cut both connections.
     DropRequestAfter(u64),
     /// Forward the request, then this many bytes of the response body, then
@@ -290,6 +293,19 @@ fn serve(
                 "HTTP/1.1 {status} {}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n",
                 reason(*status)
             )?;
+            record(&|s| s.status = *status);
+            cut(&server, &to_client);
+            return Ok(());
+        }
+        if let Some(Action::Reply(status, extra, body)) = &action {
+            copy_n(&mut from_client, &mut io::sink(), Some(body_len))?;
+            write!(
+                to_client,
+                "HTTP/1.1 {status} {}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                reason(*status),
+                body.len()
+            )?;
+            to_client.write_all(body)?;
             record(&|s| s.status = *status);
             cut(&server, &to_client);
             return Ok(());

@@ -156,7 +156,7 @@ impl Drop for Registry {
 }
 
 /// A layer holding `files` (name → bytes) as FILE:DESC for `strata image`.
-fn layer_of(d: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> String {
+pub(crate) fn layer_of(d: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> String {
     let tree = d.join(format!("{name}.tree"));
     for (f, bytes) in files {
         write(&tree.join(f), bytes, 0o644);
@@ -178,7 +178,7 @@ fn layer_of(d: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> String {
 }
 
 /// Every file under `dir` (relative path → bytes).
-fn tree_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn tree_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for e in fs::read_dir(d).unwrap() {
             let p = e.unwrap().path();
@@ -242,7 +242,7 @@ pub(crate) fn raw_digest(d: &Path, reference: &str) -> String {
     )
 }
 
-fn run_env(
+pub(crate) fn run_env(
     d: &Path,
     args: &[&str],
     env: &[(&str, &str)],
@@ -266,7 +266,7 @@ fn run_env(
     child.wait_with_output().unwrap()
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

@@ -150,6 +150,8 @@ impl LoadImage {
                 source,
             });
         }
+        // Attachments beside the image do not count (`Layout::images`).
+        let images = layout.images();
         let tags = if tags.is_empty() {
             img.manifest_desc
                 .annotations
@@ -157,8 +159,8 @@ impl LoadImage {
                 .or_else(|| {
                     // Why: `strata image --tag` annotates the top descriptor
                     // of index.json; an image reached through an index has it there.
-                    layout.index.manifests.first().and_then(|d| {
-                        (layout.index.manifests.len() == 1)
+                    images.first().and_then(|d| {
+                        (images.len() == 1)
                             .then(|| d.annotations.get(ANNOTATION_CONTAINERD_NAME))
                             .flatten()
                     })

@@ -17,6 +17,7 @@ pub mod client;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -89,22 +89,7 @@ pub fn fetch_manifest(
     let ctype = resp
         .header("content-type")
         .map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
-    let mut bytes = Vec::new();
-    resp.into_reader()
-        .take(json::MAX_JSON_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Remote,
-                format!("{what}: {}", crate::error::describe_io(&e)),
-            )
-        })?;
-    if bytes.len() > json::MAX_JSON_BYTES {
-        return Err(Error::corrupt(format!(
-            "{what}: larger than the {} byte limit",
-            json::MAX_JSON_BYTES
-        )));
-    }
+    let bytes = read_json_body(resp, &what)?;
     let got = Digest::of(&bytes);
     if let Some(want) = expect {
         if got != *want {
@@ -138,7 +123,32 @@ pub fn fetch_manifest(
     Ok((bytes, media_type, got))
 }
 
-fn fetch_json_blob(client: &Client, repository: &str, desc: &Descriptor) -> Result<Vec<u8>> {
+/// The body of a registry's JSON answer, at most [`json::MAX_JSON_BYTES`].
+pub(crate) fn read_json_body(resp: ureq::Response, what: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    resp.into_reader()
+        .take(json::MAX_JSON_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Remote,
+                format!("{what}: {}", crate::error::describe_io(&e)),
+            )
+        })?;
+    if bytes.len() > json::MAX_JSON_BYTES {
+        return Err(Error::corrupt(format!(
+            "{what}: larger than the {} byte limit",
+            json::MAX_JSON_BYTES
+        )));
+    }
+    Ok(bytes)
+}
+
+pub(crate) fn fetch_json_blob(
+    client: &Client,
+    repository: &str,
+    desc: &Descriptor,
+) -> Result<Vec<u8>> {
     let what = format!(
         "fetching blob {} from {}/{repository}",
         desc.digest,

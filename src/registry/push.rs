@@ -153,13 +153,15 @@ pub fn push(
     })
 }
 
-fn put_manifest(
+/// PUT a manifest; returns the registry's `OCI-Subject` header, if any (a
+/// registry with the referrers API sends it for a manifest with a subject).
+pub(crate) fn put_manifest(
     client: &Client,
     dest: &Reference,
     reference: &str,
     desc: &Descriptor,
     bytes: &[u8],
-) -> Result<()> {
+) -> Result<Option<String>> {
     let what = format!(
         "pushing manifest {} to {}:{reference}",
         desc.digest,
@@ -187,14 +189,14 @@ fn put_manifest(
                     ));
                 }
             }
-            Ok(())
+            Ok(resp.header("oci-subject").map(str::to_string))
         }
         _ => Err(client::status_error(&what, resp)),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn push_blob(
+pub(crate) fn push_blob(
     client: &Client,
     dest: &Reference,
     digest: &Digest,
