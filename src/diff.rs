@@ -31,13 +31,14 @@ use std::io::{self, Read};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{json, Value};
 
-use crate::descriptor::{is_index, Descriptor, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use crate::descriptor::{Descriptor, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::glob::Glob;
 use crate::layer::compress::Compression;
 use crate::layer::read::{EntryType, LayerReader, LayerSummary, TarEntry};
 use crate::layout::Layout;
+use crate::media_type::is_index;
 
 /// What a diff input turned out to be.
 pub enum Input {

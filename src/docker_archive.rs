@@ -36,15 +36,14 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::descriptor::{
-    Descriptor, Index, Manifest, Platform, ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST,
-};
+use crate::descriptor::{Descriptor, Index, Manifest, Platform, ANNOTATION_REF_NAME};
 use crate::digest::{digest_reader, Digest};
 use crate::error::{Error, Result};
 use crate::json;
 use crate::layer::compress::{detect, Compression};
 use crate::layer::read::check_path;
 use crate::layout::{BlobSource, Layout, OCI_LAYOUT_FILE};
+use crate::media_type::{OCI_CONFIG, OCI_MANIFEST};
 use crate::tar_members::{Member, Members};
 
 /// Most images one archive may hold.
@@ -127,11 +126,11 @@ pub fn read(members: &Members) -> Result<LegacyLayout> {
                 diff_ids.len()
             )));
         }
-        if e.layers.len() > crate::image::MAX_LAYERS {
+        if e.layers.len() > crate::limits::MAX_LAYERS {
             return Err(Error::corrupt(format!(
                 "{archive}:manifest.json: image {i}: {} layers exceeds the limit of {}",
                 e.layers.len(),
-                crate::image::MAX_LAYERS
+                crate::limits::MAX_LAYERS
             )));
         }
         let cfg_digest = Digest::of(&cfg_bytes);

@@ -23,11 +23,12 @@ use std::sync::Arc;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::descriptor::{is_index, is_manifest, Descriptor, Index, Manifest, Platform};
+use crate::descriptor::{Descriptor, Index, Manifest, Platform};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::json;
 use crate::layer::compress::Compression;
+use crate::media_type::{is_index, is_manifest};
 use crate::output::AtomicDir;
 use crate::tar_members::{Link, Members};
 
@@ -67,8 +68,8 @@ pub struct RemoteRecord {
     pub blobs: BTreeMap<Digest, RemoteBlob>,
 }
 
-/// Most entries strata reads from an archive.
-pub const MAX_ARCHIVE_ENTRIES: usize = 1_000_000;
+// The limit moved to `limits`; the old path stays for callers.
+pub use crate::limits::MAX_ARCHIVE_ENTRIES;
 
 /// Where a blob's bytes are.
 #[derive(Debug, Clone)]
@@ -482,11 +483,11 @@ impl Layout {
                 manifest.schema_version
             )));
         }
-        if manifest.layers.len() > crate::image::MAX_LAYERS {
+        if manifest.layers.len() > crate::limits::MAX_LAYERS {
             return Err(Error::corrupt(format!(
                 "{mname}: {} layers exceeds the limit of {}",
                 manifest.layers.len(),
-                crate::image::MAX_LAYERS
+                crate::limits::MAX_LAYERS
             )));
         }
         if manifest.config.digest == desc.digest {

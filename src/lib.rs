@@ -16,6 +16,8 @@ pub mod error;
 pub mod glob;
 pub mod json;
 pub mod layer;
+pub mod limits;
+pub mod media_type;
 pub mod output;
 pub(crate) mod parallel;
 pub mod spec;

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Map, Value};
 
-use crate::descriptor::{Descriptor, Index, Manifest, Platform, OCI_CONFIG, OCI_MANIFEST};
+use crate::descriptor::{Descriptor, Index, Manifest, Platform};
 use crate::error::{Error, IoContext, Result};
 use crate::image::rfc3339;
 use crate::json::to_canonical;
@@ -53,6 +53,7 @@ use crate::layer::path::LayerPath;
 use crate::layer::read::{EntryType, LayerReader, LayerSummary, TarEntry};
 use crate::layer::{write_layer, LayerDescriptor, LayerOptions};
 use crate::layout::{BlobSource, Layout, LayoutPlan};
+use crate::media_type::{OCI_CONFIG, OCI_MANIFEST};
 use crate::output::{AtomicDir, AtomicFile};
 
 /// Ownership policy.

@@ -114,7 +114,10 @@ pub(super) struct NormalizeArgs {
 
 fn options(a: &NormalizeArgs) -> Result<NormalizeOptions> {
     let compression = match (&a.compression, a.level) {
-        (Some(c), l) => Some(Compression::parse(c, l)?),
+        (Some(c), l) => {
+            Compression::parse(c, None).map_err(|e| e.context("--compression"))?;
+            Some(Compression::parse(c, l).map_err(|e| e.context("--level"))?)
+        }
         (None, Some(l)) => {
             return Err(Error::invalid(format!(
                 "--level {l}: give --compression too"

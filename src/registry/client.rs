@@ -24,8 +24,7 @@ use serde::Deserialize;
 use crate::error::{describe_io, Error, ErrorKind, Result};
 use crate::registry::auth::{parse_challenge, Challenge, Credentials};
 
-/// Manifest media types a pull accepts, most specific first.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+pub use crate::media_type::MANIFEST_ACCEPT;
 
 /// How a [`Client`] connects.
 #[derive(Debug, Clone)]
