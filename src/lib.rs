@@ -33,6 +33,7 @@ pub mod registry;
 pub mod verify;
 // Reproducibility audits (issue #6).
 pub mod diff;
+pub mod input;
 pub mod normalize;
 // Legacy docker-archives and compressed archives (issue #19).
 pub mod docker_archive;

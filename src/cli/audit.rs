@@ -6,9 +6,10 @@ use camino::Utf8PathBuf;
 use clap::Args;
 
 use super::{epoch, print_json, threads, usage, CliResult, Failure};
-use strata::diff::{open_input, DiffOptions, Input};
+use strata::diff::DiffOptions;
 use strata::error::{Error, Result};
 use strata::glob::Glob;
+use strata::input::{open_input, Input};
 use strata::json::to_canonical;
 use strata::layer::compress::Compression;
 use strata::normalize::{normalize_image, normalize_layer_file, Modes, NormalizeOptions, Owners};
