@@ -32,31 +32,13 @@ use crate::media_type::{is_index, is_manifest};
 use crate::output::AtomicDir;
 use crate::tar_members::{Link, Members};
 
-/// The `oci-layout` file every layout carries.
-pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+// Moved to their own modules; the old paths stay for callers.
+pub use crate::blob_source::{remote_error, BlobSource, RemoteBlob};
+pub use crate::layout_names::OCI_LAYOUT_FILE;
 
 /// The file of a shallow layout recording where its absent blobs live.
 /// Other tools ignore it (and cannot read a shallow layout).
 pub const REMOTE_FILE: &str = "strata-remote.json";
-
-/// Where an absent blob lives: a repository of a registry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteBlob {
-    /// Registry host, e.g. `127.0.0.1:5000`.
-    pub registry: String,
-    /// Repository, e.g. `library/debian`.
-    pub repository: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Whether the registry speaks plain HTTP (as it was pulled from).
-    #[serde(default, rename = "plainHttp", skip_serializing_if = "is_false")]
-    pub plain_http: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
 
 /// The contents of [`REMOTE_FILE`].
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -70,76 +52,6 @@ pub struct RemoteRecord {
 
 // The limit moved to `limits`; the old path stays for callers.
 pub use crate::limits::MAX_ARCHIVE_ENTRIES;
-
-/// Where a blob's bytes are.
-#[derive(Debug, Clone)]
-pub enum BlobSource {
-    /// In memory (config, manifest, index).
-    Bytes(Arc<Vec<u8>>),
-    /// A whole file (a layer blob, a blob of a layout directory).
-    File(Utf8PathBuf),
-    /// A slice of a tar archive.
-    Slice {
-        /// The archive.
-        archive: Utf8PathBuf,
-        /// Offset of the content.
-        offset: u64,
-        /// Length of the content.
-        size: u64,
-    },
-    /// A slice of the tar stream inside a gzip- or zstd-compressed archive
-    /// (not seekable: read by decompressing from the start, see
-    /// [`crate::tar_members`]).
-    Compressed {
-        /// The compressed archive.
-        archive: Utf8PathBuf,
-        /// Offset of the content in the decompressed tar stream.
-        offset: u64,
-        /// Length of the content.
-        size: u64,
-    },
-    /// Absent here: it lives in a registry.
-    Remote {
-        /// The blob's digest.
-        digest: Digest,
-        /// Where it lives.
-        at: RemoteBlob,
-    },
-}
-
-impl BlobSource {
-    /// Open the bytes for reading.
-    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
-        Ok(match self {
-            BlobSource::Bytes(b) => Box::new(io::Cursor::new(Arc::clone(b).to_vec())),
-            BlobSource::File(p) => Box::new(File::open(p).io_context(|| format!("reading {p}"))?),
-            BlobSource::Slice {
-                archive,
-                offset,
-                size,
-            } => {
-                let mut f = File::open(archive).io_context(|| format!("reading {archive}"))?;
-                f.seek(SeekFrom::Start(*offset))
-                    .io_context(|| format!("reading {archive}"))?;
-                Box::new(f.take(*size))
-            }
-            BlobSource::Compressed {
-                archive,
-                offset,
-                size,
-            } => crate::tar_members::open_compressed(archive, *offset, *size)?,
-            BlobSource::Remote { digest, at } => return Err(remote_error(digest, at)),
-        })
-    }
-}
-
-/// The error for needing the bytes of a blob that lives only in a registry.
-pub fn remote_error(digest: &Digest, at: &RemoteBlob) -> Error {
-    Error::invalid(format!(
-        "blob {digest} is not local: it lives at {}/{} (a shallow base); fetch it with network access or pull the base without --shallow",
-        at.registry, at.repository
-    ))
-}
 
 enum Root {
     Dir(Utf8PathBuf),
@@ -321,7 +233,7 @@ impl Layout {
 
     /// The blob's path inside the layout.
     pub fn blob_name(d: &Digest) -> String {
-        format!("blobs/{}/{}", d.algorithm(), d.hex())
+        crate::layout_names::blob_name(d)
     }
 
     /// Where blob `d` is (a file here, or a registry for a shallow layout),
@@ -541,7 +453,7 @@ pub fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descr
 /// Open an archive: a plain tar holding an OCI layout is read in place; a
 /// compressed one, or a legacy docker-archive, through its members.
 fn open_archive(path: &Utf8Path) -> Result<(Root, Vec<Vec<String>>)> {
-    let members = if crate::tar_members::compression_of(path)? != Compression::None {
+    let members = if crate::blob_source::compression_of(path)? != Compression::None {
         Members::scan_compressed(path)?
     } else {
         let (entries, links) = scan_tar(path)?;

@@ -23,16 +23,17 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader};
 use std::sync::Arc;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
+use crate::blob_source::BlobSource;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::layer::compress::{detect, Compression};
 use crate::layer::read::{EntryType, LayerReader};
-use crate::layout::BlobSource;
+// Moved to `blob_source`; the old paths stay for callers.
+pub use crate::blob_source::{compression_of, open_compressed};
 
 /// Largest member of a compressed archive kept in memory while scanning.
 pub const SMALL_MEMBER: u64 = 1 << 20;
@@ -75,46 +76,6 @@ pub struct Members {
     pub files: BTreeMap<String, Member>,
     /// Symlinks and hard links.
     pub links: BTreeMap<String, Link>,
-}
-
-/// The compression of the file at `path`, by its magic bytes.
-pub fn compression_of(path: &Utf8Path) -> Result<Compression> {
-    let mut f = File::open(path).io_context(|| format!("opening {path}"))?;
-    let mut magic = [0u8; 4];
-    let mut n = 0;
-    while n < magic.len() {
-        match f.read(&mut magic[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(format!("reading {path}"), &e)),
-        }
-    }
-    Ok(detect(&magic[..n]))
-}
-
-/// Open `archive` (compressed by `c`) decompressed, positioned at `offset`
-/// of its tar stream, limited to `size` bytes.
-pub fn open_compressed(archive: &Utf8Path, offset: u64, size: u64) -> Result<Box<dyn Read + Send>> {
-    let c = compression_of(archive)?;
-    let f = File::open(archive).io_context(|| format!("reading {archive}"))?;
-    let buffered = BufReader::with_capacity(1 << 16, f);
-    let mut r: Box<dyn Read + Send> = match c {
-        Compression::Gzip { .. } => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        Compression::Zstd { .. } => Box::new(
-            zstd::stream::read::Decoder::with_buffer(buffered)
-                .io_context(|| format!("reading {archive}"))?,
-        ),
-        Compression::None => Box::new(buffered),
-    };
-    let skipped = io::copy(&mut (&mut r).take(offset), &mut io::sink())
-        .map_err(|e| Error::io(format!("reading {archive}"), &e))?;
-    if skipped != offset {
-        return Err(Error::corrupt(format!(
-            "{archive}: truncated: the archive ends before offset {offset} of its tar stream"
-        )));
-    }
-    Ok(Box::new(r.take(size)))
 }
 
 impl Members {

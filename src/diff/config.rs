@@ -151,7 +151,6 @@ pub(super) fn classify_config(path: &str) -> Class {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::DiffOptions;
 
     #[test]
     fn zero_values_and_builder_metadata_are_not_semantic() {
@@ -162,10 +161,7 @@ mod tests {
             "container_config": {"Cmd": ["/bin/sh"]},
             "docker_version": "20.10.24"
         });
-        let mut sink = Sink::new(DiffOptions {
-            semantic: true,
-            ignore: Vec::new(),
-        });
+        let mut sink = Sink::new(true, Vec::new());
         compare_json(
             "config",
             "",

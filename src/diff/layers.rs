@@ -309,7 +309,7 @@ fn diff_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::{DiffOptions, Report};
+    use crate::diff::Report;
     use crate::layer::tar::{write_end, write_header, write_padding, TarHeader, TarKind};
 
     fn layer(items: &[(&str, &[u8], u32, u64)]) -> ReadLayer {
@@ -336,10 +336,7 @@ mod tests {
     }
 
     fn run(a: &ReadLayer, b: &ReadLayer, semantic: bool) -> Report {
-        let mut s = Sink::new(DiffOptions {
-            semantic,
-            ignore: Vec::new(),
-        });
+        let mut s = Sink::new(semantic, Vec::new());
         diff_layers("layer", a, b, &mut s);
         s.report
     }

@@ -61,7 +61,7 @@ pub struct DiffOptions {
 
 /// Compare two inputs (see the module docs).
 pub fn diff(a: &Input, b: &Input, opts: DiffOptions) -> Result<Report> {
-    let mut sink = Sink::new(opts);
+    let mut sink = Sink::new(opts.semantic, opts.ignore);
     match (a, b) {
         (Input::Image(la), Input::Image(lb)) => images::diff_images(la, lb, &mut sink)?,
         (Input::Layer(pa), Input::Layer(pb)) => {

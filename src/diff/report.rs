@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::DiffOptions;
 use crate::glob::Glob;
 
 /// What kind of difference a finding is (decides what `--semantic` ignores).
@@ -82,7 +81,7 @@ pub struct Finding {
 }
 
 /// The [`Report::ignored`] key counting findings in paths left out by
-/// [`DiffOptions::ignore`].
+/// [`DiffOptions::ignore`](super::DiffOptions::ignore).
 pub const MATCHING_PATHS: &str = "matching paths";
 
 /// The result of a comparison.
@@ -94,7 +93,7 @@ pub struct Report {
     pub ignored: BTreeMap<String, usize>,
     /// Whether `--semantic` was on.
     pub semantic: bool,
-    /// The ignore patterns given ([`DiffOptions::ignore`]), as written.
+    /// The ignore patterns given ([`DiffOptions::ignore`](super::DiffOptions::ignore)), as written.
     pub ignore: Vec<String>,
 }
 
@@ -206,15 +205,16 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    /// An empty report for a comparison with `opts`.
-    pub(super) fn new(opts: DiffOptions) -> Sink {
+    /// An empty report; with `semantic`, ignorable classes are counted, not
+    /// reported; findings under `ignore` are counted under [`MATCHING_PATHS`].
+    pub(super) fn new(semantic: bool, ignore: Vec<Glob>) -> Sink {
         Sink {
             report: Report {
-                semantic: opts.semantic,
-                ignore: opts.ignore.iter().map(|g| g.as_str().to_string()).collect(),
+                semantic,
+                ignore: ignore.iter().map(|g| g.as_str().to_string()).collect(),
                 ..Report::default()
             },
-            ignore: opts.ignore,
+            ignore,
             muted: false,
         }
     }

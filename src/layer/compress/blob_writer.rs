@@ -11,16 +11,9 @@ use std::io::{self, Write};
 
 use super::choice::Compression;
 use super::gzip::GzipPool;
-use super::pipeline::{BufPool, Chunk, Stage};
+use super::pipeline::{BufPool, Chunk, Stage, GZIP_BLOCK};
 use super::zstd::ZstdStream;
 use crate::digest::Digest;
-
-/// Size of the independent gzip blocks.
-///
-/// Why 1 MiB: large enough that the per-member overhead (18 bytes) and the
-/// lost cross-block matches cost < 0.1% in size, small enough that two
-/// threads stay busy on small layers and memory stays low.
-pub const GZIP_BLOCK: usize = 1 << 20;
 
 /// What [`BlobWriter::finish`] returns.
 #[derive(Debug)]

@@ -52,10 +52,11 @@ mod gzip;
 mod pipeline;
 mod zstd;
 
-pub use blob_writer::{BlobSummary, BlobWriter, GZIP_BLOCK};
+pub use blob_writer::{BlobSummary, BlobWriter};
 pub use choice::Compression;
 pub use decompress::{decompressor, detect};
 pub use gzip::incompressible;
+pub use pipeline::GZIP_BLOCK;
 pub use zstd::ZSTD_JOB_SIZE;
 
 /// Inputs and round trips shared by the tests of every backend.

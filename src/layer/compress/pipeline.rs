@@ -12,8 +12,15 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::blob_writer::GZIP_BLOCK;
 use crate::digest::{Digest, HashingWriter};
+
+/// Size of the blocks the stream is cut into (gzip compresses each on its
+/// own; zstd is fed them; every pooled buffer holds one).
+///
+/// Why 1 MiB: large enough that the per-member overhead (18 bytes) and the
+/// lost cross-block matches cost < 0.1% in size, small enough that two
+/// threads stay busy on small layers and memory stays low.
+pub const GZIP_BLOCK: usize = 1 << 20;
 
 /// A pooled buffer and how many of its bytes are in use. The vector keeps its
 /// full length, so reusing it never zeroes it again.

@@ -12,8 +12,7 @@ use std::io::Write;
 use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
 use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
 
-use super::blob_writer::GZIP_BLOCK;
-use super::pipeline::{BufPool, Chunk, Collected, HashStage, Stage};
+use super::pipeline::{BufPool, Chunk, Collected, HashStage, Stage, GZIP_BLOCK};
 
 /// zstd job size in multi-threaded mode (pinned so it depends on nothing else).
 ///
