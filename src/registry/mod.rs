@@ -17,6 +17,8 @@ pub mod client;
 pub mod pull;
 pub mod push;
 pub mod reference;
+mod status;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fs::File;
