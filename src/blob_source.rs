@@ -101,7 +101,7 @@ impl BlobSource {
 /// The error for needing the bytes of a blob that lives only in a registry.
 pub fn remote_error(digest: &Digest, at: &RemoteBlob) -> Error {
     Error::invalid(format!(
-        "blob {digest} is not local: it lives at {}/{} (a shallow base); fetch it with network access or pull the base without --shallow",
+        "blob {digest} is not local: it lives at {}/{} (a shallow base); fetch it from there, or pull the base in full",
         at.registry, at.repository
     ))
 }
