@@ -21,6 +21,10 @@
 //!   or NUL are refused (extracting them would write outside the root);
 //! - GNU sparse entries, multi-volume and other exotic types are refused as
 //!   unsupported rather than misread.
+//!
+//! Files, one noun each: `mod.rs` (the reader: decompressing, hashing,
+//! extension headers and limits), `entry.rs` (an entry as stated, and which
+//! names are acceptable), `header.rs` (decoding one header block).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
