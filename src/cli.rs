@@ -540,7 +540,10 @@ fn threads(flag: Option<usize>) -> usize {
 }
 
 fn layer(a: LayerArgs) -> CliResult {
-    let compression = usage(Compression::parse(&a.compression, a.level))?;
+    // The library names the value; the flag is prefixed (name first, then level).
+    usage(Compression::parse(&a.compression, None).map_err(|e| e.context("--compression")))?;
+    let compression =
+        usage(Compression::parse(&a.compression, a.level).map_err(|e| e.context("--level")))?;
     let mtime = usage(epoch(a.mtime.as_deref(), "mtime"))?;
     if a.inputs.is_empty() && a.spec.is_empty() {
         return Err(Failure::Usage(Error::invalid(

@@ -1,4 +1,4 @@
-//! OCI descriptors, platforms and media types.
+//! OCI descriptors and platforms (media types: [`crate::media_type`]).
 //!
 //! Maps are `BTreeMap` (never `HashMap`), and unknown descriptor fields read
 //! from other tools' manifests (`urls`, `data`, …) are kept in `extra` so a
@@ -12,32 +12,15 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image config.
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// Docker schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list.
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker image config.
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+// The media types moved to their own module; the old paths stay for callers.
+pub use crate::media_type::{
+    is_index, is_manifest, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG,
+    OCI_INDEX, OCI_MANIFEST,
+};
 /// Annotation naming the tag of an image in a layout (umoci, skopeo `oci:DIR:REF`).
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation containerd (and `docker load` since 25) reads for the image name.
 pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
-
-/// True for the media types of a single-image manifest.
-pub fn is_manifest(media_type: &str) -> bool {
-    media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
-}
-
-/// True for the media types of an index / manifest list.
-pub fn is_index(media_type: &str) -> bool {
-    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
-}
 
 /// A platform, as in an index entry or a config.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -210,7 +193,7 @@ impl Index {
     pub fn new(manifests: Vec<Descriptor>) -> Index {
         Index {
             schema_version: 2,
-            media_type: Some(OCI_INDEX.to_string()),
+            media_type: Some(crate::media_type::OCI_INDEX.to_string()),
             manifests,
             annotations: BTreeMap::new(),
             extra: BTreeMap::new(),

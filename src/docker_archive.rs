@@ -36,15 +36,15 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::descriptor::{
-    Descriptor, Index, Manifest, Platform, ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST,
-};
+use crate::blob_source::BlobSource;
+use crate::descriptor::{Descriptor, Index, Manifest, Platform, ANNOTATION_REF_NAME};
 use crate::digest::{digest_reader, Digest};
 use crate::error::{Error, Result};
 use crate::json;
 use crate::layer::compress::{detect, Compression};
 use crate::layer::read::check_path;
-use crate::layout::{BlobSource, Layout, OCI_LAYOUT_FILE};
+use crate::layout_names::{blob_name, OCI_LAYOUT_FILE};
+use crate::media_type::{OCI_CONFIG, OCI_MANIFEST};
 use crate::tar_members::{Member, Members};
 
 /// Most images one archive may hold.
@@ -127,11 +127,11 @@ pub fn read(members: &Members) -> Result<LegacyLayout> {
                 diff_ids.len()
             )));
         }
-        if e.layers.len() > crate::image::MAX_LAYERS {
+        if e.layers.len() > crate::limits::MAX_LAYERS {
             return Err(Error::corrupt(format!(
                 "{archive}:manifest.json: image {i}: {} layers exceeds the limit of {}",
                 e.layers.len(),
-                crate::image::MAX_LAYERS
+                crate::limits::MAX_LAYERS
             )));
         }
         let cfg_digest = Digest::of(&cfg_bytes);
@@ -178,10 +178,8 @@ pub fn read(members: &Members) -> Result<LegacyLayout> {
             top.annotations
                 .insert(ANNOTATION_REF_NAME.to_string(), t.clone());
         }
-        out.files.insert(
-            Layout::blob_name(&mdigest),
-            BlobSource::Bytes(Arc::new(mbytes)),
-        );
+        out.files
+            .insert(blob_name(&mdigest), BlobSource::Bytes(Arc::new(mbytes)));
         // Why the image ID for an untagged image: it can be chosen then too.
         out.tags.push(if tags.is_empty() {
             vec![cfg_digest.to_string()]
@@ -199,7 +197,7 @@ pub fn read(members: &Members) -> Result<LegacyLayout> {
 
 impl LegacyLayout {
     fn add(&mut self, d: &Digest, member: &str, source: BlobSource) {
-        let name = Layout::blob_name(d);
+        let name = blob_name(d);
         self.names.insert(name.clone(), member.to_string());
         self.files.insert(name, source);
     }

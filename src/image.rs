@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::descriptor::{
     containerd_name, split_tag, Descriptor, Index, Manifest, Platform, ANNOTATION_CONTAINERD_NAME,
-    ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST,
+    ANNOTATION_REF_NAME,
 };
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -23,9 +23,10 @@ use crate::json::to_canonical;
 use crate::layer::compress::Compression;
 use crate::layer::LayerDescriptor;
 use crate::layout::{BlobSource, Image, Layout, LayoutPlan};
+use crate::media_type::{OCI_CONFIG, OCI_MANIFEST};
 
-/// Most layers an image may have (base plus new).
-pub const MAX_LAYERS: usize = 1000;
+// The limit moved to `limits`; the old path stays for callers.
+pub use crate::limits::MAX_LAYERS;
 
 /// Changes to the container config (`config` object of the image config).
 #[derive(Debug, Clone, Default)]

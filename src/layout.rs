@@ -18,44 +18,27 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::descriptor::{is_index, is_manifest, Descriptor, Index, Manifest, Platform};
+use crate::descriptor::{Descriptor, Index, Manifest, Platform};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::json;
 use crate::layer::compress::Compression;
+use crate::media_type::{is_index, is_manifest};
 use crate::output::AtomicDir;
-use crate::tar_members::{Link, Members};
+use crate::tar_members::Members;
 
-/// The `oci-layout` file every layout carries.
-pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+// Moved to their own modules; the old paths stay for callers.
+pub use crate::blob_source::{remote_error, BlobSource, RemoteBlob};
+pub use crate::layout_names::OCI_LAYOUT_FILE;
 
 /// The file of a shallow layout recording where its absent blobs live.
 /// Other tools ignore it (and cannot read a shallow layout).
 pub const REMOTE_FILE: &str = "strata-remote.json";
-
-/// Where an absent blob lives: a repository of a registry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteBlob {
-    /// Registry host, e.g. `127.0.0.1:5000`.
-    pub registry: String,
-    /// Repository, e.g. `library/debian`.
-    pub repository: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Whether the registry speaks plain HTTP (as it was pulled from).
-    #[serde(default, rename = "plainHttp", skip_serializing_if = "is_false")]
-    pub plain_http: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
 
 /// The contents of [`REMOTE_FILE`].
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -67,78 +50,8 @@ pub struct RemoteRecord {
     pub blobs: BTreeMap<Digest, RemoteBlob>,
 }
 
-/// Most entries strata reads from an archive.
-pub const MAX_ARCHIVE_ENTRIES: usize = 1_000_000;
-
-/// Where a blob's bytes are.
-#[derive(Debug, Clone)]
-pub enum BlobSource {
-    /// In memory (config, manifest, index).
-    Bytes(Arc<Vec<u8>>),
-    /// A whole file (a layer blob, a blob of a layout directory).
-    File(Utf8PathBuf),
-    /// A slice of a tar archive.
-    Slice {
-        /// The archive.
-        archive: Utf8PathBuf,
-        /// Offset of the content.
-        offset: u64,
-        /// Length of the content.
-        size: u64,
-    },
-    /// A slice of the tar stream inside a gzip- or zstd-compressed archive
-    /// (not seekable: read by decompressing from the start, see
-    /// `tar_members`).
-    Compressed {
-        /// The compressed archive.
-        archive: Utf8PathBuf,
-        /// Offset of the content in the decompressed tar stream.
-        offset: u64,
-        /// Length of the content.
-        size: u64,
-    },
-    /// Absent here: it lives in a registry.
-    Remote {
-        /// The blob's digest.
-        digest: Digest,
-        /// Where it lives.
-        at: RemoteBlob,
-    },
-}
-
-impl BlobSource {
-    /// Open the bytes for reading.
-    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
-        Ok(match self {
-            BlobSource::Bytes(b) => Box::new(io::Cursor::new(Arc::clone(b).to_vec())),
-            BlobSource::File(p) => Box::new(File::open(p).io_context(|| format!("reading {p}"))?),
-            BlobSource::Slice {
-                archive,
-                offset,
-                size,
-            } => {
-                let mut f = File::open(archive).io_context(|| format!("reading {archive}"))?;
-                f.seek(SeekFrom::Start(*offset))
-                    .io_context(|| format!("reading {archive}"))?;
-                Box::new(f.take(*size))
-            }
-            BlobSource::Compressed {
-                archive,
-                offset,
-                size,
-            } => crate::tar_members::open_compressed(archive, *offset, *size)?,
-            BlobSource::Remote { digest, at } => return Err(remote_error(digest, at)),
-        })
-    }
-}
-
-/// The error for needing the bytes of a blob that lives only in a registry.
-pub fn remote_error(digest: &Digest, at: &RemoteBlob) -> Error {
-    Error::invalid(format!(
-        "blob {digest} is not local: it lives at {}/{} (a shallow base); fetch it with network access or pull the base without --shallow",
-        at.registry, at.repository
-    ))
-}
+// The limit moved to `limits`; the old path stays for callers.
+pub use crate::limits::MAX_ARCHIVE_ENTRIES;
 
 enum Root {
     Dir(Utf8PathBuf),
@@ -320,7 +233,7 @@ impl Layout {
 
     /// The blob's path inside the layout.
     pub fn blob_name(d: &Digest) -> String {
-        format!("blobs/{}/{}", d.algorithm(), d.hex())
+        crate::layout_names::blob_name(d)
     }
 
     /// Where blob `d` is (a file here, or a registry for a shallow layout),
@@ -514,11 +427,11 @@ impl Layout {
                 manifest.schema_version
             )));
         }
-        if manifest.layers.len() > crate::image::MAX_LAYERS {
+        if manifest.layers.len() > crate::limits::MAX_LAYERS {
             return Err(Error::corrupt(format!(
                 "{mname}: {} layers exceeds the limit of {}",
                 manifest.layers.len(),
-                crate::image::MAX_LAYERS
+                crate::limits::MAX_LAYERS
             )));
         }
         if manifest.config.digest == desc.digest {
@@ -572,10 +485,10 @@ pub fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descr
 /// Open an archive: a plain tar holding an OCI layout is read in place; a
 /// compressed one, or a legacy docker-archive, through its members.
 fn open_archive(path: &Utf8Path) -> Result<(Root, Vec<Vec<String>>)> {
-    let members = if crate::tar_members::compression_of(path)? != Compression::None {
+    let members = if crate::blob_source::compression_of(path)? != Compression::None {
         Members::scan_compressed(path)?
     } else {
-        let (entries, links) = scan_tar(path)?;
+        let (entries, links) = crate::tar_members::scan_tar(path)?;
         let m = Members::plain(path, &entries, links);
         if !crate::docker_archive::is_legacy(&m) {
             let root = Root::Tar {
@@ -603,117 +516,6 @@ fn open_archive(path: &Utf8Path) -> Result<(Root, Vec<Vec<String>>)> {
         members: names,
     };
     Ok((root, tags))
-}
-
-/// Scan a tar once: regular-file entry name → (content offset, size), and
-/// its links (legacy docker-archives link layers to each other).
-#[allow(clippy::type_complexity)]
-fn scan_tar(path: &Utf8Path) -> Result<(BTreeMap<String, (u64, u64)>, BTreeMap<String, Link>)> {
-    scan_tar_limited(path, MAX_ARCHIVE_ENTRIES)
-}
-
-/// [`scan_tar`] with at most `max_entries` entries (unit tests lower it).
-#[allow(clippy::type_complexity)]
-fn scan_tar_limited(
-    path: &Utf8Path,
-    max_entries: usize,
-) -> Result<(BTreeMap<String, (u64, u64)>, BTreeMap<String, Link>)> {
-    let mut f = File::open(path).io_context(|| format!("opening {path}"))?;
-    // Why: for a file that is no tar at all, the tar reader's error quotes its
-    // first bytes (binary noise); say plainly what it is not instead.
-    if !starts_like_tar(&mut f).io_context(|| format!("reading {path}"))? {
-        return Err(Error::corrupt(format!(
-            "{path}: not an OCI layout (neither a directory nor a tar archive)"
-        )));
-    }
-    f.seek(SeekFrom::Start(0))
-        .io_context(|| format!("reading {path}"))?;
-    let mut ar = ::tar::Archive::new(io::BufReader::new(f));
-    let mut out = BTreeMap::new();
-    let mut links = BTreeMap::new();
-    let bad = |e: io::Error| {
-        Error::corrupt(format!(
-            "{path}: not a readable tar archive: {}",
-            crate::error::describe_io(&e)
-        ))
-    };
-    for (n, ent) in ar.entries().map_err(bad)?.enumerate() {
-        let ent = ent.map_err(bad)?;
-        if n >= max_entries {
-            return Err(Error::corrupt(format!(
-                "{path}: more than {max_entries} entries"
-            )));
-        }
-        let et = ent.header().entry_type();
-        let name_bytes = ent.path_bytes().into_owned();
-        let name = String::from_utf8(name_bytes)
-            .map_err(|_| Error::corrupt(format!("{path}: entry name is not UTF-8")))?;
-        let name = name.strip_prefix("./").unwrap_or(&name).to_string();
-        if et.is_dir() || et.is_pax_global_extensions() {
-            continue;
-        }
-        if et.is_symlink() || et.is_hard_link() {
-            let target = ent.link_name_bytes().unwrap_or_default();
-            let target = String::from_utf8_lossy(&target).into_owned();
-            let l = if et.is_symlink() {
-                Link::Symlink(target)
-            } else {
-                Link::Hard(target)
-            };
-            if out.contains_key(&name) || links.insert(name.clone(), l).is_some() {
-                return Err(Error::corrupt(format!(
-                    "{path}: entry {name} appears twice"
-                )));
-            }
-            continue;
-        }
-        if !et.is_file() {
-            continue;
-        }
-        if links.contains_key(&name)
-            || out
-                .insert(name.clone(), (ent.raw_file_position(), ent.size()))
-                .is_some()
-        {
-            return Err(Error::corrupt(format!(
-                "{path}: entry {name} appears twice"
-            )));
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::corrupt(format!(
-            "{path}: not an OCI layout archive (no files)"
-        )));
-    }
-    Ok((out, links))
-}
-
-/// Whether the first 512 bytes are a tar header with a valid checksum.
-fn starts_like_tar(f: &mut File) -> io::Result<bool> {
-    let mut block = [0u8; 512];
-    let mut n = 0;
-    while n < block.len() {
-        match f.read(&mut block[n..])? {
-            0 => return Ok(false),
-            got => n += got,
-        }
-    }
-    let field = String::from_utf8_lossy(&block[148..156]);
-    let Ok(stored) = u32::from_str_radix(field.trim_matches(|c| c == ' ' || c == '\0'), 8) else {
-        return Ok(false);
-    };
-    let sum: u32 = block
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(b)
-            }
-        })
-        .sum();
-    Ok(stored == sum)
 }
 
 /// Everything a layout directory or archive holds: index.json plus blobs.
@@ -862,30 +664,5 @@ pub(crate) fn place_blob(src: &BlobSource, size: u64, to: &Utf8Path) -> Result<(
             }
             f.flush().io_context(|| "writing".to_string())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The documented limit (README, SECURITY.md) and its check, with the
-    /// limit lowered: a million and one entries would be 512 MB of headers.
-    #[test]
-    fn archives_past_the_entry_limit_are_an_error() {
-        assert_eq!(MAX_ARCHIVE_ENTRIES, 1_000_000);
-        let dir = tempfile::tempdir().unwrap();
-        let path = Utf8PathBuf::from_path_buf(dir.path().join("a.tar")).unwrap();
-        let mut b = ::tar::Builder::new(Vec::new());
-        for name in ["oci-layout", "index.json", "x"] {
-            let mut h = ::tar::Header::new_ustar();
-            h.set_size(2);
-            h.set_mode(0o644);
-            b.append_data(&mut h, name, &b"{}"[..]).unwrap();
-        }
-        fs::write(&path, b.into_inner().unwrap()).unwrap();
-        assert_eq!(scan_tar_limited(&path, 3).unwrap().0.len(), 3);
-        let e = scan_tar_limited(&path, 2).unwrap_err().to_string();
-        assert_eq!(e, format!("{path}: more than 2 entries"));
     }
 }

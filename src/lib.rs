@@ -122,6 +122,8 @@ pub mod error;
 pub mod glob;
 pub mod json;
 pub mod layer;
+pub mod limits;
+pub mod media_type;
 pub mod output;
 pub(crate) mod parallel;
 pub mod spec;
@@ -129,15 +131,18 @@ pub mod spec;
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
 pub mod archive;
+pub mod blob_source;
 pub mod descriptor;
 pub mod image;
 pub mod layout;
+pub mod layout_names;
 pub mod nix;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod verify;
 // Reproducibility audits (issue #6).
 pub mod diff;
+pub mod input;
 pub mod normalize;
 // Legacy docker-archives and compressed archives (issue #19): read only
 // through `layout::Layout::open`.

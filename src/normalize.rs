@@ -38,7 +38,7 @@ use std::sync::Arc;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Map, Value};
 
-use crate::descriptor::{Descriptor, Index, Manifest, Platform, OCI_CONFIG, OCI_MANIFEST};
+use crate::descriptor::{Descriptor, Index, Manifest, Platform};
 use crate::error::{Error, IoContext, Result};
 use crate::image::rfc3339;
 use crate::json::to_canonical;
@@ -53,26 +53,11 @@ use crate::layer::path::LayerPath;
 use crate::layer::read::{EntryType, LayerReader, LayerSummary, TarEntry};
 use crate::layer::{write_layer, LayerDescriptor, LayerOptions};
 use crate::layout::{BlobSource, Layout, LayoutPlan};
+use crate::media_type::{OCI_CONFIG, OCI_MANIFEST};
 use crate::output::{AtomicDir, AtomicFile};
 
-/// Ownership policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owners {
-    /// Keep uid, gid, uname and gname as the input has them.
-    Keep,
-    /// uid/gid 0, empty names (what `strata layer DIR` writes).
-    Root,
-}
-
-/// Permission policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Modes {
-    /// Keep `mode & 0o7777`.
-    Keep,
-    /// What `strata layer DIR` writes: 0755 if any executable bit, else 0644;
-    /// dirs 0755; symlinks 0777 (setuid/setgid/sticky dropped).
-    Default,
-}
+// Moved to `layer::policy`; the old paths stay for callers.
+pub use crate::layer::policy::{Modes, Owners};
 
 /// How to normalize.
 #[derive(Debug, Clone, Copy)]
@@ -214,7 +199,7 @@ fn to_entry<R: Read>(
         EntryType::File => EntryKind::File(stage_content(r, e, st)?),
         EntryType::Dir => EntryKind::Dir,
         EntryType::Symlink => {
-            crate::spec::check_link_target(&path, &e.linkname)
+            crate::layer::path::check_link_target(&path, &e.linkname)
                 .map_err(|err| err.context(in_name))?;
             EntryKind::Symlink(e.linkname.clone())
         }

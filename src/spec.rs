@@ -75,7 +75,9 @@ use crate::layer::dir::walk_tree;
 use crate::layer::dir_options::DirOptions;
 use crate::layer::entry::{default_file_mode, Content, Entry, EntryKind, NormalizeOptions};
 use crate::layer::path::LayerPath;
-use crate::normalize::{Modes, Owners};
+// Moved beside `LayerPath`; the old path stays for callers.
+pub use crate::layer::path::check_link_target;
+use crate::layer::policy::{Modes, Owners};
 
 /// The only spec version this strata reads.
 pub const SPEC_VERSION: u64 = 1;
@@ -486,21 +488,6 @@ fn whiteout(path: LayerPath, origin: &str) -> Entry {
         mode: 0o644,
         ..Entry::dir(path, origin)
     }
-}
-
-/// Refuse relative symlink targets that climb above the layer root.
-pub fn check_link_target(path: &LayerPath, target: &str) -> Result<()> {
-    if target.is_empty() || target.contains('\0') {
-        return Err(Error::invalid(format!(
-            "symlink {path}: empty target or NUL in target"
-        )));
-    }
-    if path.resolve_link(target).is_none() {
-        return Err(Error::invalid(format!(
-            "symlink {path} -> {target}: escapes the layer root"
-        )));
-    }
-    Ok(())
 }
 
 /// Resolve a `src` host file through symlinks; returns content and host mode.

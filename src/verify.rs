@@ -15,12 +15,13 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 
-use crate::descriptor::{is_index, is_manifest, Descriptor};
+use crate::descriptor::Descriptor;
 use crate::digest::Digest;
 use crate::layer::check::check_entries;
 use crate::layer::compress::Compression;
 use crate::layer::read::LayerReader;
 use crate::layout::{BlobSource, Layout};
+use crate::media_type::{is_index, is_manifest};
 
 /// What verification found.
 #[derive(Debug, Default)]

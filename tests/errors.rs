@@ -1129,7 +1129,7 @@ fn usage_errors_exit_2() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["layer", "--out", "out.tgz", "--compression", "lz4", "t"],
-            r#"--compression "lz4": expected gzip, zstd or none"#,
+            r#"--compression: compression "lz4" unknown: expected gzip, zstd or none"#,
         ),
         (
             vec!["layer", "--out", "out.tgz", "--mtime", "yesterday", "t"],
@@ -1141,7 +1141,7 @@ fn usage_errors_exit_2() {
         ),
         (
             vec!["layer", "--out", "out.tgz", "--level", "42", "t"],
-            "--level 42: gzip levels are 1 to 12",
+            "--level: gzip level 42 out of range 1..=12",
         ),
         (
             vec![
@@ -1154,7 +1154,7 @@ fn usage_errors_exit_2() {
                 "3",
                 "t",
             ],
-            "--level 3: compression none has no level",
+            "--level: compression none takes no level (3 given)",
         ),
         (
             vec!["layer", "--out", "out.tgz"],

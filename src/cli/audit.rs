@@ -6,9 +6,10 @@ use camino::Utf8PathBuf;
 use clap::Args;
 
 use super::{epoch, print_json, threads, usage, CliResult, Failure};
-use strata::diff::{open_input, DiffOptions, Input};
+use strata::diff::DiffOptions;
 use strata::error::{Error, Result};
 use strata::glob::Glob;
+use strata::input::{open_input, Input};
 use strata::json::to_canonical;
 use strata::layer::compress::Compression;
 use strata::normalize::{normalize_image, normalize_layer_file, Modes, NormalizeOptions, Owners};
@@ -114,7 +115,10 @@ pub(super) struct NormalizeArgs {
 
 fn options(a: &NormalizeArgs) -> Result<NormalizeOptions> {
     let compression = match (&a.compression, a.level) {
-        (Some(c), l) => Some(Compression::parse(c, l)?),
+        (Some(c), l) => {
+            Compression::parse(c, None).map_err(|e| e.context("--compression"))?;
+            Some(Compression::parse(c, l).map_err(|e| e.context("--level"))?)
+        }
         (None, Some(l)) => {
             return Err(Error::invalid(format!(
                 "--level {l}: give --compression too"

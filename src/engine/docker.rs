@@ -269,11 +269,7 @@ mod tests {
             .iter()
             .zip(diff_ids.iter().zip(chain))
             .map(|(b, (d, c))| LoadLayer {
-                desc: Descriptor::new(
-                    "application/vnd.oci.image.layer.v1.tar",
-                    Digest::of(b),
-                    b.len() as u64,
-                ),
+                desc: Descriptor::new(crate::media_type::OCI_LAYER, Digest::of(b), b.len() as u64),
                 diff_id: *d,
                 chain_id: c,
                 source: BlobSource::Bytes(Arc::new(b.clone())),

@@ -22,10 +22,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 use super::accounts::Accounts;
 use super::dir_options::{dev_numbers, read_xattrs, DirOptions};
 use super::entry::{default_file_mode, Content, Entry, EntryKind, DIR_MODE, SYMLINK_MODE};
-use super::path::LayerPath;
+use super::path::{check_link_target, LayerPath};
+use super::policy::{Modes, Owners};
 use crate::error::{Error, IoContext, Result};
-use crate::normalize::{Modes, Owners};
-use crate::spec::check_link_target;
 
 /// Most entries one walk may produce (a guard against runaway trees).
 pub const MAX_ENTRIES: usize = 10_000_000;

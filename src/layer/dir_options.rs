@@ -37,9 +37,9 @@ use std::os::unix::ffi::OsStrExt;
 use camino::Utf8Path;
 
 use super::entry::Xattrs;
+use super::policy::{Modes, Owners};
 use crate::error::{Error, Result};
 use crate::glob::Glob;
-use crate::normalize::{Modes, Owners};
 
 /// The extended attributes kept when asked for, and no others.
 pub const XATTR_ALLOW: &[&str] = &["security.capability"];

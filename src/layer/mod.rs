@@ -19,6 +19,7 @@ pub mod dir;
 pub mod dir_options;
 pub mod entry;
 pub mod path;
+pub mod policy;
 pub mod read;
 pub mod tar;
 

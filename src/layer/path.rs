@@ -168,6 +168,21 @@ impl fmt::Debug for LayerPath {
     }
 }
 
+/// Refuse relative symlink targets that climb above the layer root.
+pub fn check_link_target(path: &LayerPath, target: &str) -> Result<()> {
+    if target.is_empty() || target.contains('\0') {
+        return Err(Error::invalid(format!(
+            "symlink {path}: empty target or NUL in target"
+        )));
+    }
+    if path.resolve_link(target).is_none() {
+        return Err(Error::invalid(format!(
+            "symlink {path} -> {target}: escapes the layer root"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,8 +24,12 @@ use serde::Deserialize;
 use crate::error::{describe_io, Error, ErrorKind, Result};
 use crate::registry::auth::{parse_challenge, Challenge, Credentials};
 
-/// Manifest media types a pull accepts, most specific first.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+pub use crate::media_type::MANIFEST_ACCEPT;
+// Moved to modules of their own; the old paths stay for callers.
+use super::status::status_text;
+pub use super::status::{registry_message, status_error};
+pub use super::tls::parse_pem_certs;
+use super::tls::tls_config;
 
 /// How a [`Client`] connects.
 #[derive(Debug, Clone)]
@@ -101,85 +105,6 @@ fn describe_transport(t: &ureq::Transport) -> String {
             .map(|m| m.to_lowercase())
             .unwrap_or_else(|| "connection failed".into()),
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorsBody {
-    #[serde(default)]
-    errors: Vec<ErrorItem>,
-}
-
-#[derive(Deserialize)]
-struct ErrorItem {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-/// The registry's own words about a failed request, if it said any.
-pub fn registry_message(resp: ureq::Response) -> String {
-    let mut body = Vec::new();
-    let _ = resp.into_reader().take(64 * 1024).read_to_end(&mut body);
-    match serde_json::from_slice::<ErrorsBody>(&body) {
-        Ok(b) if !b.errors.is_empty() => {
-            let parts: Vec<String> = b
-                .errors
-                .iter()
-                .map(|e| {
-                    let msg: String = e
-                        .message
-                        .chars()
-                        .filter(|c| !c.is_control())
-                        .take(200)
-                        .collect();
-                    if msg.is_empty() {
-                        e.code.clone()
-                    } else {
-                        format!("{} ({msg})", e.code)
-                    }
-                })
-                .collect();
-            format!(": {}", parts.join("; "))
-        }
-        _ => String::new(),
-    }
-}
-
-fn status_text(code: u16) -> &'static str {
-    match code {
-        400 => "400 Bad Request",
-        401 => "401 Unauthorized",
-        403 => "403 Forbidden",
-        404 => "404 Not Found",
-        405 => "405 Method Not Allowed",
-        409 => "409 Conflict",
-        413 => "413 Payload Too Large",
-        416 => "416 Range Not Satisfiable",
-        429 => "429 Too Many Requests",
-        500 => "500 Internal Server Error",
-        502 => "502 Bad Gateway",
-        503 => "503 Service Unavailable",
-        504 => "504 Gateway Timeout",
-        _ => "unexpected status",
-    }
-}
-
-/// An error for an unexpected status: `{what}: 404 Not Found: MANIFEST_UNKNOWN (...)`.
-pub fn status_error(what: &str, resp: ureq::Response) -> Error {
-    let code = resp.status();
-    let text = status_text(code);
-    let text = if text == "unexpected status" {
-        format!("unexpected status {code}")
-    } else {
-        text.to_string()
-    };
-    let kind = if code == 404 {
-        ErrorKind::InvalidInput
-    } else {
-        ErrorKind::Remote
-    };
-    Error::new(kind, format!("{what}: {text}{}", registry_message(resp)))
 }
 
 impl Client {
@@ -590,48 +515,6 @@ impl Client {
     pub fn retries(&self) -> u32 {
         self.opts.retries
     }
-}
-
-/// Mozilla's roots plus `extra` (certificates a user trusts); certificates
-/// are always verified.
-fn tls_config(extra: &[Vec<u8>]) -> std::sync::Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    for der in extra {
-        // Why ignore a bad one here: `parse_pem_certs` already refused malformed files.
-        let _ = roots.add(rustls::pki_types::CertificateDer::from(der.clone()));
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    std::sync::Arc::new(cfg)
-}
-
-/// The certificates of a PEM file (`--ca-cert`), as DER.
-pub fn parse_pem_certs(path: &camino::Utf8Path) -> Result<Vec<Vec<u8>>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {path}"), &e))?;
-    let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&bytes)
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::invalid(format!("{path}: not a PEM certificate file")))?;
-    if certs.is_empty() {
-        return Err(Error::invalid(format!(
-            "{path}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-        )));
-    }
-    for (i, c) in certs.iter().enumerate() {
-        let mut store = rustls::RootCertStore::empty();
-        store
-            .add(CertificateDer::from(c.clone()))
-            .map_err(|e| Error::invalid(format!("{path}: certificate {}: {e}", i + 1)))?;
-    }
-    Ok(certs)
 }
 
 /// The pull/push scope for `repository`.

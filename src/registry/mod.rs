@@ -18,6 +18,8 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod referrers;
+mod status;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -17,15 +17,16 @@ use std::io::Read;
 
 use camino::Utf8Path;
 
-use crate::descriptor::{is_index, is_manifest, Descriptor, Index, Manifest, Platform};
+use crate::descriptor::{Descriptor, Index, Manifest, Platform};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::tag_annotations;
 use crate::json;
 use crate::layout::{choose_platform, BlobSource, LayoutPlan, RemoteBlob};
+use crate::media_type::{is_index, is_manifest, MANIFEST_ACCEPT};
 use crate::output::AtomicDir;
 use crate::parallel::parallel;
-use crate::registry::client::{self, Body, Client, MANIFEST_ACCEPT};
+use crate::registry::client::{self, Body, Client};
 use crate::registry::{download_blob, Outcome, Progress, Reference, Registries};
 
 /// What to pull.
@@ -196,11 +197,11 @@ fn add_manifest(
     w: &mut Work,
 ) -> Result<Platform> {
     let m: Manifest = json::parse(&bytes, name)?;
-    if m.layers.len() > crate::image::MAX_LAYERS {
+    if m.layers.len() > crate::limits::MAX_LAYERS {
         return Err(Error::corrupt(format!(
             "{name}: {} layers exceeds the limit of {}",
             m.layers.len(),
-            crate::image::MAX_LAYERS
+            crate::limits::MAX_LAYERS
         )));
     }
     let config = fetch_json_blob(client, repository, &m.config)?;

@@ -16,11 +16,12 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use crate::descriptor::{is_index, is_manifest, Descriptor, Index, Manifest};
+use crate::descriptor::{Descriptor, Index, Manifest};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::json;
 use crate::layout::{BlobSource, Layout};
+use crate::media_type::{is_index, is_manifest};
 use crate::parallel::parallel;
 use crate::registry::client::{self, Body, Client};
 use crate::registry::{open_blob, read_full, Outcome, Progress, Reference, Registries};
