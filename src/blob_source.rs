@@ -4,7 +4,7 @@
 //!
 //! Invariants: opening never extracts or copies (a slice of a plain tar is
 //! a seek; a slice of a compressed archive is read by decompressing from its
-//! start, see [`crate::tar_members`]); an absent blob is an error naming
+//! start, see `tar_members`); an absent blob is an error naming
 //! where it lives, never an empty read.
 
 use std::fs::File;
@@ -54,7 +54,7 @@ pub enum BlobSource {
     },
     /// A slice of the tar stream inside a gzip- or zstd-compressed archive
     /// (not seekable: read by decompressing from the start, see
-    /// [`crate::tar_members`]).
+    /// `tar_members`).
     Compressed {
         /// The compressed archive.
         archive: Utf8PathBuf,

@@ -33,8 +33,6 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::layer::read::{EntryType, LayerReader};
 use crate::limits::MAX_ARCHIVE_ENTRIES;
-// Moved to `blob_source`; the old paths stay for callers.
-pub use crate::blob_source::{compression_of, open_compressed};
 
 /// Largest member of a compressed archive kept in memory while scanning.
 pub const SMALL_MEMBER: u64 = 1 << 20;
