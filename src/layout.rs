@@ -135,7 +135,7 @@ impl BlobSource {
 /// The error for needing the bytes of a blob that lives only in a registry.
 pub fn remote_error(digest: &Digest, at: &RemoteBlob) -> Error {
     Error::invalid(format!(
-        "blob {digest} is not local: it lives at {}/{} (a shallow base); fetch it with network access or pull the base without --shallow",
+        "blob {digest} is not local: it lives at {}/{} (a shallow base); fetch it with network access or pull the base in full (not shallow)",
         at.registry, at.repository
     ))
 }
@@ -530,7 +530,7 @@ pub fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descr
                 .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
                 .collect();
             Err(Error::invalid(format!(
-                "index has several manifests ({}); choose one with --platform",
+                "index has several manifests ({}); choose one by platform",
                 have.join(", ")
             )))
         }

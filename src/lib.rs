@@ -37,3 +37,6 @@ pub mod docker_archive;
 pub mod tar_members;
 // Incremental loads into container engines (issue #22).
 pub mod engine;
+// Library verbs the CLI calls (issue #21).
+pub mod index;
+pub mod summary;

@@ -135,7 +135,7 @@ impl Reference {
         }
         if plain_http && !is_loopback(&registry) {
             return Err(bad(
-                "http:// is accepted only for 127.0.0.1, ::1 and localhost; use --insecure for plain HTTP elsewhere",
+                "http:// is accepted only for 127.0.0.1, ::1 and localhost; plain HTTP elsewhere must be allowed explicitly",
             ));
         }
         Ok(Reference {
@@ -164,7 +164,7 @@ impl Reference {
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Result<Reference> {
         if !valid_tag(tag) {
-            return Err(Error::invalid(format!("--tag {tag:?}: invalid tag")));
+            return Err(Error::invalid(format!("tag {tag:?}: invalid")));
         }
         Ok(Reference {
             tag: Some(tag.to_string()),
