@@ -50,8 +50,9 @@ pub(crate) struct CacheDirArg {
 /// `--mtime` and `--threads`: what makes entries and how fast.
 #[derive(Args)]
 pub(crate) struct EntryArgs {
-    /// mtime of every entry (and an image's created time), seconds since the
-    /// epoch (default: SOURCE_DATE_EPOCH, else 0).
+    /// mtime of every entry, seconds since the epoch (default:
+    /// SOURCE_DATE_EPOCH, else 0); `normalize` also makes it an image's
+    /// created time.
     #[arg(long)]
     mtime: Option<String>,
     /// Compression threads (default: all cores; the bytes never depend on it).
@@ -78,7 +79,7 @@ pub(crate) enum CompressionArg {
     Gzip,
     /// zstd (levels 1-19, default 3).
     Zstd,
-    /// An uncompressed tar.
+    /// no compression: a plain tar.
     None,
 }
 

@@ -17,7 +17,7 @@ use strata::engine::docker::Docker;
 use strata::engine::podman::Podman;
 use strata::engine::{summary, EngineKind, LoadImage};
 use strata::error::{Error, Result};
-use strata::layout::{BlobSource, Layout};
+use strata::layout::Layout;
 use strata::output;
 
 #[derive(Args)]
@@ -106,8 +106,7 @@ pub(super) fn load(a: LoadArgs) -> CliResult {
     let quiet = a.quiet;
     let cache_flag = a.cache.cache_dir.clone();
     let mut prepare = |img: &mut LoadImage, skip: usize| -> Result<()> {
-        let remote = img.remote_layers(skip);
-        if remote.is_empty() {
+        if img.remote_layers(skip).is_empty() {
             return Ok(());
         }
         let dir = match cache_dir(cache_flag.as_deref()) {
@@ -122,12 +121,7 @@ pub(super) fn load(a: LoadArgs) -> CliResult {
         let cache = strata::registry::cache::Cache::new(&dir);
         let regs = registries(None, false, 3, &[])?;
         let progress = Reporter::new(quiet, "fetching");
-        for (d, at) in remote {
-            let (path, _) = cache.get(&regs, &d, &at, &progress)?;
-            for l in img.layers.iter_mut().filter(|l| l.desc.digest == d) {
-                l.source = BlobSource::File(path.clone());
-            }
-        }
+        img.fetch_remote_layers(skip, &cache, &regs, &progress)?;
         progress.finish();
         Ok(())
     };
