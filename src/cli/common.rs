@@ -91,7 +91,17 @@ impl CompressionArg {
             CompressionArg::Zstd => "zstd",
             CompressionArg::None => "none",
         };
-        Compression::parse(name, level)
+        // The name is valid (clap checked it): an error is about the level.
+        // Why the check: the library's message names the value only; until
+        // compress.rs's messages are rephrased (helper nouns), it still
+        // names the flag itself.
+        Compression::parse(name, level).map_err(|e| {
+            if e.message().starts_with("--level") {
+                e
+            } else {
+                e.context("--level")
+            }
+        })
     }
 }
 

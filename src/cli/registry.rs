@@ -270,14 +270,7 @@ pub(super) fn pull(a: PullArgs) -> CliResult {
             usage(strata::descriptor::split_tag(t))?;
             Some(t.clone())
         }
-        None => src.tag.as_ref().map(|t| {
-            let host = if src.registry == strata::registry::reference::DOCKER_HUB {
-                "docker.io"
-            } else {
-                src.registry.as_str()
-            };
-            format!("{host}/{}:{t}", src.repository)
-        }),
+        None => src.tag_name(),
     };
     let progress = Reporter::new(a.registry.quiet, "pulling");
     let opts = strata::registry::pull::PullOptions {
