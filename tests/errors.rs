@@ -2111,3 +2111,49 @@ fn no_library_string_names_a_cli_flag() {
         ]
     );
 }
+
+/// Closed choices (clap `ValueEnum`s) and the flags the CLI adds to the
+/// library's data errors: one line naming the flag, exit 2 for usage.
+#[test]
+fn closed_choices_and_flag_hints_name_the_flag() {
+    let t = tempdir();
+    let d = t.path();
+    one_layer(d);
+    ok_in(d, &["image", "--out", "img", "--layer", "l.tgz:l.json"]);
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["index", "--out", "idx", "--format", "tar", "img"],
+            r#"--format "tar": expected oci, oci-archive or docker-archive"#,
+        ),
+        (
+            &["normalize", "--modes", "all", "l.tgz", "o.tgz"],
+            r#"--modes "all": expected keep or default"#,
+        ),
+        (
+            &["normalize", "--compression", "lz4", "l.tgz", "o.tgz"],
+            r#"--compression "lz4": expected gzip, zstd or none"#,
+        ),
+        (
+            &["load", "--engine", "rkt", "img"],
+            r#"--engine "rkt": expected docker or podman"#,
+        ),
+        (
+            &["layer", "--out", "o.tgz", "--exclude", "a**", "t"],
+            r#"--exclude: glob "a**""#,
+        ),
+    ];
+    for (args, phrase) in cases {
+        rejects(d, args, 2, &[phrase]);
+    }
+    fs::create_dir(d.join("fifo")).unwrap();
+    mkfifo(&d.join("fifo/p"));
+    rejects(
+        d,
+        &["layer", "--out", "o.tgz", "fifo"],
+        1,
+        &[
+            "fifo/p: a FIFO cannot go into a layer unless asked for",
+            "(--devices, --exclude)",
+        ],
+    );
+}

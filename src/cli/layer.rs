@@ -12,6 +12,7 @@ use strata::json::to_canonical;
 use strata::layer::dir_options::DirOptions;
 use strata::layer::inputs::{build_layer_file, BuildOptions, DirInput, LayerInputs};
 use strata::layer::LayerOptions;
+use strata::normalize::{Modes, Owners};
 
 #[derive(Args)]
 pub(super) struct LayerArgs {
@@ -41,11 +42,11 @@ pub(super) struct LayerArgs {
     /// Directories whose contents become the layer root; DIR=/prefix puts them under /prefix.
     inputs: Vec<String>,
     /// Modes of DIR inputs: default (0755/0644 by the executable bit) or keep (the tree's, setuid/setgid/sticky included; for root filesystems).
-    #[arg(long, default_value = "default")]
-    modes: String,
+    #[arg(long, default_value = "default", value_parser = modes_flag)]
+    modes: Modes,
     /// Owners of DIR inputs: root (0:0), keep (the tree's numeric uid/gid; names empty) or keep-names (also names from the tree's own etc/passwd and etc/group).
-    #[arg(long, default_value = "root")]
-    owners: String,
+    #[arg(long, default_value = "root", value_parser = owners_flag)]
+    owners: (Owners, bool),
     /// Keep file capabilities (the security.capability xattr, no other) of DIR inputs.
     #[arg(long)]
     xattrs: bool,
@@ -53,8 +54,8 @@ pub(super) struct LayerArgs {
     #[arg(long)]
     devices: bool,
     /// Leave out layer paths matching GLOB, with their subtrees (`*` within a component, `**` across, `?`); repeatable.
-    #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
+    #[arg(long, value_name = "GLOB", value_parser = exclude_flag)]
+    exclude: Vec<Glob>,
 }
 
 pub(super) fn layer(a: LayerArgs) -> CliResult {
@@ -65,9 +66,8 @@ pub(super) fn layer(a: LayerArgs) -> CliResult {
             "no inputs: give directories and/or --spec FILE",
         )));
     }
-    let dir_options = usage(dir_options(&a))?;
-    let dir_flags = a.modes != "default"
-        || a.owners != "root"
+    let dir_flags = a.modes != Modes::Default
+        || a.owners != (Owners::Root, false)
         || a.xattrs
         || a.devices
         || !a.exclude.is_empty();
@@ -81,7 +81,14 @@ pub(super) fn layer(a: LayerArgs) -> CliResult {
     let inputs = LayerInputs {
         dirs: usage(a.inputs.iter().map(|s| DirInput::parse(s)).collect())?,
         specs: a.spec.clone(),
-        dir_options,
+        dir_options: DirOptions {
+            modes: a.modes,
+            owners: a.owners.0,
+            owner_names: a.owners.1,
+            xattrs: a.xattrs,
+            devices: a.devices,
+            exclude: a.exclude.clone(),
+        },
     };
     let opts = BuildOptions {
         layer: LayerOptions {
@@ -110,22 +117,17 @@ fn dir_flag_hint(e: Error) -> Error {
     )
 }
 
-/// `strata layer`'s attribute policy for DIR inputs (spec trees say their own).
-fn dir_options(a: &LayerArgs) -> Result<DirOptions> {
-    // The library's message names the value; the flag is prefixed to it.
-    let flag = |e: Error, name: &str| e.context(format!("--{name}"));
-    let (owners, owner_names) =
-        strata::spec::parse_owners(&a.owners).map_err(|e| flag(e, "owners"))?;
-    Ok(DirOptions {
-        modes: strata::spec::parse_modes(&a.modes).map_err(|e| flag(e, "modes"))?,
-        owners,
-        owner_names,
-        xattrs: a.xattrs,
-        devices: a.devices,
-        exclude: a
-            .exclude
-            .iter()
-            .map(|g| Glob::new(g).map_err(|e| flag(e, "exclude")))
-            .collect::<Result<_>>()?,
-    })
+// `strata layer`'s attribute policy for DIR inputs (spec trees say their
+// own). The library's messages name the value; the flag is prefixed.
+
+fn modes_flag(s: &str) -> Result<Modes> {
+    strata::spec::parse_modes(s).map_err(|e| e.context("--modes"))
+}
+
+fn owners_flag(s: &str) -> Result<(Owners, bool)> {
+    strata::spec::parse_owners(s).map_err(|e| e.context("--owners"))
+}
+
+fn exclude_flag(s: &str) -> Result<Glob> {
+    Glob::new(s).map_err(|e| e.context("--exclude"))
 }
