@@ -99,3 +99,91 @@ impl ComposedIndex {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::write_image;
+    use crate::descriptor::Platform;
+    use crate::image::{compose, rfc3339, ImageOptions, NewLayer};
+    use crate::layer::compress::Compression;
+    use crate::layer::inputs::{build_layer_file, BuildOptions, DirInput, LayerInputs};
+    use crate::layer::LayerOptions;
+    use crate::layout::BlobSource;
+    use crate::summary::{summarize, Summary};
+
+    /// A one-layer image for `platform` at `root/NAME`, all through the library.
+    fn image(root: &Utf8Path, name: &str, platform: &str) -> Layout {
+        let inputs = LayerInputs {
+            dirs: vec![DirInput::parse(root.join("tree").as_str()).unwrap()],
+            ..LayerInputs::default()
+        };
+        let opts = BuildOptions {
+            layer: LayerOptions {
+                compression: Compression::gzip(),
+                mtime: 0,
+                threads: 1,
+            },
+            dedupe: true,
+        };
+        let blob = root.join(format!("{name}.tgz"));
+        let desc = build_layer_file(&inputs, &blob, &opts).unwrap();
+        let layer = NewLayer {
+            desc,
+            source: BlobSource::File(blob),
+        };
+        let opts = ImageOptions {
+            platform: Some(Platform::parse(platform).unwrap()),
+            created: rfc3339(0),
+            ..ImageOptions::default()
+        };
+        let composed = compose(None, vec![layer], &opts).unwrap();
+        write_image(&composed, Format::Oci, &root.join(name), 0).unwrap();
+        Layout::open(&root.join(name)).unwrap()
+    }
+
+    #[test]
+    fn an_index_of_two_platforms_round_trips_and_refuses_a_twin() {
+        let t = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(t.path()).unwrap();
+        std::fs::create_dir(root.join("tree")).unwrap();
+        std::fs::write(root.join("tree/motd"), b"hi\n").unwrap();
+        let amd = image(root, "amd", "linux/amd64");
+        let arm = image(root, "arm", "linux/arm64");
+        let opts = IndexOptions {
+            tag: Some("multi:1".into()),
+        };
+        let c = compose_index(&[amd, arm], &opts).unwrap();
+        c.write(Format::Oci, &root.join("idx"), 0).unwrap();
+        let e = c.write(Format::DockerArchive, &root.join("x.tar"), 0);
+        assert!(e.unwrap_err().to_string().contains("holds one image"));
+        let idx = Layout::open(&root.join("idx")).unwrap();
+        match summarize(&idx, Some("1"), None).unwrap() {
+            Summary::Index { top, manifests } => {
+                assert_eq!(top.digest, c.digest);
+                let ps: Vec<String> = manifests
+                    .iter()
+                    .map(|m| m.platform.as_ref().unwrap().to_string())
+                    .collect();
+                assert_eq!(ps, ["linux/amd64", "linux/arm64"]);
+            }
+            Summary::Image(_) => panic!("an index summarized as an image"),
+        }
+        let arm64 = Platform::parse("linux/arm64").unwrap();
+        let Summary::Image(s) = summarize(&idx, None, Some(&arm64)).unwrap() else {
+            panic!("no image for linux/arm64");
+        };
+        assert_eq!(s.image.platform().to_string(), "linux/arm64");
+        assert_eq!(s.diff_ids.len(), 1);
+        let twin = [
+            image(root, "a1", "linux/amd64"),
+            image(root, "a2", "linux/amd64"),
+        ];
+        let e = compose_index(&twin, &IndexOptions::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a second image for platform linux/amd64"),
+            "{e}"
+        );
+    }
+}
