@@ -2062,9 +2062,17 @@ fn names_a_flag(lit: &str) -> bool {
 
 #[test]
 fn no_library_string_names_a_cli_flag() {
-    // Why allowed for now: helper `nouns` splits these files and rephrases
-    // their messages; the lead drops this list at the merge.
-    const NOUNS_OWNS: [&str; 3] = ["src/layer/compress.rs", "src/layer/read.rs", "src/diff.rs"];
+    // Why allowed for now: helper `nouns` splits these files (into
+    // `NAME.rs` or `NAME/`) and rephrases their messages; the lead drops this
+    // list at the merge. (The diff report's "--semantic ignored" text is
+    // the diff command's output: render it in src/cli/audit.rs, or keep that
+    // one file here.)
+    const NOUNS_OWNS: [&str; 3] = ["src/layer/compress", "src/layer/read", "src/diff"];
+    let nouns_owns = |rel: &str| {
+        NOUNS_OWNS
+            .iter()
+            .any(|p| rel == format!("{p}.rs") || rel.starts_with(&format!("{p}/")))
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     let mut dirs = vec![root.join("src")];
@@ -2083,7 +2091,7 @@ fn no_library_string_names_a_cli_flag() {
     for f in &files {
         let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
         let cli = rel == "src/cli.rs" || rel.starts_with("src/cli/") || rel == "src/main.rs";
-        if cli || NOUNS_OWNS.contains(&rel.as_str()) {
+        if cli || nouns_owns(&rel) {
             continue;
         }
         for (line, lit) in string_literals(&fs::read_to_string(f).unwrap()) {
