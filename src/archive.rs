@@ -33,14 +33,14 @@ pub enum Format {
 }
 
 impl Format {
-    /// Parse a `--format` value.
+    /// Parse a format's name: `oci`, `oci-archive` or `docker-archive`.
     pub fn parse(s: &str) -> Result<Format> {
         match s {
             "oci" => Ok(Format::Oci),
             "oci-archive" => Ok(Format::OciArchive),
             "docker-archive" => Ok(Format::DockerArchive),
             _ => Err(Error::invalid(format!(
-                "--format {s:?}: expected oci, oci-archive or docker-archive"
+                "format {s:?}: expected oci, oci-archive or docker-archive"
             ))),
         }
     }
@@ -68,7 +68,7 @@ fn docker_manifest(c: &Composed) -> Result<Vec<u8>> {
             Some(Compression::Zstd { .. })
         ) {
             return Err(Error::unsupported(format!(
-                "layer {} is tar+zstd, which docker-archive cannot carry (docker load 20.10 and skopeo refuse it); use --format oci or oci-archive",
+                "layer {} is tar+zstd, which docker-archive cannot carry (docker load 20.10 and skopeo refuse it); write an OCI layout or an oci-archive",
                 l.digest
             )));
         }

@@ -184,7 +184,7 @@ fn check_changes(ch: &ConfigChanges) -> Result<()> {
     for (k, _) in &ch.env {
         if k.is_empty() || k.contains('=') {
             return Err(Error::invalid(format!(
-                "--env {k:?}: expected KEY=VALUE with a non-empty KEY"
+                "environment variable {k:?}: expected KEY=VALUE with a non-empty KEY"
             )));
         }
     }
@@ -196,14 +196,14 @@ fn check_changes(ch: &ConfigChanges) -> Result<()> {
                 .is_some_and(|(a, b)| a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok());
         if !ok_port || !["tcp", "udp", "sctp"].contains(&proto) {
             return Err(Error::invalid(format!(
-                "--exposed-port {p:?}: expected PORT[/tcp|udp|sctp], e.g. 8080/tcp"
+                "exposed port {p:?}: expected PORT[/tcp|udp|sctp], e.g. 8080/tcp"
             )));
         }
     }
     for v in &ch.volumes {
         if !v.starts_with('/') {
             return Err(Error::invalid(format!(
-                "--volume {v:?}: must be an absolute path in the container"
+                "volume {v:?}: must be an absolute path in the container"
             )));
         }
     }
@@ -363,7 +363,7 @@ fn resolve_platform(base: Option<&Image>, asked: Option<&Platform>) -> Result<Pl
             let have = img.platform();
             if !p.matches(&have) {
                 return Err(Error::invalid(format!(
-                    "--platform {p} does not match the base image's platform {have}"
+                    "platform {p} does not match the base image's platform {have}"
                 )));
             }
             Ok(have)

@@ -475,7 +475,7 @@ pub fn choose_platform(idx: &Index, platform: Option<&Platform>) -> Result<Descr
                 .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
                 .collect();
             Err(Error::invalid(format!(
-                "index has several manifests ({}); choose one with --platform",
+                "index has several manifests ({}); choose one by platform",
                 have.join(", ")
             )))
         }

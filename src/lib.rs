@@ -172,3 +172,6 @@ pub use layer::path::LayerPath;
 pub use layer::{write_layer, write_layer_file, LayerDescriptor, LayerOptions};
 pub use layout::{BlobSource, Image, Layout, LayoutPlan};
 pub use spec::LayerSpec;
+// Library verbs the CLI calls (issue #21).
+pub mod index;
+pub mod summary;

@@ -174,7 +174,7 @@ fn to_entry<R: Read>(
         .collect();
     if !foreign.is_empty() && !opts.drop_xattrs {
         return Err(Error::unsupported(format!(
-            "{}: carries xattrs ({}), which strata layers do not hold; --drop-xattrs drops them",
+            "{}: carries xattrs ({}), which strata layers do not hold; drop xattrs to normalize it",
             at(),
             foreign.join(", ")
         )));
@@ -190,7 +190,7 @@ fn to_entry<R: Read>(
     for (what, name) in [("uname", &e.uname), ("gname", &e.gname)] {
         if name.len() > 32 && opts.owners == Owners::Keep {
             return Err(Error::unsupported(format!(
-                "{}: {what} {name:?} is longer than 32 bytes; --owners root drops it",
+                "{}: {what} {name:?} is longer than 32 bytes; root owners drop it",
                 at()
             )));
         }
@@ -491,7 +491,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "in.tar: entry 0 (dev/null): carries xattrs (user.k), which strata layers \
-             do not hold; --drop-xattrs drops them"
+             do not hold; drop xattrs to normalize it"
         );
 
         // A file with xattrs: refused by name, unless they are dropped.
@@ -523,6 +523,6 @@ mod tests {
             ..NormalizeOptions::default()
         };
         normalize_layer(&data[..], "in.tar", stage, Vec::new(), "out", &opts)
-            .expect("--drop-xattrs drops them");
+            .expect("dropping xattrs normalizes it");
     }
 }

@@ -70,6 +70,28 @@ pub fn verify(layout: &Layout) -> Report {
     v.report
 }
 
+/// How strict [`verify_with`] is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// A layer only recorded as living in a registry (a shallow layout) is
+    /// a problem, not just reported in [`Report::remote`].
+    pub require_complete: bool,
+}
+
+/// Verify everything `layout` references, as [`verify`], under `opts`.
+pub fn verify_with(layout: &Layout, opts: &VerifyOptions) -> Report {
+    let mut report = verify(layout);
+    if opts.require_complete && !report.remote.is_empty() {
+        let n = report.remote.len();
+        report.problems.push(format!(
+            "{}: {n} layer(s) only in a registry (shallow): {}",
+            layout.path(),
+            report.remote.join(", ")
+        ));
+    }
+    report
+}
+
 struct Verifier<'a> {
     layout: &'a Layout,
     seen: BTreeSet<Digest>,

@@ -9,7 +9,8 @@ use camino::Utf8PathBuf;
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::{human, kv, usage, CliResult};
+use super::common::{human, kv};
+use super::{usage, CliResult};
 use strata::descriptor::Descriptor;
 use strata::error::{Error, IoContext, Result};
 use strata::layout::Layout;

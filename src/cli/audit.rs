@@ -3,15 +3,15 @@
 //! audit commands touch the shared command table in two lines only.
 
 use camino::Utf8PathBuf;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::{epoch, print_json, threads, usage, CliResult, Failure};
+use super::common::{finish_side_output, hint, print_json, side_output, CompressionArg, EntryArgs};
+use super::{usage, CliResult, Failure};
 use strata::diff::DiffOptions;
 use strata::error::{Error, Result};
 use strata::glob::Glob;
 use strata::input::{open_input, Input};
 use strata::json::to_canonical;
-use strata::layer::compress::Compression;
 use strata::normalize::{normalize_image, normalize_layer_file, Modes, NormalizeOptions, Owners};
 
 #[derive(Args)]
@@ -75,24 +75,20 @@ pub(super) struct NormalizeArgs {
     input: Utf8PathBuf,
     /// Where to write: a layer blob for a layer, an OCI layout directory for an image.
     out: Utf8PathBuf,
-    /// gzip, zstd or none (default: the input's compression, at the default level).
-    #[arg(long)]
-    compression: Option<String>,
+    /// The output's compression (default: the input's, at the default level).
+    #[arg(long, value_enum)]
+    compression: Option<CompressionArg>,
     /// Compression level (gzip 1-12, default 5; zstd 1-19, default 3).
     #[arg(long)]
     level: Option<i32>,
-    /// mtime of every entry and the image's created time (default: SOURCE_DATE_EPOCH, else 0).
-    #[arg(long)]
-    mtime: Option<String>,
-    /// Compression threads (default: all cores; the bytes never depend on it).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// keep (default) or root (uid/gid 0, no user/group names).
-    #[arg(long, default_value = "keep")]
-    owners: String,
-    /// keep (default) or default (0755/0644 by the executable bit, dirs 0755, as `strata layer`).
-    #[arg(long, default_value = "keep")]
-    modes: String,
+    #[command(flatten)]
+    entry: EntryArgs,
+    /// Owners of the entries.
+    #[arg(long, value_enum, default_value = "keep")]
+    owners: OwnersArg,
+    /// Modes of the entries.
+    #[arg(long, value_enum, default_value = "keep")]
+    modes: ModesArg,
     /// Synthesize missing parent directories (0755, 0:0).
     #[arg(long)]
     parents: bool,
@@ -113,12 +109,27 @@ pub(super) struct NormalizeArgs {
     platform: Option<String>,
 }
 
+/// `normalize --owners`.
+#[derive(Clone, Copy, ValueEnum)]
+enum OwnersArg {
+    /// The input's owners and names.
+    Keep,
+    /// uid/gid 0, no user/group names.
+    Root,
+}
+
+/// `normalize --modes`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ModesArg {
+    /// The input's modes.
+    Keep,
+    /// 0755/0644 by the executable bit, dirs 0755, as `strata layer`.
+    Default,
+}
+
 fn options(a: &NormalizeArgs) -> Result<NormalizeOptions> {
-    let compression = match (&a.compression, a.level) {
-        (Some(c), l) => {
-            Compression::parse(c, None).map_err(|e| e.context("--compression"))?;
-            Some(Compression::parse(c, l).map_err(|e| e.context("--level"))?)
-        }
+    let compression = match (a.compression, a.level) {
+        (Some(c), l) => Some(c.with_level(l)?),
         (None, Some(l)) => {
             return Err(Error::invalid(format!(
                 "--level {l}: give --compression too"
@@ -126,28 +137,18 @@ fn options(a: &NormalizeArgs) -> Result<NormalizeOptions> {
         }
         (None, None) => None,
     };
-    let owners = match a.owners.as_str() {
-        "keep" => Owners::Keep,
-        "root" => Owners::Root,
-        o => {
-            return Err(Error::invalid(format!(
-                "--owners {o:?}: expected keep or root"
-            )))
-        }
+    let owners = match a.owners {
+        OwnersArg::Keep => Owners::Keep,
+        OwnersArg::Root => Owners::Root,
     };
-    let modes = match a.modes.as_str() {
-        "keep" => Modes::Keep,
-        "default" => Modes::Default,
-        m => {
-            return Err(Error::invalid(format!(
-                "--modes {m:?}: expected keep or default"
-            )))
-        }
+    let modes = match a.modes {
+        ModesArg::Keep => Modes::Keep,
+        ModesArg::Default => Modes::Default,
     };
     Ok(NormalizeOptions {
         compression,
-        mtime: epoch(a.mtime.as_deref(), "mtime")?,
-        threads: threads(a.threads),
+        mtime: a.entry.mtime()?,
+        threads: a.entry.threads(),
         owners,
         modes,
         parents: a.parents,
@@ -171,9 +172,9 @@ pub(super) fn normalize(a: NormalizeArgs) -> CliResult {
                     "{p}: a single layer: --ref and --platform apply to images"
                 ))));
             }
-            let desc_out = super::side_output(a.descriptor.as_deref())?;
-            let desc = normalize_layer_file(&p, &a.out, &opts)?;
-            super::finish_side_output(desc_out, &to_canonical(&desc))?;
+            let desc_out = side_output(a.descriptor.as_deref())?;
+            let desc = normalize_layer_file(&p, &a.out, &opts).map_err(normalize_hint)?;
+            finish_side_output(desc_out, &to_canonical(&desc))?;
             outln!("{}", desc.digest);
         }
         Input::Image(layout) => {
@@ -189,9 +190,16 @@ pub(super) fn normalize(a: NormalizeArgs) -> CliResult {
                 platform.as_ref(),
                 &a.out,
                 &opts,
-            )?;
+            )
+            .map_err(normalize_hint)?;
             outln!("{}", d.digest);
         }
     }
     Ok(0)
+}
+
+/// The flags that normalize what the library refuses to keep.
+fn normalize_hint(e: Error) -> Error {
+    let e = hint(e, "drop xattrs to normalize it", "--drop-xattrs");
+    hint(e, "root owners drop it", "--owners root")
 }

@@ -6,24 +6,27 @@
 use std::sync::Mutex;
 
 use camino::Utf8PathBuf;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::{cache_dir, registries, usage, CliResult, Reporter};
+use super::common::CacheDirArg;
+use super::registry::{cache_dir, registries};
+use super::report::Reporter;
+use super::{usage, CliResult};
 use strata::descriptor::Platform;
 use strata::engine::docker::Docker;
 use strata::engine::podman::Podman;
 use strata::engine::{summary, EngineKind, LoadImage};
 use strata::error::{Error, Result};
-use strata::layout::{BlobSource, Layout};
+use strata::layout::Layout;
 use strata::output;
 
 #[derive(Args)]
 pub(super) struct LoadArgs {
     /// The image: an OCI layout (directory, possibly shallow), oci-archive or docker-archive.
     image: Utf8PathBuf,
-    /// docker (default) or podman.
-    #[arg(long, default_value = "docker")]
-    engine: String,
+    /// The engine to load into.
+    #[arg(long, value_enum, default_value = "docker")]
+    engine: EngineArg,
     /// Docker's API socket, unix:///PATH (default: $DOCKER_HOST, else unix:///var/run/docker.sock).
     #[arg(long)]
     host: Option<String>,
@@ -39,12 +42,20 @@ pub(super) struct LoadArgs {
     /// Which image of the layout, by its tag (when it holds several).
     #[arg(long = "ref")]
     reference: Option<String>,
-    /// Cache for the layers of a shallow image the engine needs (see `strata image --cache-dir`).
-    #[arg(long)]
-    cache_dir: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    cache: CacheDirArg,
     /// Print only the image ID.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// `--engine`.
+#[derive(Clone, Copy, ValueEnum)]
+enum EngineArg {
+    /// The Docker daemon, over its API socket.
+    Docker,
+    /// podman, run as a program.
+    Podman,
 }
 
 /// What the signal handler says when a load is interrupted.
@@ -67,7 +78,10 @@ fn docker_socket(flag: Option<&str>) -> Result<Utf8PathBuf> {
 }
 
 pub(super) fn load(a: LoadArgs) -> CliResult {
-    let engine = usage(EngineKind::parse(&a.engine).map_err(|e| e.context("--engine")))?;
+    let engine = match a.engine {
+        EngineArg::Docker => EngineKind::Docker,
+        EngineArg::Podman => EngineKind::Podman,
+    };
     if engine == EngineKind::Podman && a.host.is_some() {
         return Err(super::Failure::Usage(Error::invalid(
             "--host is for docker; podman is run as a program (--podman)",
@@ -90,10 +104,9 @@ pub(super) fn load(a: LoadArgs) -> CliResult {
     let tmp = temp_dir()?;
     let mut fetch_dir: Option<output::AtomicDir> = None;
     let quiet = a.quiet;
-    let cache_flag = a.cache_dir.clone();
+    let cache_flag = a.cache.cache_dir.clone();
     let mut prepare = |img: &mut LoadImage, skip: usize| -> Result<()> {
-        let remote = img.remote_layers(skip);
-        if remote.is_empty() {
+        if img.remote_layers(skip).is_empty() {
             return Ok(());
         }
         let dir = match cache_dir(cache_flag.as_deref()) {
@@ -108,12 +121,7 @@ pub(super) fn load(a: LoadArgs) -> CliResult {
         let cache = strata::registry::cache::Cache::new(&dir);
         let regs = registries(None, false, 3, &[])?;
         let progress = Reporter::new(quiet, "fetching");
-        for (d, at) in remote {
-            let (path, _) = cache.get(&regs, &d, &at, &progress)?;
-            for l in img.layers.iter_mut().filter(|l| l.desc.digest == d) {
-                l.source = BlobSource::File(path.clone());
-            }
-        }
+        img.fetch_remote_layers(skip, &cache, &regs, &progress)?;
         progress.finish();
         Ok(())
     };

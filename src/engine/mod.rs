@@ -27,6 +27,8 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::compress::Compression;
 use crate::layout::{BlobSource, Image, Layout, RemoteBlob};
+use crate::registry::cache::Cache;
+use crate::registry::{Progress, Registries};
 
 /// The engines strata loads into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +217,24 @@ impl LoadImage {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Point the layers from `skip` up whose bytes are only in a registry
+    /// at files of `cache`, fetching the blobs it lacks.
+    pub fn fetch_remote_layers(
+        &mut self,
+        skip: usize,
+        cache: &Cache,
+        regs: &Registries,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        for (d, at) in self.remote_layers(skip) {
+            let (path, _) = cache.get(regs, &d, &at, progress)?;
+            for l in self.layers.iter_mut().filter(|l| l.desc.digest == d) {
+                l.source = BlobSource::File(path.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Bytes (as stored) of the layers below `skip`, and of the others.

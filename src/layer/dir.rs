@@ -374,13 +374,13 @@ fn child(
         entry.mode = SYMLINK_MODE;
     } else if ft.is_socket() {
         return Err(Error::invalid(format!(
-            "{host}: a socket cannot go into a layer (leave it out with --exclude)"
+            "{host}: a socket cannot go into a layer; exclude it"
         )));
     } else {
         let what = if ft.is_fifo() { "a FIFO" } else { "a device" };
         return Err(Error::invalid(format!(
             "{host}: {what} cannot go into a layer unless asked for \
-             (--devices), or leave it out with --exclude"
+             (allow devices), or exclude it"
         )));
     }
     Ok(Some((entry, false)))

@@ -18,6 +18,8 @@ pub mod dedupe;
 pub mod dir;
 pub mod dir_options;
 pub mod entry;
+pub mod file;
+pub mod inputs;
 pub mod path;
 pub mod policy;
 pub mod read;

@@ -26,6 +26,7 @@
 
 pub mod graph;
 pub mod group;
+pub mod layering;
 pub mod lock;
 pub mod popularity;
 pub mod size;

@@ -487,7 +487,7 @@ impl Client {
         let hint = if self.opts.credentials.is_some() {
             "the registry refused the credentials"
         } else {
-            "the registry requires credentials (docker login, or --username with --password-stdin)"
+            "the registry requires credentials (docker login, or a user name and password)"
         };
         Error::new(
             ErrorKind::Auth,

@@ -135,7 +135,7 @@ impl Reference {
         }
         if plain_http && !is_loopback(&registry) {
             return Err(bad(
-                "http:// is accepted only for 127.0.0.1, ::1 and localhost; use --insecure for plain HTTP elsewhere",
+                "http:// is accepted only for 127.0.0.1, ::1 and localhost; plain HTTP elsewhere must be allowed explicitly",
             ));
         }
         Ok(Reference {
@@ -161,10 +161,22 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// `HOST/REPO:TAG` as a layout records a pulled image's name (Docker
+    /// Hub as `docker.io`), when the reference has a tag.
+    pub fn tag_name(&self) -> Option<String> {
+        let host = if self.registry == DOCKER_HUB {
+            "docker.io"
+        } else {
+            self.registry.as_str()
+        };
+        let t = self.tag.as_ref()?;
+        Some(format!("{host}/{}:{t}", self.repository))
+    }
+
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Result<Reference> {
         if !valid_tag(tag) {
-            return Err(Error::invalid(format!("--tag {tag:?}: invalid tag")));
+            return Err(Error::invalid(format!("tag {tag:?}: invalid")));
         }
         Ok(Reference {
             tag: Some(tag.to_string()),
@@ -190,6 +202,20 @@ impl fmt::Display for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_names_spell_docker_hub_as_docker_io() {
+        let name = |s: &str| Reference::parse(s).unwrap().tag_name();
+        assert_eq!(
+            name("alpine:3").as_deref(),
+            Some("docker.io/library/alpine:3")
+        );
+        assert_eq!(
+            name("127.0.0.1:5000/app:1").as_deref(),
+            Some("127.0.0.1:5000/app:1")
+        );
+        assert_eq!(name("127.0.0.1:5000/app"), None);
+    }
 
     #[test]
     fn parses_hosts_tags_and_digests() {
