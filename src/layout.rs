@@ -351,7 +351,7 @@ impl Layout {
             .index
             .manifests
             .iter()
-            .filter(|d| !crate::referrer::is_attachment(d))
+            .filter(|d| !crate::attachment::is_attachment(d))
             .cloned()
             .collect();
         // Legacy docker-archives hold no referrers (and their blobs may sit
@@ -366,7 +366,7 @@ impl Layout {
                         .read_json_blob(d)
                         .ok()
                         .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
-                        .and_then(|m| crate::referrer::subject_of(&m))
+                        .and_then(|m| crate::attachment::subject_of(&m))
                         .is_none()
             })
             .collect()

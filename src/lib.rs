@@ -152,6 +152,7 @@ pub(crate) mod tar_members;
 #[cfg(feature = "engine")]
 pub mod engine;
 // Attachments: OCI 1.1 referrers, signatures, attestations (issue #24).
+pub mod attachment;
 pub mod envelope;
 pub mod referrer;
 pub mod signature;
@@ -164,10 +165,10 @@ pub use archive::{write_image, write_tar, Format};
 pub use descriptor::{Descriptor, Index, Manifest, Platform};
 pub use image::{compose, Composed, ConfigChanges, ImageOptions, NewLayer};
 pub use layer::builder::LayerBuilder;
-pub use layer::check::describe_file as describe_layer_file;
 pub use layer::compress::Compression;
 pub use layer::dir_options::DirOptions;
 pub use layer::entry::{Content, Entry, EntryKind};
+pub use layer::file::describe_layer_file;
 pub use layer::path::LayerPath;
 pub use layer::{write_layer, write_layer_file, LayerDescriptor, LayerOptions};
 pub use layout::{BlobSource, Image, Layout, LayoutPlan};

@@ -20,22 +20,22 @@
 use std::collections::BTreeMap;
 
 use camino::Utf8Path;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::descriptor::{is_manifest, Descriptor, Index, Manifest, OCI_MANIFEST};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::json;
 use crate::layout::Layout;
+// What marks an attachment lives below `layout` (which skips them).
+pub use crate::attachment::{
+    artifact_type, is_attachment, is_cosign_tag, subject_of, ARTIFACT_TYPE, SUBJECT,
+};
 
 /// The media type of the empty descriptor (image-spec 1.1).
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 /// The bytes of the empty blob: `{}`.
 pub const EMPTY_JSON: &[u8] = b"{}";
-/// The descriptor field naming an artifact's type.
-pub const ARTIFACT_TYPE: &str = "artifactType";
-/// The manifest field naming the manifest an artifact refers to.
-pub const SUBJECT: &str = "subject";
 /// Most attachments strata reads for one image (index.json, a registry's
 /// referrers list).
 pub const MAX_REFERRERS: usize = 1000;
@@ -56,38 +56,6 @@ pub fn referrers_tag(subject: &Digest) -> String {
 /// cosign's signature tag for `subject` (`sha256-<hex>.sig`).
 pub fn signature_tag(subject: &Digest) -> String {
     format!("{}.sig", referrers_tag(subject))
-}
-
-/// Whether `tag` is a cosign-style tag (`sha256-<64 hex>.sig|.att|.sbom`).
-pub fn is_cosign_tag(tag: &str) -> bool {
-    let Some(rest) = tag.strip_prefix("sha256-") else {
-        return false;
-    };
-    let Some((hex, suffix)) = rest.split_once('.') else {
-        return false;
-    };
-    hex.len() == 64
-        && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        && matches!(suffix, "sig" | "att" | "sbom")
-}
-
-/// Whether a top-level `index.json` entry is an attachment, not an image.
-pub fn is_attachment(d: &Descriptor) -> bool {
-    d.extra.contains_key(ARTIFACT_TYPE) || d.ref_name().is_some_and(is_cosign_tag)
-}
-
-/// The `artifactType` of a descriptor or manifest's extra fields.
-pub fn artifact_type(extra: &BTreeMap<String, Value>) -> Option<&str> {
-    extra.get(ARTIFACT_TYPE).and_then(Value::as_str)
-}
-
-/// The digest a manifest's `subject` names, if it has one.
-pub fn subject_of(m: &Manifest) -> Option<Digest> {
-    m.extra
-        .get(SUBJECT)
-        .and_then(|s| s.get("digest"))
-        .and_then(Value::as_str)
-        .and_then(|s| Digest::parse(s).ok())
 }
 
 /// One blob of an attachment: bytes, media type, annotations.
@@ -200,7 +168,7 @@ impl Attachment {
     pub fn kind(&self) -> &str {
         self.artifact_type
             .as_deref()
-            .unwrap_or(crate::signature::COSIGN_SIGNATURE_TAG_TYPE)
+            .unwrap_or(crate::attachment::COSIGN_SIGNATURE_TAG_TYPE)
     }
 }
 
@@ -326,6 +294,7 @@ pub fn parse_referrers_list(bytes: &[u8], what: &str) -> Result<Vec<Descriptor>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn image() -> Descriptor {
         Descriptor::new(OCI_MANIFEST, Digest::of(b"m"), 1)

@@ -21,6 +21,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+pub use crate::attachment::COSIGN_SIGNATURE_TAG_TYPE;
 use crate::descriptor::{Descriptor, Manifest, ANNOTATION_REF_NAME, OCI_CONFIG, OCI_MANIFEST};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -35,8 +36,6 @@ pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesi
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// The artifact type of a signature referrer (cosign's OCI 1.1 mode).
 pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
-/// What `strata inspect` calls a cosign `.sig` tag manifest (it has no artifact type).
-pub const COSIGN_SIGNATURE_TAG_TYPE: &str = "cosign-signature-tag";
 /// The `type` of a cosign container image signature payload.
 pub const PAYLOAD_TYPE: &str = "cosign container image signature";
 /// The timestamp go-containerregistry's empty image carries (Go's zero time).
