@@ -44,6 +44,7 @@ macro_rules! out {
 mod audit;
 use audit::{DiffArgs, NormalizeArgs};
 mod load;
+mod sbom;
 
 /// Write to stdout; a closed pipe ends the process with exit 0, another
 /// error with the one-line error and exit 1.
@@ -98,6 +99,10 @@ enum Command {
     Normalize(NormalizeArgs),
     /// Load an image into docker or podman, sending only the layers the engine lacks.
     Load(load::LoadArgs),
+    /// Write an SBOM (SPDX 2.3 or CycloneDX 1.6 JSON) of an image: its layers, Debian and Nix packages.
+    Sbom(sbom::SbomArgs),
+    /// Write SLSA v1 provenance (an in-toto Statement) of an image.
+    Provenance(sbom::ProvenanceArgs),
 }
 
 #[derive(Args)]
@@ -413,6 +418,8 @@ pub fn main() -> i32 {
         Command::Diff(a) => return audit::diff(a),
         Command::Normalize(a) => audit::normalize(a),
         Command::Load(a) => load::load(a),
+        Command::Sbom(a) => sbom::sbom(a),
+        Command::Provenance(a) => sbom::provenance(a),
     };
     match res {
         Ok(code) => code,

@@ -37,3 +37,6 @@ pub mod docker_archive;
 pub mod tar_members;
 // Incremental loads into container engines (issue #22).
 pub mod engine;
+// Supply chain: SBOMs and provenance (issue #24).
+pub mod provenance;
+pub mod sbom;
