@@ -137,28 +137,25 @@ fn fixture_image(w: &Path) -> String {
         ],
     );
     let base = format!("sha256:{}", "ab".repeat(32));
-    ok_in(
-        w,
-        &[
-            "image",
-            "--out",
-            "img.oci",
-            "--tag",
-            "demo:1",
-            "--layer",
-            "a.tgz:a.json",
-            "--layer",
-            "b.tgz:b.json",
-            "--created",
-            "2023-11-15T00:13:20.5+02:00",
-            "--annotation",
-            &format!("org.opencontainers.image.base.digest={base}"),
-            "--annotation",
-            "org.opencontainers.image.base.name=registry.example/base:12",
-        ],
-    )
-    .trim()
-    .to_string()
+    let base_annotation = format!("org.opencontainers.image.base.digest={base}");
+    let mut digest = String::new();
+    // The same image as a layout, an oci-archive and a docker-archive.
+    for (out, format) in [
+        ("img.oci", "oci"),
+        ("img.otar", "oci-archive"),
+        ("img.tar", "docker-archive"),
+    ] {
+        #[rustfmt::skip]
+        let args = [
+            "image", "--out", out, "--format", format, "--tag", "demo:1",
+            "--layer", "a.tgz:a.json", "--layer", "b.tgz:b.json",
+            "--created", "2023-11-15T00:13:20.5+02:00",
+            "--annotation", &base_annotation,
+            "--annotation", "org.opencontainers.image.base.name=registry.example/base:12",
+        ];
+        digest = ok_in(w, &args).trim().to_string();
+    }
+    digest
 }
 
 /// (purl, layer index) of every package a CycloneDX document lists.
@@ -259,7 +256,8 @@ fn sbom_lists_final_packages_and_passes_the_validators() {
 }
 
 /// Scenario: SBOMs and provenance are the same bytes under another TZ,
-/// umask and locale, run twice; provenance carries a time only from
+/// umask and locale, run twice, and from the image as a layout, an
+/// oci-archive and a docker-archive; provenance carries a time only from
 /// SOURCE_DATE_EPOCH, and records the parameters given.
 #[test]
 fn sbom_and_provenance_are_deterministic() {
@@ -288,6 +286,17 @@ fn sbom_and_provenance_are_deterministic() {
             fs::read(w.join(format!("{f}-two.json"))).unwrap(),
         );
         assert_eq!(a, b, "{f}: another TZ/umask/locale changed the bytes");
+        let cmd = if f == "prov" { "provenance" } else { "sbom" };
+        for archive in ["img.otar", "img.tar"] {
+            let mut args = vec![cmd, archive, "--out", "x.json"];
+            if f != "prov" {
+                args.extend(["--format", f, "--files"]);
+            } else {
+                args.extend(["--param", "git=abc", "--param", "target=//app"]);
+            }
+            ok_in(w, &args);
+            assert_eq!(fs::read(w.join("x.json")).unwrap(), a, "{f} of {archive}");
+        }
     }
     let p = read_json(&w.join("prov-one.json"));
     assert_eq!(p["_type"], "https://in-toto.io/Statement/v1");
