@@ -27,6 +27,22 @@ pub(crate) fn short_id(key: &str) -> String {
     Digest::of(key.as_bytes()).hex()[..16].to_string()
 }
 
+/// `package` with what strata does not know said so (`NOASSERTION`: no
+/// download location, licenses or copyright are claimed) and its files not
+/// analyzed (a layer with `--files` turns that on).
+fn unknowns(mut package: Value) -> Value {
+    for k in [
+        "downloadLocation",
+        "licenseConcluded",
+        "licenseDeclared",
+        "copyrightText",
+    ] {
+        package[k] = json!(NOASSERTION);
+    }
+    package["filesAnalyzed"] = json!(false);
+    package
+}
+
 fn purl_ref(purl: &str) -> Value {
     json!([{
         "referenceCategory": "PACKAGE-MANAGER",
@@ -40,16 +56,11 @@ fn sha256(d: &Digest) -> Value {
 }
 
 fn package(p: &Package) -> Value {
-    let mut v = json!({
+    let mut v = unknowns(json!({
         "SPDXID": format!("SPDXRef-Package-{}", short_id(&p.key())),
         "name": p.name,
-        "downloadLocation": NOASSERTION,
-        "filesAnalyzed": false,
-        "licenseConcluded": NOASSERTION,
-        "licenseDeclared": NOASSERTION,
-        "copyrightText": NOASSERTION,
         "externalRefs": purl_ref(&p.purl()),
-    });
+    }));
     let o = v.as_object_mut().expect("an object");
     if let Some(ver) = &p.version {
         o.insert("versionInfo".into(), json!(ver));
@@ -105,22 +116,17 @@ fn verification_code(files: &[super::FileRecord]) -> String {
 pub fn write(sbom: &Sbom) -> Vec<u8> {
     let s = &sbom.subject;
     let image_id = "SPDXRef-Image";
-    let mut packages = vec![json!({
+    let mut packages = vec![unknowns(json!({
         "SPDXID": image_id,
         "name": s.display_name(),
         "versionInfo": s.manifest.digest.to_string(),
-        "downloadLocation": NOASSERTION,
-        "filesAnalyzed": false,
-        "licenseConcluded": NOASSERTION,
-        "licenseDeclared": NOASSERTION,
-        "copyrightText": NOASSERTION,
         "checksums": [sha256(&s.manifest.digest)],
         "externalRefs": purl_ref(&s.purl()),
         "primaryPackagePurpose": "CONTAINER",
         "builtDate": s.created,
         "comment": format!("OCI image manifest {} ({}), config {}, platform {}",
             s.manifest.digest, s.manifest.media_type, s.config, s.platform),
-    })];
+    }))];
     let mut files = Vec::new();
     let mut rels = vec![json!({
         "spdxElementId": "SPDXRef-DOCUMENT",
@@ -130,38 +136,28 @@ pub fn write(sbom: &Sbom) -> Vec<u8> {
     let rel = |a: &str, t: &str, b: &str| json!({"spdxElementId": a, "relationshipType": t, "relatedSpdxElement": b});
     if let Some(b) = &s.base {
         let id = "SPDXRef-BaseImage";
-        packages.push(json!({
+        packages.push(unknowns(json!({
             "SPDXID": id,
             "name": b.name.clone().unwrap_or_else(|| b.digest.to_string()),
             "versionInfo": b.digest.to_string(),
-            "downloadLocation": NOASSERTION,
-            "filesAnalyzed": false,
-            "licenseConcluded": NOASSERTION,
-            "licenseDeclared": NOASSERTION,
-            "copyrightText": NOASSERTION,
             "checksums": [sha256(&b.digest)],
             "externalRefs": purl_ref(&super::oci_purl(b.name.as_deref(), &b.digest)),
             "primaryPackagePurpose": "CONTAINER",
             "comment": "base image",
-        }));
+        })));
         rels.push(rel(image_id, "DEPENDS_ON", id));
     }
     for (i, l) in sbom.inventory.layers.iter().enumerate() {
         let lid = format!("SPDXRef-Layer-{i}");
-        let mut layer = json!({
+        let mut layer = unknowns(json!({
             "SPDXID": lid,
             "name": format!("layer {i} {}", l.descriptor.digest),
             "versionInfo": l.descriptor.digest.to_string(),
-            "downloadLocation": NOASSERTION,
-            "filesAnalyzed": false,
-            "licenseConcluded": NOASSERTION,
-            "licenseDeclared": NOASSERTION,
-            "copyrightText": NOASSERTION,
             "checksums": [sha256(&l.descriptor.digest)],
             "primaryPackagePurpose": "ARCHIVE",
             "comment": format!("OCI layer {i}: {}, {} bytes, diff_id {}",
                 l.descriptor.media_type, l.descriptor.size, l.diff_id),
-        });
+        }));
         if !l.files.is_empty() {
             // SPDX: a package that CONTAINS files has them analyzed, with a
             // verification code over their sha1s.
