@@ -12,7 +12,7 @@ export RUSTC_BOOTSTRAP=1
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
 fi
-TARGETS=(spec oci_json layout_tar layer_path layer_tar docker_archive)
+TARGETS=(spec oci_json layout_tar layer_path layer_tar docker_archive dpkg_status)
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 for t in "${TARGETS[@]}"; do

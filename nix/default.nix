@@ -494,4 +494,5 @@ rec {
     } // {
       meta.mainProgram = "load";
     };
+  sbom = import ./sbom.nix { inherit bin system; }; # an image's SBOM (nix/sbom.nix)
 }

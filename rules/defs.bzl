@@ -1,6 +1,6 @@
 """Public API of the strata Bazel rules: byte-identical OCI layers and images.
 
-    load("@strata//rules:defs.bzl", "oci_image", "oci_image_index", "oci_layer", "oci_load", "oci_push")
+    load("@strata//rules:defs.bzl", "oci_image", "oci_image_index", "oci_layer", "oci_load", "oci_push", "oci_sbom")
 
 One rule per file in rules/private/; this file only re-exports them (and the
 `oci_push` macro taking `remote_tags` as a list or a file). `oci_pull` is a
@@ -13,11 +13,13 @@ load("//rules/private:image_index.bzl", _oci_image_index = "oci_image_index")
 load("//rules/private:layer.bzl", _oci_layer = "oci_layer")
 load("//rules/private:load.bzl", _oci_load = "oci_load")
 load("//rules/private:push.bzl", _oci_push = "oci_push")
+load("//rules/private:sbom.bzl", _oci_sbom = "oci_sbom")
 
 oci_layer = _oci_layer
 oci_image = _oci_image
 oci_image_index = _oci_image_index
 oci_load = _oci_load
+oci_sbom = _oci_sbom
 OciLayerInfo = _OciLayerInfo
 OciImageInfo = _OciImageInfo
 

@@ -51,6 +51,7 @@ mod sign;
 // What the `image` command below calls, by the names it has always used.
 use common::{argv, epoch, finish_side_output, format_flag, kv, side_output, source_date_epoch};
 use registry::fetch_remote_blobs;
+mod sbom;
 
 /// Write to stdout; a closed pipe ends the process with exit 0, another
 /// error with the one-line error and exit 1.
@@ -111,6 +112,10 @@ enum Command {
     Sign(sign::SignArgs),
     /// Attach an in-toto statement about an image, signed in a DSSE envelope.
     Attest(sign::AttestArgs),
+    /// Write an SBOM (SPDX 2.3 or CycloneDX 1.6 JSON) of an image: its layers, Debian and Nix packages.
+    Sbom(sbom::SbomArgs),
+    /// Write SLSA v1 provenance (an in-toto Statement) of an image.
+    Provenance(sbom::ProvenanceArgs),
 }
 
 #[derive(Args)]
@@ -248,6 +253,8 @@ pub fn main() -> i32 {
         Command::Attach(a) => attach::attach(a),
         Command::Sign(a) => sign::sign(a),
         Command::Attest(a) => sign::attest(a),
+        Command::Sbom(a) => sbom::sbom(a),
+        Command::Provenance(a) => sbom::provenance(a),
     };
     match res {
         Ok(code) => code,

@@ -176,3 +176,6 @@ pub use spec::LayerSpec;
 // Library verbs the CLI calls (issue #21).
 pub mod index;
 pub mod summary;
+// Supply chain: SBOMs and provenance (issue #24).
+pub mod provenance;
+pub mod sbom;

@@ -1448,6 +1448,8 @@ fn a_debootstrap_root_filesystem_keeps_its_modes_and_owners() {
     ] {
         assert_eq!(got.get(name), Some(&attrs), "{name}");
     }
+    // The SBOM's ground truth (issue #24), taken before the tree goes.
+    let dpkg = crate::sbom::dpkg_query(&tree);
     fs::remove_dir_all(&tree).unwrap();
     fs::remove_file(w.join("deb.tar")).unwrap();
     let script = "cat /etc/shadow >/dev/null 2>&1 && echo shadow-readable || echo shadow-unreadable
@@ -1469,6 +1471,7 @@ id -u";
             &cmd,
         ],
     );
+    crate::sbom::check_debian_sbom(w, &img.layout, &dpkg);
     run_everywhere(
         &e,
         w,

@@ -22,3 +22,4 @@ mod nix_layers;
 mod proxy;
 mod registry;
 mod rootfs;
+mod sbom;

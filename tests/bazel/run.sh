@@ -217,6 +217,30 @@ if require skopeo; then
   echo "ok: skopeo copy docker-archive:app_load.tar"
 fi
 
+step "oci_sbom: the validators accept it, and it is the CLI's bytes"
+# Self-contained (issue #24): //:hello_sbom (SPDX) and //:hello_sbom_cyclonedx
+# (with files), built by `bazel test //...` above.
+SBOM_PY=${STRATA_SBOM_PYTHON:-python3}
+if "$SBOM_PY" -c 'import spdx_tools, cyclonedx.validation.json' 2>/dev/null; then
+  "$SBOM_PY" -m spdx_tools.spdx.clitools.pyspdxtools -i "$BIN/hello_sbom.spdx.json"
+  "$SBOM_PY" -c 'import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())
+sys.exit(f"invalid: {e}" if e else 0)' "$BIN/hello_sbom_cyclonedx.cdx.json"
+  echo "ok: pyspdxtools and JsonStrictValidator 1.6 accept the oci_sbom outputs"
+elif [ "${STRATA_REQUIRE_TOOLS:-}" = 1 ]; then
+  echo "FAIL: $SBOM_PY lacks spdx-tools / cyclonedx-python-lib (.ci/run installs them)" >&2
+  exit 1
+else
+  echo "skipping the SBOM validators: not installed"
+fi
+"$STRATA_BINARY" sbom "$BIN/example/hello" --format spdx --out "$WORK/hello.spdx.json"
+"$STRATA_BINARY" sbom "$BIN/example/hello" --format cyclonedx --files --out "$WORK/hello.cdx.json"
+cmp "$WORK/hello.spdx.json" "$BIN/hello_sbom.spdx.json"
+cmp "$WORK/hello.cdx.json" "$BIN/hello_sbom_cyclonedx.cdx.json"
+echo "ok: oci_sbom = strata sbom, byte for byte ($(sha256sum <"$BIN/hello_sbom.spdx.json" | cut -c1-16)…, $(sha256sum <"$BIN/hello_sbom_cyclonedx.cdx.json" | cut -c1-16)…)"
+
 step "processwrapper-sandbox: image layouts hard-link their layer blobs"
 # Under linux-sandbox the inputs sit on bind mounts and link(2) fails (EXDEV),
 # so strata copies; processwrapper-sandbox symlinks inputs on the same mount,

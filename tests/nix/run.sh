@@ -540,5 +540,43 @@ cp "$ROOT/src/main.rs" "$WORK/root/src/main.rs"
 capture DRV3 pkg_drv
 check "src/main.rs restored: the first derivation again" "$DRV0" "$DRV3"
 
+echo "--- 8. sbom: the pkg:nix packages of an image are its closure (nix path-info -r)"
+# Self-contained (issue #24). `closure` holds app's closure (via config) and
+# tool's; nix/sbom.nix makes its SBOM in a derivation; the CLI on the same
+# image writes the same bytes; nix build --rebuild finds it bit-identical.
+cat >"$WORK/sbom.nix" <<EOF
+let
+  f = builtins.getFlake "$LIB";
+  s = f.lib.x86_64-linux;
+  t = f.packages.x86_64-linux;
+in
+{
+  cdx = s.sbom { image = t.closure; format = "cyclonedx"; };
+  spdx = s.sbom { image = t.closure; };
+}
+EOF
+build -f "$WORK/sbom.nix" cdx spdx
+SBOM_IMG=$(out "$LIB#closure")
+SBOM_CDX=$(nix path-info --offline -f "$WORK/sbom.nix" cdx)
+SBOM_SPDX=$(nix path-info --offline -f "$WORK/sbom.nix" spdx)
+# Every store path the SBOM lists after KEY (CycloneDX property, SPDX packageFileName), sorted.
+sbom_paths() { grep -o "$2\"/nix/store/[^\"]*\"" "$1" | grep -o '/nix/store/[^"]*' | sort; }
+capture SBOM_WANT nix path-info --offline -r "$LIB#app" "$LIB#tool"
+SBOM_WANT=$(echo "$SBOM_WANT" | sort)
+check "sbom (cyclonedx, nix/sbom.nix): store paths = nix path-info -r of the image's roots" \
+  "$SBOM_WANT" "$(sbom_paths "$SBOM_CDX" '"strata:nix:store-path","value":')"
+check "sbom (spdx, nix/sbom.nix): store paths = nix path-info -r of the image's roots" \
+  "$SBOM_WANT" "$(sbom_paths "$SBOM_SPDX" '"packageFileName":')"
+check "sbom: purls of the closure" "pkg:nix/app pkg:nix/lib1 pkg:nix/lib2 pkg:nix/link pkg:nix/tool" \
+  "$(grep -o '"purl":"pkg:nix/[^"]*"' "$SBOM_CDX" | cut -d'"' -f4 | sort | paste -sd' ')"
+"$STRATA" sbom "$SBOM_IMG" --format cyclonedx --out "$WORK/closure.cdx.json" || fail=1
+check "sbom: nix/sbom.nix and the CLI write the same bytes" "$(sha256sum <"$WORK/closure.cdx.json")" "$(sha256sum <"$SBOM_CDX")"
+if build --rebuild -f "$WORK/sbom.nix" cdx spdx 2>"$WORK/rebuild.log"; then echo "ok   nix build --rebuild: the SBOMs are bit-identical"; else
+  cat "$WORK/rebuild.log"
+  echo "FAIL nix build --rebuild of the SBOMs"
+  fail=1
+fi
+lap
+
 [ $fail = 0 ] || { echo "--- nix suite: FAILED"; exit 1; }
 echo "--- nix suite: ok ($(($SECONDS - T0)) s)"
