@@ -177,5 +177,6 @@ pub use spec::LayerSpec;
 pub mod index;
 pub mod summary;
 // Supply chain: SBOMs and provenance (issue #24).
+pub mod attestation;
 pub mod provenance;
 pub mod sbom;

@@ -249,7 +249,7 @@ pub fn add_to_layout(dir: &Utf8Path, artifacts: &[Artifact]) -> Result<()> {
 }
 
 /// Images first (as they were), then attachments by digest, each once.
-fn ordered(entries: Vec<Descriptor>) -> Vec<Descriptor> {
+pub(crate) fn ordered(entries: Vec<Descriptor>) -> Vec<Descriptor> {
     let (mut images, attached): (Vec<Descriptor>, Vec<Descriptor>) =
         entries.into_iter().partition(|d| !is_attachment(d));
     // Why a map by digest: the order of `strata attach` runs must not show.

@@ -7,6 +7,7 @@
 mod util;
 
 mod attach;
+mod attested;
 mod audit;
 mod consumers;
 mod docker_archive;

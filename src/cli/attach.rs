@@ -11,10 +11,13 @@ use serde_json::{json, Value};
 
 use super::common::{human, kv};
 use super::{usage, CliResult};
+use strata::attestation::{attested, AttestOptions, SbomFormat};
 use strata::descriptor::Descriptor;
 use strata::error::{Error, IoContext, Result};
 use strata::layout::Layout;
+use strata::provenance::ProvenanceOptions;
 use strata::referrer::{self, Blob};
+use strata::sbom::{DescribeOptions, InventoryOptions};
 
 /// Largest file `strata attach` attaches (it is read into memory; `pull
 /// --referrers` fetches attached blobs with the same bound).
@@ -22,42 +25,138 @@ const MAX_ATTACHMENT_BYTES: u64 = strata::json::MAX_JSON_BYTES as u64;
 
 #[derive(Args)]
 pub(super) struct AttachArgs {
-    /// The image: an OCI layout directory (the attachment is added in place).
+    /// The image: an OCI layout directory (attachments are added in place),
+    /// or with --out any layout, oci-archive or docker-archive.
     image: Utf8PathBuf,
-    /// The file to attach.
-    file: Utf8PathBuf,
+    /// The file to attach (or --sbom / --provenance instead).
+    #[arg(required_unless_present_any = ["sbom", "provenance"])]
+    file: Option<Utf8PathBuf>,
     /// Its artifact type, e.g. application/spdx+json.
-    #[arg(long)]
-    artifact_type: String,
+    #[arg(long, requires = "file")]
+    artifact_type: Option<String>,
     /// Media type of the file's blob (default: the artifact type).
-    #[arg(long)]
+    #[arg(long, requires = "file")]
     media_type: Option<String>,
     /// Annotation on the artifact manifest, KEY=VALUE; repeatable.
-    #[arg(long)]
+    #[arg(long, requires = "file")]
     annotation: Vec<String>,
     /// Which image of the layout, by its tag (when it holds several).
     #[arg(long = "ref")]
     reference: Option<String>,
+    /// Attach the image's SBOM in this format, spdx or cyclonedx (the bytes
+    /// `strata sbom` writes); repeatable.
+    #[arg(long, conflicts_with = "file")]
+    sbom: Vec<String>,
+    /// Attach the image's SLSA v1 provenance statement (the bytes `strata
+    /// provenance` writes), unsigned, as application/vnd.in-toto+json.
+    #[arg(long, conflicts_with = "file")]
+    provenance: bool,
+    /// Write the image and its attachments as a new layout directory here
+    /// (atomically; same inputs, same bytes) instead of changing IMAGE.
+    #[arg(long)]
+    out: Option<Utf8PathBuf>,
+    /// With --sbom: packages the build declares for a layer, LAYER=FILE (as
+    /// `strata sbom --packages`); repeatable.
+    #[arg(long, requires = "sbom")]
+    packages: Vec<String>,
+    /// With --sbom: also list every regular file of every layer.
+    #[arg(long, requires = "sbom")]
+    files: bool,
+    /// From an index: which platform's image (os/arch[/variant]).
+    #[arg(long, conflicts_with = "file")]
+    platform: Option<String>,
+    /// The base image, [NAME@]sha256:HEX, when the image's annotations do not record it.
+    #[arg(long, conflicts_with = "file")]
+    base: Option<String>,
+    /// With --provenance: a build parameter K=V; repeatable.
+    #[arg(long, requires = "provenance")]
+    param: Vec<String>,
 }
 
 pub(super) fn attach(a: AttachArgs) -> CliResult {
+    let Some(file) = &a.file else {
+        return attach_documents(&a);
+    };
+    let Some(artifact_type) = &a.artifact_type else {
+        return Err(super::Failure::Usage(Error::invalid(
+            "--artifact-type: required with a FILE to attach",
+        )));
+    };
     let annotations: BTreeMap<String, String> = usage(kv(&a.annotation, "annotation"))?
         .into_iter()
         .collect();
     let layout = Layout::open(&a.image)?;
     let image = layout.top(a.reference.as_deref())?;
-    let bytes = read_limited(&a.file, MAX_ATTACHMENT_BYTES)?;
+    let bytes = read_limited(file, MAX_ATTACHMENT_BYTES)?;
     let blob = Blob {
-        media_type: a.media_type.unwrap_or_else(|| a.artifact_type.clone()),
+        media_type: a
+            .media_type
+            .clone()
+            .unwrap_or_else(|| artifact_type.clone()),
         bytes,
         annotations: BTreeMap::new(),
     };
     let art = usage(
-        referrer::artifact(&image, &a.artifact_type, &blob, &annotations)
-            .map_err(|e| e.context(&a.file)),
+        referrer::artifact(&image, artifact_type, &blob, &annotations).map_err(|e| e.context(file)),
     )?;
-    referrer::add_to_layout(&a.image, std::slice::from_ref(&art))?;
+    match &a.out {
+        Some(out) => {
+            // The same new-layout path the documents take, with this one attachment.
+            let planned = strata::attestation::with_artifacts(&layout, std::slice::from_ref(&art))?;
+            planned.write_dir(out)?;
+        }
+        None => referrer::add_to_layout(&a.image, std::slice::from_ref(&art))?,
+    }
     outln!("{}", art.descriptor.digest);
+    Ok(0)
+}
+
+/// `--sbom` / `--provenance`: make the documents and attach them.
+fn attach_documents(a: &AttachArgs) -> CliResult {
+    let sbom = usage(
+        a.sbom
+            .iter()
+            .map(|f| SbomFormat::parse(f))
+            .collect::<Result<Vec<_>>>(),
+    )?;
+    let declared = super::sbom::declared_packages(&a.packages)?;
+    let (layout, image, name, base) = super::sbom::open_image(
+        &a.image,
+        a.reference.as_deref(),
+        a.platform.as_deref(),
+        a.base.as_deref(),
+    )?;
+    let time = usage(super::source_date_epoch())?;
+    let opts = AttestOptions {
+        sbom,
+        describe: DescribeOptions {
+            name: name.clone(),
+            base: base.clone(),
+            fallback_time: time.unwrap_or(0),
+            inventory: InventoryOptions { files: a.files },
+            declared,
+        },
+        provenance: a
+            .provenance
+            .then(|| -> CliResult<ProvenanceOptions> {
+                Ok(ProvenanceOptions {
+                    name,
+                    base,
+                    parameters: super::sbom::parse_params(&a.param)?,
+                    time,
+                    builder_id: None,
+                })
+            })
+            .transpose()?,
+    };
+    let done = attested(&layout, &image, &opts)?;
+    match &a.out {
+        Some(out) => done.plan.write_dir(out)?,
+        None => referrer::add_to_layout(&a.image, &done.artifacts)?,
+    }
+    for art in &done.artifacts {
+        outln!("{}", art.descriptor.digest);
+    }
     Ok(0)
 }
 

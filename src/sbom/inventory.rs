@@ -372,6 +372,7 @@ impl State {
                     license: e.license,
                     store_path: None,
                     store_hash: None,
+                    purl: None,
                     layer: introduced,
                     evidence: path.clone(),
                 };
@@ -391,6 +392,7 @@ impl State {
                 license: None,
                 store_path: Some(format!("/{NIX_STORE}{entry}")),
                 store_hash: Some(n.hash),
+                purl: None,
                 layer: *layer,
                 evidence: format!("{NIX_STORE}{entry}"),
             };

@@ -18,6 +18,7 @@
 //!   canonical ([`crate::json::to_canonical`]).
 
 pub mod cyclonedx;
+pub mod declared;
 pub mod dpkg;
 pub mod inventory;
 pub mod package;
@@ -169,6 +170,8 @@ pub struct DescribeOptions {
     pub fallback_time: u64,
     /// What to inventory.
     pub inventory: InventoryOptions,
+    /// Packages the build declared, by layer diff_id.
+    pub declared: declared::Declared,
 }
 
 /// The name a layout records for the image at `top`.
@@ -232,7 +235,16 @@ pub fn subject(layout: &Layout, image: &Image, opts: &DescribeOptions) -> Result
 /// Read `image` and take its inventory.
 pub fn describe(layout: &Layout, image: &Image, opts: &DescribeOptions) -> Result<Sbom> {
     let subject = subject(layout, image, opts)?;
-    let inventory = take_inventory(layout, image, opts.inventory)?;
+    let mut inventory = take_inventory(layout, image, opts.inventory)?;
+    if !opts.declared.is_empty() {
+        let what = layout.name(&Layout::blob_name(&image.manifest_desc.digest));
+        let ids = image.diff_ids()?;
+        inventory
+            .packages
+            .extend(declared::packages(&opts.declared, &ids, &what)?);
+        // Same order rule as the inventory's: by key.
+        inventory.packages.sort_by_key(|p| p.key());
+    }
     Ok(Sbom {
         subject,
         inventory,

@@ -13,6 +13,8 @@ pub enum PackageKind {
     Deb,
     /// A top-level Nix store path (`nix/store/<hash>-<name>`).
     Nix,
+    /// A purl the build declared for a layer (see [`super::declared`]).
+    Declared,
 }
 
 impl PackageKind {
@@ -21,6 +23,7 @@ impl PackageKind {
         match self {
             PackageKind::Deb => "deb",
             PackageKind::Nix => "nix",
+            PackageKind::Declared => "declared",
         }
     }
 }
@@ -44,6 +47,8 @@ pub struct Package {
     pub store_path: Option<String>,
     /// The 32-character store hash, Nix only.
     pub store_hash: Option<String>,
+    /// The purl as declared (declared packages only; it is used verbatim).
+    pub purl: Option<String>,
     /// Index of the layer that introduced the package (bottom layer is 0).
     pub layer: usize,
     /// The file in the image the package was read from.
@@ -54,9 +59,14 @@ impl Package {
     /// The package URL: `pkg:deb/debian/NAME@VERSION?arch=ARCH` or
     /// `pkg:nix/NAME@VERSION`.
     pub fn purl(&self) -> String {
+        if let Some(p) = &self.purl {
+            return p.clone();
+        }
         let mut s = match self.kind {
             PackageKind::Deb => format!("pkg:deb/debian/{}", purl_encode(&self.name)),
-            PackageKind::Nix => format!("pkg:nix/{}", purl_encode(&self.name)),
+            PackageKind::Nix | PackageKind::Declared => {
+                format!("pkg:nix/{}", purl_encode(&self.name))
+            }
         };
         if let Some(v) = &self.version {
             s.push('@');
@@ -70,8 +80,13 @@ impl Package {
     }
 
     /// A key unique within an inventory: the store path for Nix, the
-    /// database, name and architecture for dpkg.
+    /// database, name and architecture for dpkg, the layer and purl for a
+    /// declared package.
     pub fn key(&self) -> String {
+        if let (PackageKind::Declared, Some(p)) = (self.kind, &self.purl) {
+            // Why the layer, zero-padded: one purl may be declared for two layers; sorted order.
+            return format!("declared:{:04}:{p}", self.layer);
+        }
         match (&self.store_path, self.kind) {
             (Some(p), _) => format!("nix:{p}"),
             (None, k) => format!(
@@ -112,6 +127,7 @@ mod tests {
             license: None,
             store_path: None,
             store_hash: None,
+            purl: None,
             layer: 0,
             evidence: "var/lib/dpkg/status".into(),
         }

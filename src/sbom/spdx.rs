@@ -85,6 +85,9 @@ fn package(p: &Package) -> Value {
                 json!(format!("dpkg database {}", p.evidence)),
             );
         }
+        PackageKind::Declared => {
+            o.insert("comment".into(), json!(p.evidence));
+        }
         PackageKind::Nix => {
             if let Some(sp) = &p.store_path {
                 o.insert("packageFileName".into(), json!(sp));
