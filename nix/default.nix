@@ -495,4 +495,5 @@ rec {
       meta.mainProgram = "load";
     };
   sbom = import ./sbom.nix { inherit bin system; }; # an image's SBOM (nix/sbom.nix)
+  attest = import ./attest.nix { inherit bin system; }; # an image with its SBOM and provenance attached (nix/attest.nix)
 }

@@ -1,6 +1,7 @@
 """Public API of the strata Bazel rules: byte-identical OCI layers and images.
 
     load("@strata//rules:defs.bzl", "oci_image", "oci_image_index", "oci_layer", "oci_load", "oci_push", "oci_sbom")
+    load("@strata//rules:defs.bzl", "oci_attest")
 
 One rule per file in rules/private/; this file only re-exports them (and the
 `oci_push` macro taking `remote_tags` as a list or a file). `oci_pull` is a
@@ -8,6 +9,7 @@ repository rule: load it in WORKSPACE from @strata//rules:repositories.bzl.
 """
 
 load("//rules:providers.bzl", _OciImageInfo = "OciImageInfo", _OciLayerInfo = "OciLayerInfo")
+load("//rules/private:attest.bzl", _oci_attest = "oci_attest")
 load("//rules/private:image.bzl", _oci_image = "oci_image")
 load("//rules/private:image_index.bzl", _oci_image_index = "oci_image_index")
 load("//rules/private:layer.bzl", _oci_layer = "oci_layer")
@@ -20,6 +22,7 @@ oci_image = _oci_image
 oci_image_index = _oci_image_index
 oci_load = _oci_load
 oci_sbom = _oci_sbom
+oci_attest = _oci_attest
 OciLayerInfo = _OciLayerInfo
 OciImageInfo = _OciImageInfo
 

@@ -5,6 +5,7 @@ OciLayerInfo = provider(
     fields = {
         "blob": "File: the layer blob",
         "descriptor": "File: the JSON descriptor written by `strata layer --descriptor`",
+        "packages": "File or None: the purls declared with `oci_layer(packages = ...)`, one a line",
     },
 )
 

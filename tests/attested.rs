@@ -96,6 +96,8 @@ fn attached_layouts_are_deterministic_and_carry_the_clis_documents() {
     assert_eq!(before, tree(&d.join("img")), "the source layout changed");
     assert_eq!(tree(&d.join("a")), tree(&d.join("b")), "two runs differ");
     assert_eq!(a.lines().count(), 3, "{a}");
+    let q = ok_in(d, &[ALL, &["--out", "q", "--quiet"]].concat());
+    assert_eq!((q.as_str(), tree(&d.join("q"))), ("", tree(&d.join("a"))));
     // The documents are strata sbom's and strata provenance's bytes.
     ok_in(d, &["sbom", "img", "--format", "spdx", "--out", "s.json"]);
     ok_in(

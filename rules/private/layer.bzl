@@ -225,12 +225,21 @@ def _impl(ctx):
         mnemonic = "StrataLayer",
         progress_message = "Building OCI layer %s" % ctx.label,
     )
+    packages = None
+    if ctx.attr.packages:
+        for purl in ctx.attr.packages:
+            if not purl.startswith("pkg:") or "/" not in purl or " " in purl:
+                fail("oci_layer %s: packages: %r is not a purl (pkg:TYPE/NAME@VERSION)" % (ctx.label, purl))
+
+        # One purl a line, for `strata sbom --packages DESCRIPTOR=FILE` (oci_attest).
+        packages = ctx.actions.declare_file(ctx.label.name + ".purls")
+        ctx.actions.write(packages, "".join([p + "\n" for p in sorted(ctx.attr.packages)]))
     return [
         DefaultInfo(
             files = depset([blob, descriptor]),
             runfiles = ctx.runfiles(files = [blob, descriptor]),
         ),
-        OciLayerInfo(blob = blob, descriptor = descriptor),
+        OciLayerInfo(blob = blob, descriptor = descriptor, packages = packages),
         OutputGroupInfo(spec = depset(specs)),
     ]
 
@@ -256,6 +265,9 @@ oci_layer = rule(
         ),
         "mtime": attr.int(doc = "mtime of every entry, in seconds since the epoch.", default = 0),
         "owners": attr.string_dict(doc = "Path inside the layer → `\"uid:gid\"` of a file, empty dir or symlink. Default `0:0`."),
+        "packages": attr.string_list(doc = "Package URLs (purls, e.g. `pkg:generic/zlib@1.3.1`) of software in this " +
+                                           "layer that strata cannot find in its bytes (a vendored library, a static " +
+                                           "binary); `oci_attest` lists them in the SBOM under this layer."),
         "package_dir": attr.string(doc = "Directory inside the layer that receives `srcs` (e.g. `/opt/app`); default: the layer root."),
         "srcs": attr.label_list(doc = "Files and directories (tree artifacts) to put in the layer.", allow_files = True),
         "strip_prefix": attr.string(

@@ -71,6 +71,9 @@ pub(super) struct AttachArgs {
     /// With --provenance: a build parameter K=V; repeatable.
     #[arg(long, requires = "provenance")]
     param: Vec<String>,
+    /// Print nothing (the attachments' digests are in index.json).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 pub(super) fn attach(a: AttachArgs) -> CliResult {
@@ -107,7 +110,9 @@ pub(super) fn attach(a: AttachArgs) -> CliResult {
         }
         None => referrer::add_to_layout(&a.image, std::slice::from_ref(&art))?,
     }
-    outln!("{}", art.descriptor.digest);
+    if !a.quiet {
+        outln!("{}", art.descriptor.digest);
+    }
     Ok(0)
 }
 
@@ -154,7 +159,7 @@ fn attach_documents(a: &AttachArgs) -> CliResult {
         Some(out) => done.plan.write_dir(out)?,
         None => referrer::add_to_layout(&a.image, &done.artifacts)?,
     }
-    for art in &done.artifacts {
+    for art in done.artifacts.iter().filter(|_| !a.quiet) {
         outln!("{}", art.descriptor.digest);
     }
     Ok(0)

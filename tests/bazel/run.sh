@@ -20,6 +20,10 @@
 #     composed on and pushed to A (base layers mounted) and to B (streamed
 #     A->B); the registries hold strata's digest; the output base and disk
 #     cache keep < 1% of the base's layer bytes;
+#  5c. oci_attest: the golden image's attachments = tests/golden/hello-attest.json
+#     (the CLI's and Nix's digests); oci_layer packages in the SBOMs; the
+#     same layout as `strata attach`; oci_push of an oci_attest sends the
+#     attachments (the registry lists them under the tag sha256-<hex>).
 #  6b. oci_pull with platform (from an index), shallow = False (every blob)
 #     and credentials (a third registry with htpasswd: refused without,
 #     pulled with DOCKER_CONFIG's config.json); toolchains with url + sha256
@@ -241,6 +245,39 @@ cmp "$WORK/hello.spdx.json" "$BIN/hello_sbom.spdx.json"
 cmp "$WORK/hello.cdx.json" "$BIN/hello_sbom_cyclonedx.cdx.json"
 echo "ok: oci_sbom = strata sbom, byte for byte ($(sha256sum <"$BIN/hello_sbom.spdx.json" | cut -c1-16)…, $(sha256sum <"$BIN/hello_sbom_cyclonedx.cdx.json" | cut -c1-16)…)"
 
+step "oci_attest: the golden image's attachments; declared packages in the SBOM"
+# Self-contained (issue #24): //:hello_attested and //:vendored_attested,
+# built by `bazel test //...` above (and compared across output bases and
+# strata builds with every other output).
+bash "$ROOT/tests/golden/check-attest.sh" "$STRATA_BINARY" "$BIN/hello_attested"
+attached() { # LAYOUT ARTIFACT_TYPE: the path of the attached document
+  local m
+  m=$(grep -o "\"artifactType\":\"$2\",\"digest\":\"sha256:[0-9a-f]*\"" "$1/index.json" | cut -d'"' -f8)
+  [ -n "$m" ] || { echo "FAIL: no $2 attachment in $1" >&2; exit 1; }
+  m=$(grep -o '"layers":\[{"digest":"sha256:[0-9a-f]*"' "$1/blobs/sha256/${m#sha256:}" | cut -d'"' -f6)
+  echo "$1/blobs/sha256/${m#sha256:}"
+}
+V=$BIN/vendored_attested
+for purl in 'pkg:generic/zlib@1.3.1' 'pkg:golang/github.com/example/tool@v1.2.3?type=module'; do
+  grep -qF "\"referenceLocator\":\"$purl\"" "$(attached "$V" application/spdx+json)" || { echo "FAIL: $purl is not in the SPDX SBOM" >&2; exit 1; }
+  grep -qF "\"purl\":\"$purl\"" "$(attached "$V" application/vnd.cyclonedx+json)" || { echo "FAIL: $purl is not in the CycloneDX SBOM" >&2; exit 1; }
+done
+grep -qF '"parameters":{"release":"1"}' "$(attached "$V" application/vnd.in-toto+json)" || { echo "FAIL: params are not in the provenance" >&2; exit 1; }
+env -u SOURCE_DATE_EPOCH "$STRATA_BINARY" attach "$BIN/vendored" --sbom spdx --sbom cyclonedx --provenance --param release=1 \
+  --packages "$BIN/vendored_layer.descriptor.json=$BIN/vendored_layer.purls" --out "$WORK/vendored_attested" >/dev/null
+diff -r "$V" "$WORK/vendored_attested" || { echo "FAIL: oci_attest and strata attach differ" >&2; exit 1; }
+if "$SBOM_PY" -c 'import spdx_tools, cyclonedx.validation.json' 2>/dev/null; then
+  cp "$(attached "$V" application/spdx+json)" "$WORK/vendored.spdx.json"
+  "$SBOM_PY" -m spdx_tools.spdx.clitools.pyspdxtools -i "$WORK/vendored.spdx.json"
+  "$SBOM_PY" -c 'import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())
+sys.exit(f"invalid: {e}" if e else 0)' "$(attached "$V" application/vnd.cyclonedx+json)"
+  echo "ok: the SBOMs with declared packages pass pyspdxtools and JsonStrictValidator 1.6"
+fi
+echo "ok: oci_layer packages reach oci_attest's SBOMs (SPDX, CycloneDX) under their layer; oci_attest = strata attach, byte for byte"
+
 step "processwrapper-sandbox: image layouts hard-link their layer blobs"
 # Under linux-sandbox the inputs sit on bind mounts and link(2) fails (EXDEV),
 # so strata copies; processwrapper-sandbox symlinks inputs on the same mount,
@@ -400,6 +437,25 @@ push_suite() {
   must_fail "oci_pull of an unknown digest" "$WORK/pin.log" 'oci_pull base: `strata pull .*` failed' \
     "${B3[@]}" build "${F3[@]}" --repo_env=BASE_DIGEST="sha256:$(printf '%064d' 0)" //:app
   echo "ok: a wrong pin fails: $(grep -m1 -o 'strata: .*' "$WORK/pin.log")"
+  # oci_attest + oci_push: the image, then its attachments; docker-registry
+  # has no referrers API, so they are listed under the tag sha256-<hex>.
+  "${B3[@]}" run "${F3[@]}" //:push_attested 2>&1 | tail -2
+  local img refs types d
+  img=$(cat "$bin/app_only.digest")
+  got=$(registry_digest "127.0.0.1:$PA/attested:1")
+  [ "$got" = "$img" ] || { echo "FAIL: 127.0.0.1:$PA/attested:1 is $got, not $img" >&2; exit 1; }
+  refs=$(skopeo inspect --tls-verify=false --raw "docker://127.0.0.1:$PA/attested:sha256-${img#sha256:}")
+  types=$(echo "$refs" | grep -o '"artifactType":"[^"]*"' | cut -d'"' -f4 | sort | paste -sd' ')
+  [ "$types" = "application/spdx+json application/vnd.in-toto+json" ] || { echo "FAIL: the referrers tag lists [$types]" >&2; exit 1; }
+  for d in $(grep -o '"artifactType":"[^"]*","digest":"sha256:[0-9a-f]*"' "$bin/app_attested/index.json" | cut -d'"' -f8); do
+    echo "$refs" | grep -qF "\"digest\":\"$d\"" || { echo "FAIL: $d is not in the referrers tag" >&2; exit 1; }
+    [ "$(registry_digest "127.0.0.1:$PA/attested@$d")" = "$d" ] || { echo "FAIL: the registry's $d has other bytes" >&2; exit 1; }
+  done
+  "$STRATA_BINARY" pull -q --insecure --referrers --out "$WORK/attested-pulled" "127.0.0.1:$PA/attested:1"
+  [ "$(grep -o '"artifactType":"[^"]*","digest":"sha256:[0-9a-f]*"' "$WORK/attested-pulled/index.json")" = \
+    "$(grep -o '"artifactType":"[^"]*","digest":"sha256:[0-9a-f]*"' "$bin/app_attested/index.json")" ] ||
+    { echo "FAIL: strata pull --referrers does not bring back oci_attest's attachments" >&2; exit 1; }
+  echo "ok: oci_push of oci_attest: 127.0.0.1:$PA/attested:1 = $img, its tag sha256-<hex> lists the SBOM and provenance, pull --referrers brings them back"
   pull_and_toolchains "$PA"
   "${B3[@]}" shutdown
   cd "$HERE"

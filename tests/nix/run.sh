@@ -50,6 +50,10 @@
 #     filtered to Cargo.toml, Cargo.lock and src/: its derivation path stays
 #     the same when README.md changes or tests/ appears, and changes with
 #     src/ (fake nixpkgs' buildRustPackage depends on src, as nixpkgs' does).
+#  9. attest (nix/attest.nix): the golden image with its SBOMs and
+#     provenance attached gives tests/golden/hello-attest.json's digests (as
+#     the CLI and Bazel do), valid SBOMs; on the closure image the attached
+#     SBOM is nix/sbom.nix's; --rebuild bit-identical.
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$(pwd)
@@ -574,6 +578,38 @@ check "sbom: nix/sbom.nix and the CLI write the same bytes" "$(sha256sum <"$WORK
 if build --rebuild -f "$WORK/sbom.nix" cdx spdx 2>"$WORK/rebuild.log"; then echo "ok   nix build --rebuild: the SBOMs are bit-identical"; else
   cat "$WORK/rebuild.log"
   echo "FAIL nix build --rebuild of the SBOMs"
+  fail=1
+fi
+lap
+
+echo "--- 9. attest: the golden image with its SBOMs and provenance attached (nix/attest.nix)"
+# Self-contained (issue #24). The README's image through attest gives
+# tests/golden/hello-attest.json's digests (the CLI's and Bazel's), the same
+# layout as strata attach, valid SBOMs; on the closure image the attached
+# SBOM is nix/sbom.nix's; nix build --rebuild finds them bit-identical.
+cat >"$WORK/attest.nix" <<EOF
+let
+  f = builtins.getFlake "$LIB";
+  s = f.lib.x86_64-linux;
+in
+{
+  hello = s.attest { image = (builtins.getFlake "$EX").packages.x86_64-linux.image; sbom = [ "spdx" "cyclonedx" ]; };
+  closure = s.attest { image = f.packages.x86_64-linux.closure; sbom = "cyclonedx"; params.release = "1"; };
+}
+EOF
+build -f "$WORK/attest.nix" hello closure
+ATT_HELLO=$(nix path-info --offline -f "$WORK/attest.nix" hello)
+ATT_CLOSURE=$(nix path-info --offline -f "$WORK/attest.nix" closure)
+bash "$ROOT/tests/golden/check-attest.sh" "$STRATA" "$ATT_HELLO" || fail=1
+check "attest: the image keeps its digest" "$(golden manifest)" "$("$STRATA" digest "$ATT_HELLO")"
+ATT_CDX=$(grep -o '"artifactType":"application/vnd.cyclonedx+json","digest":"sha256:[0-9a-f]*"' "$ATT_CLOSURE/index.json" | cut -d'"' -f8)
+ATT_CDX=$(grep -o '"layers":\[{"digest":"sha256:[0-9a-f]*"' "$ATT_CLOSURE/blobs/sha256/${ATT_CDX#sha256:}" | cut -d'"' -f6)
+check "attest (closure): the attached SBOM is nix/sbom.nix's" "$(sha256sum <"$SBOM_CDX")" "$(sha256sum <"$ATT_CLOSURE/blobs/sha256/${ATT_CDX#sha256:}")"
+check "attest (closure): attachments" "application/vnd.cyclonedx+json application/vnd.in-toto+json" \
+  "$(grep -o '"artifactType":"[^"]*"' "$ATT_CLOSURE/index.json" | cut -d'"' -f4 | sort | paste -sd' ')"
+if build --rebuild -f "$WORK/attest.nix" hello closure 2>"$WORK/rebuild.log"; then echo "ok   nix build --rebuild: the attested layouts are bit-identical"; else
+  cat "$WORK/rebuild.log"
+  echo "FAIL nix build --rebuild of the attested layouts"
   fail=1
 fi
 lap
