@@ -115,8 +115,12 @@ pub fn attested(layout: &Layout, image: &Image, opts: &AttestOptions) -> Result<
     }
     let subject = &image.manifest_desc;
     let mut artifacts = Vec::new();
-    let mut formats = opts.sbom.clone();
-    formats.dedup();
+    let mut formats: Vec<SbomFormat> = Vec::new();
+    for f in &opts.sbom {
+        if !formats.contains(f) {
+            formats.push(*f);
+        }
+    }
     for f in formats {
         let doc = sbom_document(layout, image, f, &opts.describe)?;
         artifacts.push(attach(subject, f.artifact_type(), doc, BTreeMap::new())?);
@@ -209,4 +213,23 @@ fn add_blob(layout: &Layout, digest: &Digest, size: u64, plan: &mut LayoutPlan) 
         .ok_or_else(|| Error::corrupt(format!("{}: blob {digest} is missing", layout.path())))?;
     plan.blobs.insert(*digest, (size, src));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sbom_formats_and_their_artifact_types() {
+        assert_eq!(
+            SbomFormat::parse("spdx").unwrap().artifact_type(),
+            SPDX_ARTIFACT_TYPE
+        );
+        assert_eq!(
+            SbomFormat::parse("cyclonedx").unwrap().artifact_type(),
+            CYCLONEDX_ARTIFACT_TYPE
+        );
+        let e = SbomFormat::parse("SPDX").unwrap_err().to_string();
+        assert!(e.contains("expected spdx or cyclonedx"), "{e}");
+    }
 }
