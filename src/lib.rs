@@ -25,6 +25,7 @@ pub use error::{Error, ErrorKind, Result};
 pub mod archive;
 pub mod descriptor;
 pub mod image;
+pub mod image_spec;
 pub mod layout;
 pub mod nix;
 pub mod registry;

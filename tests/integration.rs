@@ -14,6 +14,7 @@ mod errors;
 mod foreign;
 mod golden;
 mod image;
+mod image_spec;
 mod layer;
 mod nix_layers;
 mod proxy;
