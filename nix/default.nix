@@ -225,47 +225,44 @@ rec {
       hasStore = storePaths != [ ] || builtins.hasContext configJSON;
       excludePaths = layerPaths ++ basePaths;
 
-      opt = flag: v: if v == null then [ ] else [ flag v ];
-      kv = flag: set: builtins.concatMap (k: [ flag "${k}=${set.${k}}" ]) (builtins.attrNames set);
       platform = "${os}/${architecture}" + (if variant == null then "" else "/${variant}");
-      layerArgs = ls: builtins.concatMap (l: [ "--layer" "${l.out}:${l.descriptor}" ]) ls;
+      layerSpecs = map (l: { blob = "${l.out}"; descriptor = "${l.descriptor}"; });
+      # strata's image spec (README "The image spec"), written by builtins.toJSON
+      # and passed as a file (passAsFile keeps its references to the layers'
+      # and the base's store paths). `config` passes through unchanged: it
+      # uses the OCI config's field names, and strata refuses unknown ones.
+      # The closure layers, made at build time, are the numbered
+      # closure/N.layer + N.desc pairs of the directory entry.
+      spec = builtins.toJSON ({
+        version = 1;
+        layers = layerSpecs layers
+          ++ (if hasClosure then [ { dir = "closure"; } ] else [ ])
+          ++ layerSpecs rootLayers;
+        config = c;
+        inherit annotations created;
+      } // (if fromImage == null then { inherit platform; } else { base.path = "${fromImage}"; })
+        // (if tag == null then { } else { tags = [ tag ]; }));
       imageArgs =
         [ "image" "--out" (builtins.placeholder "out") "--format" format ]
-        ++ (if fromImage == null then [ "--platform" platform ] else [ "--base" "${fromImage}" ])
         # An archive on a shallow base (pullImage) holds the base's layers:
         # strata fetches them (digests verified) into a cache in the build
         # directory, not under $HOME (/homeless-shelter must not be created).
         # Needs the network: no sandbox.
-        ++ (if fromImage == null || format == "oci" then [ ] else [ "--cache-dir" "strata-cache" ])
-        ++ layerArgs layers
-        ++ (if hasClosure then [ "@closure@" ] else [ ])
-        ++ layerArgs rootLayers
-        ++ opt "--entrypoint" (if c ? Entrypoint then builtins.toJSON c.Entrypoint else null)
-        ++ opt "--cmd" (if c ? Cmd then builtins.toJSON c.Cmd else null)
-        ++ builtins.concatMap (e: [ "--env" e ]) (c.Env or [ ])
-        ++ opt "--workdir" (c.WorkingDir or null)
-        ++ opt "--user" (c.User or null)
-        ++ opt "--stop-signal" (c.StopSignal or null)
-        ++ builtins.concatMap (p: [ "--exposed-port" p ]) (builtins.attrNames (c.ExposedPorts or { }))
-        ++ builtins.concatMap (v: [ "--volume" v ]) (builtins.attrNames (c.Volumes or { }))
-        ++ kv "--label" (c.Labels or { })
-        ++ kv "--annotation" annotations
-        ++ [ "--created" created ]
-        ++ opt "--tag" tag;
+        ++ (if fromImage == null || format == "oci" then [ ] else [ "--cache-dir" "strata-cache" ]);
     in
     derivation ({
       name = "${name}-image";
-      inherit system;
+      inherit system spec;
+      passAsFile = [ "spec" ];
+      builder = "/bin/sh";
     } // (if !hasClosure then {
-      # Nothing computed at build time: strata is the builder.
-      builder = bin;
-      args = imageArgs;
+      # Nothing computed at build time: /bin/sh only reads the spec file's name.
+      args = [ "-c" ''exec ${bin} "$@" --spec "$specPath"'' "strata-image" ] ++ imageArgs;
     } else {
-      # /bin/sh runs the closure split, one `strata layer` per closure layer,
-      # and puts their --layer flags where "@closure@" stands. `layers`: the
+      # /bin/sh runs the closure split and one `strata layer` per closure
+      # layer, into closure/ (the spec's directory entry). `layers`: the
       # split's lock (canonical JSON), for the next release's previousLayers.
       outputs = [ "out" "layers" ];
-      builder = "/bin/sh";
       exportReferencesGraph = [ "graph" roots ] ++ graphPairs "exclude" excludePaths;
       args = [
         "-c"
@@ -282,17 +279,12 @@ rec {
             lockOut = "$layers";
             outDir = "closure";
           }}
-          for a do
-            shift
-            if [ "$a" != @closure@ ]; then set -- "$@" "$a"; continue; fi
-            for s in closure/[0-9][0-9][0-9][0-9].json; do
-              [ -e "$s" ] || continue
-              b=''${s%.json}
-              ${bin} layer --spec "$s" --out "$b.layer" --descriptor "$b.desc" --compression ${compression} --mtime ${toString mtime} >/dev/null
-              set -- "$@" --layer "$PWD/$b.layer:$PWD/$b.desc"
-            done
+          for s in closure/[0-9][0-9][0-9][0-9].json; do
+            [ -e "$s" ] || continue
+            b=''${s%.json}
+            ${bin} layer --spec "$s" --out "$b.layer" --descriptor "$b.desc" --compression ${compression} --mtime ${toString mtime} >/dev/null
           done
-          exec ${bin} "$@"
+          exec ${bin} "$@" --spec "$specPath"
         ''
         "strata-image"
       ] ++ imageArgs;

@@ -5,7 +5,9 @@ load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
 load(":util.bzl", "layout_action", "layout_result")
 
 _DOC = """Composes an OCI image from `oci_layer`s onto an optional base, by
-`strata image` (mnemonic `StrataImage`).
+`strata image --spec` (mnemonic `StrataImage`): the rule writes strata's image
+spec (versioned JSON, `<name>.spec.json`, see the README's "The image spec")
+with `json.encode`.
 
 Outputs the OCI image layout directory `<name>` and `<name>.digest` (the
 manifest digest, `sha256:...` without newline); provides `OciImageInfo`.
@@ -42,45 +44,55 @@ def _base(ctx):
 
 def _impl(ctx):
     layout, digest, args = layout_action(ctx, "image")
+
+    # The image spec (strata's versioned JSON contract, README "The image
+    # spec"): every path is relative to the execroot, the action's cwd.
+    spec = {"version": 1}
     inputs = []
     if ctx.attr.base:
         base_path, base_inputs = _base(ctx)
-        args.add("--base", base_path)
+        spec["base"] = {"path": base_path}
         inputs.extend(base_inputs)
     elif not ctx.attr.layers:
         fail("oci_image %s: needs 'base' or 'layers'" % ctx.label)
+    spec["layers"] = []
     for layer in ctx.attr.layers:
         info = layer[OciLayerInfo]
-        args.add("--layer", "%s:%s" % (info.blob.path, info.descriptor.path))
+        spec["layers"].append({"blob": info.blob.path, "descriptor": info.descriptor.path})
         inputs.extend([info.blob, info.descriptor])
+    config = {}
     if ctx.attr.entrypoint:
-        args.add("--entrypoint", json.encode(ctx.attr.entrypoint))
+        config["Entrypoint"] = ctx.attr.entrypoint
     if ctx.attr.cmd:
-        args.add("--cmd", json.encode(ctx.attr.cmd))
-    for k, v in ctx.attr.env.items():
-        args.add("--env", "%s=%s" % (k, v))
+        config["Cmd"] = ctx.attr.cmd
+    if ctx.attr.env:
+        config["Env"] = ["%s=%s" % (k, v) for k, v in ctx.attr.env.items()]
     if ctx.attr.user:
-        args.add("--user", ctx.attr.user)
+        config["User"] = ctx.attr.user
     if ctx.attr.workdir:
-        args.add("--workdir", ctx.attr.workdir)
-    for p in ctx.attr.exposed_ports:
-        args.add("--exposed-port", p)
-    for v in ctx.attr.volumes:
-        args.add("--volume", v)
-    for k, v in ctx.attr.labels.items():
-        args.add("--label", "%s=%s" % (k, v))
-    for k, v in ctx.attr.annotations.items():
-        args.add("--annotation", "%s=%s" % (k, v))
+        config["WorkingDir"] = ctx.attr.workdir
+    if ctx.attr.exposed_ports:
+        config["ExposedPorts"] = {p: {} for p in ctx.attr.exposed_ports}
+    if ctx.attr.volumes:
+        config["Volumes"] = {v: {} for v in ctx.attr.volumes}
+    if ctx.attr.labels:
+        config["Labels"] = ctx.attr.labels
+    spec["config"] = config
+    spec["annotations"] = ctx.attr.annotations
     if ctx.attr.os or ctx.attr.architecture or ctx.attr.variant:
         if not (ctx.attr.os and ctx.attr.architecture):
             fail("oci_image %s: 'os' and 'architecture' go together ('variant' needs both)" % ctx.label)
         platform = ctx.attr.os + "/" + ctx.attr.architecture
         if ctx.attr.variant:
             platform += "/" + ctx.attr.variant
-        args.add("--platform", platform)
-    args.add("--created", ctx.attr.created)
+        spec["platform"] = platform
+    spec["created"] = ctx.attr.created
     if ctx.attr.tag:
-        args.add("--tag", ctx.attr.tag)
+        spec["tags"] = [ctx.attr.tag]
+    spec_file = ctx.actions.declare_file(ctx.label.name + ".spec.json")
+    ctx.actions.write(spec_file, json.encode(spec))
+    args.add("--spec", spec_file)
+    inputs.append(spec_file)
     ctx.actions.run(
         executable = strata_binary(ctx),
         arguments = [args],

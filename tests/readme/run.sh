@@ -41,5 +41,6 @@ python3 tests/readme/blocks.py --self-test
 python3 tests/readme/blocks.py README.md \
   --require "Quick start" \
   --require "The layer spec (\`--spec FILE\`)" \
+  --require "The image spec (\`strata image --spec FILE\`)" \
   --require "Auditing an image"
 echo "README blocks: ok ($((SECONDS - T0)) s)"
