@@ -20,6 +20,9 @@
 //!    "StopSignal": "SIGTERM"
 //!  },
 //!  "annotations": {"org.example.note": "hi"},
+//!  "source": "https://example.com/app.git",
+//!  "revision": "0123abcd",
+//!  "image_version": "1.2.3",
 //!  "created": "2024-01-02T03:04:05Z",
 //!  "tags": ["example.com/app:1"]}
 //! ```
@@ -60,6 +63,20 @@
 //!     `Volumes`: `{"/data": {}}`: added to the base's; the values must be
 //!     `{}`.
 //! - `annotations`: manifest annotations, `{"key": "value"}`.
+//! - `source`, `revision`, `image_version`: strings recorded as the manifest
+//!   annotations `org.opencontainers.image.source` (the URL of the sources),
+//!   `.revision` (e.g. the commit) and `.version` (the packaged software's
+//!   version; `image_version` because `version` is the spec's own). Setting
+//!   one of those keys in `annotations` too, to another value, is an error.
+//!
+//! An image built on a base also gets, unless `annotations` sets them, the
+//! manifest annotations `org.opencontainers.image.base.digest` (the base's
+//! manifest digest) and `org.opencontainers.image.base.name` (the base's name
+//! when its index.json records one: `io.containerd.image.name`, as strata,
+//! docker and containerd write, else an `org.opencontainers.image.ref.name`
+//! that is a whole `NAME:TAG`, as a `docker save` archive's `RepoTags` give,
+//! in that same full form, `docker.io/library/NAME:TAG` for a bare `NAME:TAG`;
+//! omitted otherwise, e.g. for a ref name that is a tag alone).
 //! - `created`: RFC 3339. Default: `1970-01-01T00:00:00Z` (the CLI's default
 //!   is `SOURCE_DATE_EPOCH` when set).
 //! - `tags`: `["NAME:TAG", ...]`: the first is recorded in the layout's
@@ -80,13 +97,28 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::descriptor::{split_tag, Platform};
+use crate::descriptor::{
+    containerd_name, split_tag, Descriptor, Platform, ANNOTATION_CONTAINERD_NAME,
+    ANNOTATION_REF_NAME,
+};
+use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{check_rfc3339, rfc3339, Composed, ConfigChanges, ImageOptions, NewLayer};
 use crate::json;
 use crate::layer::compress::Compression;
 use crate::layer::{read_small_file, LayerDescriptor};
 use crate::layout::{BlobSource, Layout};
+
+/// Manifest annotation: where the image's sources are (`source`).
+pub const ANNOTATION_SOURCE: &str = "org.opencontainers.image.source";
+/// Manifest annotation: the sources' revision (`revision`).
+pub const ANNOTATION_REVISION: &str = "org.opencontainers.image.revision";
+/// Manifest annotation: the packaged software's version (`image_version`).
+pub const ANNOTATION_VERSION: &str = "org.opencontainers.image.version";
+/// Manifest annotation: the base image's manifest digest.
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// Manifest annotation: the base image's reference.
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 
 /// The only image spec version this strata reads.
 pub const IMAGE_SPEC_VERSION: u64 = 1;
@@ -115,6 +147,15 @@ pub struct ImageSpec {
     /// Manifest annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// `org.opencontainers.image.source`: where the sources are (a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision`: the sources' revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `org.opencontainers.image.version`: the packaged software's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_version: Option<String>,
     /// RFC 3339 creation time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
@@ -196,6 +237,9 @@ const TOP_FIELDS: &[&str] = &[
     "layers",
     "config",
     "annotations",
+    "source",
+    "revision",
+    "image_version",
     "created",
     "tags",
 ];
@@ -296,6 +340,9 @@ impl ImageSpec {
                 }
                 "annotations" => spec.annotations = field(v, "annotations")?,
                 "created" => spec.created = field(v, "created")?,
+                "source" => spec.source = field(v, "source")?,
+                "revision" => spec.revision = field(v, "revision")?,
+                "image_version" => spec.image_version = field(v, "image_version")?,
                 "tags" => spec.tags = field(v, "tags")?,
                 _ => {} // "version", checked above
             }
@@ -334,7 +381,26 @@ impl ImageSpec {
         for (i, e) in self.config.Env.iter().enumerate() {
             env_pair(e).map_err(|e| e.context(format!("config.Env[{i}]")))?;
         }
+        for (name, key, value) in self.described() {
+            if let Some(other) = self.annotations.get(key).filter(|o| *o != value) {
+                return Err(Error::invalid(format!(
+                    "{name} {value:?}: annotations[{key:?}] says {other:?}"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The `source`, `revision` and `image_version` set: (field, annotation, value).
+    fn described(&self) -> Vec<(&'static str, &'static str, &str)> {
+        [
+            ("source", ANNOTATION_SOURCE, &self.source),
+            ("revision", ANNOTATION_REVISION, &self.revision),
+            ("image_version", ANNOTATION_VERSION, &self.image_version),
+        ]
+        .into_iter()
+        .filter_map(|(n, k, v)| v.as_deref().map(|v| (n, k, v)))
+        .collect()
     }
 
     /// The composition options this spec asks for (no file is read).
@@ -355,7 +421,13 @@ impl ImageSpec {
             platform: self.platform.as_deref().map(Platform::parse).transpose()?,
             // Why a fixed default: the library never reads the clock.
             created: self.created.clone().unwrap_or_else(|| rfc3339(0)),
-            annotations: self.annotations.clone(),
+            annotations: {
+                let mut a = self.annotations.clone();
+                for (_, key, value) in self.described() {
+                    a.insert(key.to_string(), value.to_string());
+                }
+                a
+            },
             tag: self.tags.first().cloned(),
             extra_tags: self.tags.iter().skip(1).cloned().collect(),
         })
@@ -514,7 +586,7 @@ pub fn compose(spec: &ImageSpec, origin: Option<&str>) -> Result<Composed> {
         }
     };
     spec.check().map_err(named)?;
-    let opts = spec.options().map_err(named)?;
+    let mut opts = spec.options().map_err(named)?;
     let base_layout = match &spec.base {
         Some(b) => Some(Layout::open(Utf8Path::new(&b.path)).map_err(|e| field(e, "base"))?),
         None => None,
@@ -526,9 +598,36 @@ pub fn compose(spec: &ImageSpec, origin: Option<&str>) -> Result<Composed> {
         ),
         _ => None,
     };
+    if let (Some(l), Some(img), Some(b)) = (&base_layout, &base_image, &spec.base) {
+        let top = l.top(b.reference.as_deref()).map_err(named)?;
+        base_annotations(&mut opts.annotations, &top, &img.manifest_desc.digest);
+    }
     let layers = spec.load_layers(origin.is_some()).map_err(named)?;
     let base = base_layout.as_ref().zip(base_image.as_ref());
     crate::image::compose(base, layers, &opts).map_err(named)
+}
+
+/// `base.digest` and, when the base's index.json entry names it, `base.name`;
+/// annotations the spec sets itself stay.
+fn base_annotations(annotations: &mut BTreeMap<String, String>, top: &Descriptor, digest: &Digest) {
+    // Why the containerd form (docker.io/library/demo:1): a docker save
+    // archive says "demo:1" where podman's says the whole name; one image.
+    let name = top
+        .annotations
+        .get(ANNOTATION_CONTAINERD_NAME)
+        .cloned()
+        .or_else(|| {
+            let r = top.annotations.get(ANNOTATION_REF_NAME)?;
+            let (name, tag) = split_tag(r).ok().filter(|_| r.contains(':'))?;
+            Some(containerd_name(&name, &tag))
+        });
+    let mut set = |k: &str, v: String| {
+        annotations.entry(k.to_string()).or_insert(v);
+    };
+    set(ANNOTATION_BASE_DIGEST, digest.to_string());
+    if let Some(n) = name {
+        set(ANNOTATION_BASE_NAME, n);
+    }
 }
 
 #[cfg(test)]

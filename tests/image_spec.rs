@@ -197,6 +197,20 @@ fn every_field_gives_the_digest_of_its_flag() {
             format!(r#"{sl},"created":"2024-01-02T03:04:05Z""#),
         ),
         (
+            "source-revision-version",
+            with(&[
+                "--source",
+                "https://example.com/a.git",
+                "--revision",
+                "abc",
+                "--image-version",
+                "2",
+            ]),
+            format!(
+                r#"{sl},"source":"https://example.com/a.git","revision":"abc","image_version":"2""#
+            ),
+        ),
+        (
             "tag",
             with(&["--tag", "example.com/app:1"]),
             format!(r#"{sl},"tags":["example.com/app:1"]"#),
@@ -567,4 +581,115 @@ fn bad_specs_fail_on_one_line_naming_file_and_field() {
     let err = fail_in(d, &["image", "--out", "out", "--spec", "none.json"], 1);
     assert!(err.contains("none.json"), "{err}");
     assert!(!d.join("out").exists());
+}
+
+#[test]
+fn an_image_on_a_base_names_its_base() {
+    let t = tempdir();
+    let d = t.path();
+    fixtures(d);
+    let annotations = |img: &str| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok_in(d, &["inspect", "--json", img])).unwrap();
+        v["annotations"].clone()
+    };
+    let base_digest = ok_in(d, &["digest", "base"]).trim().to_string();
+    ok_in(
+        d,
+        &[
+            "image",
+            "-q",
+            "--out",
+            "on",
+            "--base",
+            "base",
+            "--layer",
+            "b.tgz:b.json",
+        ],
+    );
+    let a = annotations("on");
+    assert_eq!(
+        a["org.opencontainers.image.base.digest"],
+        base_digest.as_str()
+    );
+    assert_eq!(
+        a["org.opencontainers.image.base.name"],
+        "example.com/base:1"
+    );
+    // A base whose index.json names nothing: the digest alone.
+    ok_in(
+        d,
+        &["image", "-q", "--out", "anon", "--layer", "a.tgz:a.json"],
+    );
+    ok_in(d, &["image", "-q", "--out", "on-anon", "--base", "anon"]);
+    let a = annotations("on-anon");
+    assert!(a["org.opencontainers.image.base.digest"].is_string(), "{a}");
+    assert!(a.get("org.opencontainers.image.base.name").is_none(), "{a}");
+    // No base: neither.
+    assert!(annotations("anon")
+        .get("org.opencontainers.image.base.digest")
+        .is_none());
+    // Set explicitly, an annotation stays as given.
+    ok_in(
+        d,
+        &[
+            "image",
+            "-q",
+            "--out",
+            "mine",
+            "--base",
+            "base",
+            "--annotation",
+            "org.opencontainers.image.base.name=registry.example/base:1",
+        ],
+    );
+    assert_eq!(
+        annotations("mine")["org.opencontainers.image.base.name"],
+        "registry.example/base:1"
+    );
+    // source, revision, image_version: their annotations.
+    ok_in(
+        d,
+        &[
+            "image",
+            "-q",
+            "--out",
+            "described",
+            "--layer",
+            "a.tgz",
+            "--source",
+            "https://example.com/app.git",
+            "--revision",
+            "0123abcd",
+            "--image-version",
+            "1.2.3",
+        ],
+    );
+    let a = annotations("described");
+    assert_eq!(
+        a["org.opencontainers.image.source"],
+        "https://example.com/app.git"
+    );
+    assert_eq!(a["org.opencontainers.image.revision"], "0123abcd");
+    assert_eq!(a["org.opencontainers.image.version"], "1.2.3");
+    // ... and one that contradicts an annotation is refused.
+    let err = fail_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "x",
+            "--layer",
+            "a.tgz",
+            "--revision",
+            "1",
+            "--annotation",
+            "org.opencontainers.image.revision=2",
+        ],
+        2,
+    );
+    assert!(
+        err.contains(r#"revision "1": annotations["org.opencontainers.image.revision"] says "2""#),
+        "{err}"
+    );
 }

@@ -8,7 +8,8 @@
 //! (`--label`, `--annotation`, `--exposed-port`, `--volume`) add keys, and a
 //! key the spec sets to another value is a usage error; scalar flags
 //! (`--base`, `--base-ref`, `--platform`, `--created`, `--entrypoint`,
-//! `--cmd`, `--workdir`, `--user`, `--stop-signal`) fill what the spec leaves
+//! `--cmd`, `--workdir`, `--user`, `--stop-signal`, `--source`, `--revision`,
+//! `--image-version`) fill what the spec leaves
 //! unset, and one that differs from the spec's value is a usage error.
 //! `SOURCE_DATE_EPOCH` applies only when neither sets `created`.
 
@@ -84,6 +85,15 @@ pub(super) struct ImageArgs {
     /// Creation time, RFC 3339 (default: SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z).
     #[arg(long)]
     created: Option<String>,
+    /// Where the sources are (a URL): the org.opencontainers.image.source annotation.
+    #[arg(long)]
+    source: Option<String>,
+    /// The sources' revision (e.g. a commit): the org.opencontainers.image.revision annotation.
+    #[arg(long)]
+    revision: Option<String>,
+    /// The packaged software's version: the org.opencontainers.image.version annotation.
+    #[arg(long)]
+    image_version: Option<String>,
     /// NAME:TAG recorded in the layout (ref.name annotation, docker RepoTags);
     /// repeatable for a docker-archive (every tag in RepoTags, the first in index.json).
     #[arg(long)]
@@ -203,6 +213,9 @@ fn with_flags(a: &ImageArgs, mut spec: ImageSpec, file: Option<&Utf8Path>) -> Re
         });
         spec.platform = a.platform.clone();
         spec.created = a.created.clone();
+        spec.source = a.source.clone();
+        spec.revision = a.revision.clone();
+        spec.image_version = a.image_version.clone();
         spec.layers = a.layer.iter().map(|l| layer_source(l)).collect();
         spec.tags = a.tag.clone();
         return Ok(spec);
@@ -233,6 +246,22 @@ fn with_flags(a: &ImageArgs, mut spec: ImageSpec, file: Option<&Utf8Path>) -> Re
         a.created.clone(),
         "created",
         "created",
+        f,
+    )?;
+    scalar(&mut spec.source, a.source.clone(), "source", "source", f)?;
+    scalar(
+        &mut spec.revision,
+        a.revision.clone(),
+        "revision",
+        "revision",
+        f,
+    )?;
+    let v = a.image_version.clone();
+    scalar(
+        &mut spec.image_version,
+        v,
+        "image-version",
+        "image_version",
         f,
     )?;
     let c = &mut spec.config;
@@ -291,6 +320,8 @@ pub(super) fn image(a: ImageArgs) -> CliResult {
         None => ImageSpec::new(),
     };
     let mut spec = usage(with_flags(&a, from_file, file))?;
+    // A spec file was checked as read: what fails now, flags brought in.
+    usage(spec.check())?;
     if spec.tags.len() > 1 && format != Format::DockerArchive {
         let given = match file {
             None => format!("--tag given {} times", spec.tags.len()),
