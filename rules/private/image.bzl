@@ -13,7 +13,9 @@ Outputs the OCI image layout directory `<name>` and `<name>.digest` (the
 manifest digest, `sha256:...` without newline); provides `OciImageInfo`.
 Layer blobs are referenced with their descriptors, so no layer is compressed or
 hashed again. Nothing about Bazel (label, output paths, host, time) reaches the
-image: `created` defaults to the epoch.
+image: `created` defaults to the epoch. An image on a base records the base's
+digest (and name, when its layout gives one) as the manifest annotations
+`org.opencontainers.image.base.digest` and `.base.name`.
 
 `base` is another `oci_image`, an OCI layout archive file, or an OCI layout
 directory checked into the workspace (a filegroup of all its files, e.g.
@@ -87,6 +89,9 @@ def _impl(ctx):
             platform += "/" + ctx.attr.variant
         spec["platform"] = platform
     spec["created"] = ctx.attr.created
+    for field in ["source", "revision", "image_version"]:
+        if getattr(ctx.attr, field):
+            spec[field] = getattr(ctx.attr, field)
     if ctx.attr.tag:
         spec["tags"] = [ctx.attr.tag]
     spec_file = ctx.actions.declare_file(ctx.label.name + ".spec.json")
@@ -118,9 +123,12 @@ oci_image = rule(
         "entrypoint": attr.string_list(doc = "Entrypoint argv. Setting it without `cmd` clears the base's Cmd (as Docker does)."),
         "env": attr.string_dict(doc = "Environment variables; one inherited from the base with the same name is replaced in place."),
         "exposed_ports": attr.string_list(doc = "Ports to expose, e.g. `8080/tcp`."),
+        "image_version": attr.string(doc = "The packaged software's version: the manifest annotation `org.opencontainers.image.version`."),
         "labels": attr.string_dict(doc = "Config labels."),
         "layers": attr.label_list(doc = "`oci_layer` targets, bottom first.", providers = [OciLayerInfo]),
         "os": attr.string(doc = "Operating system, e.g. `linux` (with `architecture`). Default: the base's, else `linux`."),
+        "revision": attr.string(doc = "The sources' revision (e.g. a commit): the manifest annotation `org.opencontainers.image.revision`."),
+        "source": attr.string(doc = "Where the sources are (a URL): the manifest annotation `org.opencontainers.image.source`."),
         "tag": attr.string(doc = "`name:tag` recorded in the layout's index.json (`org.opencontainers.image.ref.name`)."),
         "user": attr.string(doc = "User: name, uid or uid:gid."),
         "variant": attr.string(doc = "CPU variant, e.g. `v8` (with `os` and `architecture`)."),
