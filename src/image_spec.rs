@@ -69,14 +69,17 @@
 //!   version; `image_version` because `version` is the spec's own). Setting
 //!   one of those keys in `annotations` too, to another value, is an error.
 //!
-//! An image built on a base also gets, unless `annotations` sets them, the
+//! An image that adds layers to a base also gets, unless `annotations` sets them, the
 //! manifest annotations `org.opencontainers.image.base.digest` (the base's
 //! manifest digest) and `org.opencontainers.image.base.name` (the base's name
 //! when its index.json records one: `io.containerd.image.name`, as strata,
 //! docker and containerd write, else an `org.opencontainers.image.ref.name`
 //! that is a whole `NAME:TAG`, as a `docker save` archive's `RepoTags` give,
 //! in that same full form, `docker.io/library/NAME:TAG` for a bare `NAME:TAG`;
-//! omitted otherwise, e.g. for a ref name that is a tag alone).
+//! omitted otherwise, e.g. for a ref name that is a tag alone). One that adds
+//! no layer is the base re-described (a re-packaging, as `oci_load` does, or
+//! a config change): it keeps the base manifest's annotations (`annotations`
+//! win) and names no base, so re-packaging an image changes no digest.
 //! - `created`: RFC 3339. Default: `1970-01-01T00:00:00Z` (the CLI's default
 //!   is `SOURCE_DATE_EPOCH` when set).
 //! - `tags`: `["NAME:TAG", ...]`: the first is recorded in the layout's
@@ -598,11 +601,21 @@ pub fn compose(spec: &ImageSpec, origin: Option<&str>) -> Result<Composed> {
         ),
         _ => None,
     };
-    if let (Some(l), Some(img), Some(b)) = (&base_layout, &base_image, &spec.base) {
-        let top = l.top(b.reference.as_deref()).map_err(named)?;
-        base_annotations(&mut opts.annotations, &top, &img.manifest_desc.digest);
-    }
     let layers = spec.load_layers(origin.is_some()).map_err(named)?;
+    if let (Some(l), Some(img), Some(b)) = (&base_layout, &base_image, &spec.base) {
+        if layers.is_empty() {
+            // Why: no layer added, it is the base re-described (oci_load's
+            // re-packaging, a config change): the base's annotations, no base.
+            for (k, v) in &img.manifest.annotations {
+                opts.annotations
+                    .entry(k.clone())
+                    .or_insert_with(|| v.clone());
+            }
+        } else {
+            let top = l.top(b.reference.as_deref()).map_err(named)?;
+            base_annotations(&mut opts.annotations, &top, &img.manifest_desc.digest);
+        }
+    }
     let base = base_layout.as_ref().zip(base_image.as_ref());
     crate::image::compose(base, layers, &opts).map_err(named)
 }

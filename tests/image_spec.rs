@@ -616,12 +616,33 @@ fn an_image_on_a_base_names_its_base() {
         a["org.opencontainers.image.base.name"],
         "example.com/base:1"
     );
+    // No layer added: the base re-described (oci_load's re-packaging), its
+    // annotations kept and no base of its own, so the same digest.
+    let on = ok_in(d, &["digest", "on"]);
+    let repacked = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "on.tar",
+            "--format",
+            "docker-archive",
+            "--base",
+            "on",
+        ],
+    );
+    assert_eq!(repacked, on);
     // A base whose index.json names nothing: the digest alone.
     ok_in(
         d,
         &["image", "-q", "--out", "anon", "--layer", "a.tgz:a.json"],
     );
-    ok_in(d, &["image", "-q", "--out", "on-anon", "--base", "anon"]);
+    ok_in(
+        d,
+        &[
+            "image", "-q", "--out", "on-anon", "--base", "anon", "--layer", "b.tgz",
+        ],
+    );
     let a = annotations("on-anon");
     assert!(a["org.opencontainers.image.base.digest"].is_string(), "{a}");
     assert!(a.get("org.opencontainers.image.base.name").is_none(), "{a}");

@@ -75,7 +75,7 @@ test -f "$layout/oci-layout" || {{ echo "FAIL: no oci-layout"; exit 1; }}
 grep -q "$d" "$layout/index.json" || {{ echo "FAIL: index.json does not name $d"; exit 1; }}
 top="$layout/blobs/sha256/${{d#sha256:}}"
 test -f "$top" || {{ echo "FAIL: blob $d missing"; exit 1; }}
-c=$(sed -n 's/^{{"config":{{"digest":"sha256:\\([0-9a-f]*\\)".*/\\1/p' "$top")
+c=$(sed -n 's/.*"config":{{"digest":"sha256:\\([0-9a-f]*\\)".*/\\1/p' "$top")
 config="$layout/blobs/sha256/$c"
 {checks}
 echo "ok $d"
