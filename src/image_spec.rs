@@ -27,6 +27,16 @@
 //!  "tags": ["example.com/app:1"]}
 //! ```
 //!
+//! With stamping (a build that wants its revision in the image):
+//!
+//! ```json
+//! {"version": 1,
+//!  "layers": [{"blob": "app.tgz"}],
+//!  "stamp": ["bazel-out/stable-status.txt"],
+//!  "revision": "{STABLE_GIT_COMMIT}",
+//!  "tags": ["example.com/app:{STABLE_VERSION}"]}
+//! ```
+//!
 //! Fields (unknown fields, at any level, and unknown versions are errors, so a
 //! typo never silently changes an image; every field but `version` is
 //! optional):
@@ -68,6 +78,16 @@
 //!   `.revision` (e.g. the commit) and `.version` (the packaged software's
 //!   version; `image_version` because `version` is the spec's own). Setting
 //!   one of those keys in `annotations` too, to another value, is an error.
+//!
+//! - `stamp`: build status files (`KEY VALUE` lines, as Bazel's
+//!   `bazel-out/stable-status.txt` and `volatile-status.txt` are written; at
+//!   most 1 MiB each, UTF-8, a key given twice is an error). When `stamp` is
+//!   present (even empty), `{KEY}` (letters, digits, `_`) in `source`,
+//!   `revision`, `image_version`, `tags`, `annotations` and `config.Labels`
+//!   values is replaced by KEY's value; a KEY the files do not hold is an
+//!   error naming the field. Without `stamp` those strings are taken as
+//!   written, braces and all: stamping is asked for, never implied. The image
+//!   then depends on the status files' values, as asked; nothing else of them.
 //!
 //! An image that adds layers to a base also gets, unless `annotations` sets them, the
 //! manifest annotations `org.opencontainers.image.base.digest` (the base's
@@ -159,6 +179,10 @@ pub struct ImageSpec {
     /// `org.opencontainers.image.version`: the packaged software's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_version: Option<String>,
+    /// Build status files whose `{KEY}`s the descriptive strings may name
+    /// (`None`: no substitution at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<Vec<String>>,
     /// RFC 3339 creation time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
@@ -243,6 +267,7 @@ const TOP_FIELDS: &[&str] = &[
     "source",
     "revision",
     "image_version",
+    "stamp",
     "created",
     "tags",
 ];
@@ -346,6 +371,7 @@ impl ImageSpec {
                 "source" => spec.source = field(v, "source")?,
                 "revision" => spec.revision = field(v, "revision")?,
                 "image_version" => spec.image_version = field(v, "image_version")?,
+                "stamp" => spec.stamp = field(v, "stamp")?,
                 "tags" => spec.tags = field(v, "tags")?,
                 _ => {} // "version", checked above
             }
@@ -367,8 +393,11 @@ impl ImageSpec {
         if let Some(c) = &self.created {
             check_rfc3339(c).map_err(|e| e.context("created"))?;
         }
-        for (i, t) in self.tags.iter().enumerate() {
-            split_tag(t).map_err(|e| e.context(format!("tags[{i}]")))?;
+        // Why not with stamp files: `{KEY}` is no tag yet (checked once replaced).
+        if self.stamp.is_none() {
+            for (i, t) in self.tags.iter().enumerate() {
+                split_tag(t).map_err(|e| e.context(format!("tags[{i}]")))?;
+            }
         }
         for (i, l) in self.layers.iter().enumerate() {
             let ok = matches!(
@@ -392,6 +421,69 @@ impl ImageSpec {
             }
         }
         Ok(())
+    }
+
+    /// This spec with `{KEY}`s replaced from its stamp files (itself when it
+    /// has none), checked again.
+    pub fn stamped(&self) -> Result<ImageSpec> {
+        let Some(files) = &self.stamp else {
+            self.check()?;
+            return Ok(self.clone());
+        };
+        let mut status: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        for (i, f) in files.iter().enumerate() {
+            let at = |e: Error| e.context(format!("stamp[{i}]"));
+            let bytes = read_small_file(Utf8Path::new(f), MAX_STAMP_BYTES).map_err(at)?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| at(Error::invalid(format!("{f}: not UTF-8"))))?;
+            for (n, line) in text.lines().enumerate() {
+                if line.is_empty() {
+                    continue;
+                }
+                let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+                if !is_key(k) {
+                    return Err(at(Error::invalid(format!(
+                        "{f}: line {}: expected KEY VALUE (KEY of letters, digits and _)",
+                        n + 1
+                    ))));
+                }
+                if let Some((_, j)) = status.insert(k.to_string(), (v.to_string(), i)) {
+                    return Err(at(Error::invalid(format!(
+                        "{f}: {k} is given twice (also by {})",
+                        files[j]
+                    ))));
+                }
+            }
+        }
+        let sub = |s: &str, field: &str| -> Result<String> {
+            substitute(s, &status).map_err(|k| {
+                Error::invalid(format!(
+                    "{field}: {{{k}}}: no {k} in the stamp files ({})",
+                    files.join(", ")
+                ))
+            })
+        };
+        let opt = |v: &Option<String>, field: &str| v.as_deref().map(|s| sub(s, field)).transpose();
+        let map = |m: &BTreeMap<String, String>, field: &str| -> Result<BTreeMap<String, String>> {
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), sub(v, &format!("{field}[{k:?}]"))?)))
+                .collect()
+        };
+        let mut out = self.clone();
+        out.source = opt(&self.source, "source")?;
+        out.revision = opt(&self.revision, "revision")?;
+        out.image_version = opt(&self.image_version, "image_version")?;
+        out.annotations = map(&self.annotations, "annotations")?;
+        out.config.Labels = map(&self.config.Labels, "config.Labels")?;
+        out.tags = (self.tags.iter().enumerate())
+            .map(|(i, t)| {
+                let t = sub(t, &format!("tags[{i}]"))?;
+                split_tag(&t).map_err(|e| e.context(format!("tags[{i}]")))?;
+                Ok(t)
+            })
+            .collect::<Result<_>>()?;
+        out.check()?;
+        Ok(out)
     }
 
     /// The `source`, `revision` and `image_version` set: (field, annotation, value).
@@ -488,6 +580,45 @@ impl ConfigSpec {
         self.Volumes.extend(Volumes);
         self.StopSignal = StopSignal.or(self.StopSignal.take());
     }
+}
+
+/// Largest stamp (build status) file read.
+const MAX_STAMP_BYTES: usize = 1 << 20;
+
+/// A status key: letters, digits and `_`, not empty.
+fn is_key(k: &str) -> bool {
+    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `s` with each `{KEY}` replaced by `status`'s value; `Err(KEY)` for a KEY
+/// it lacks. Braces around anything else stay as written.
+fn substitute(
+    s: &str,
+    status: &BTreeMap<String, (String, usize)>,
+) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .map(|close| &after[..close])
+            .filter(|k| is_key(k))
+        {
+            Some(k) => {
+                let (v, _) = status.get(k).ok_or_else(|| k.to_string())?;
+                out.push_str(v);
+                rest = &after[k.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// `KEY=VALUE` with a non-empty KEY.
@@ -588,7 +719,7 @@ pub fn compose(spec: &ImageSpec, origin: Option<&str>) -> Result<Composed> {
             e
         }
     };
-    spec.check().map_err(named)?;
+    let spec = &spec.stamped().map_err(named)?;
     let mut opts = spec.options().map_err(named)?;
     let base_layout = match &spec.base {
         Some(b) => Some(Layout::open(Utf8Path::new(&b.path)).map_err(|e| field(e, "base"))?),
@@ -676,6 +807,22 @@ mod tests {
         // Serialize and parse again: the same spec (the struct is the contract).
         let again = ImageSpec::parse(&json::to_canonical(&s), "again").unwrap();
         assert_eq!(again, s);
+    }
+
+    #[test]
+    fn stamping_replaces_known_keys_only() {
+        let status: BTreeMap<String, (String, usize)> = [
+            ("A".to_string(), ("1".to_string(), 0)),
+            ("B_2".to_string(), ("x y".to_string(), 0)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(substitute("v{A}-{B_2}", &status).unwrap(), "v1-x y");
+        assert_eq!(
+            substitute("{ not a key } {} {A", &status).unwrap(),
+            "{ not a key } {} {A"
+        );
+        assert_eq!(substitute("{C}", &status).unwrap_err(), "C");
     }
 
     #[test]

@@ -714,3 +714,132 @@ fn an_image_on_a_base_names_its_base() {
         "{err}"
     );
 }
+
+#[test]
+fn stamp_files_fill_keys_only_when_asked() {
+    let t = tempdir();
+    let d = t.path();
+    fixtures(d);
+    fs::write(
+        d.join("stable-status.txt"),
+        "BUILD_HOST somewhere\nSTABLE_GIT_COMMIT 0123abcd\nSTABLE_VERSION 1.2.3\nSTABLE_EMPTY\n",
+    )
+    .unwrap();
+    // `{KEY}` in source, revision, image_version, tags, annotations and labels.
+    same(
+        d,
+        "stamped",
+        &[
+            "--layer",
+            "a.tgz:a.json",
+            "--revision",
+            "0123abcd",
+            "--image-version",
+            "1.2.3",
+            "--source",
+            "https://example.com/1.2.3",
+            "--tag",
+            "example.com/app:1.2.3",
+            "--annotation",
+            "a=v1.2.3-",
+            "--label",
+            "l={-}0123abcd",
+        ],
+        r#","layers":[{"blob":"a.tgz","descriptor":"a.json"}],"stamp":["stable-status.txt"],
+           "revision":"{STABLE_GIT_COMMIT}","image_version":"{STABLE_VERSION}",
+           "source":"https://example.com/{STABLE_VERSION}","tags":["example.com/app:{STABLE_VERSION}"],
+           "annotations":{"a":"v{STABLE_VERSION}-{STABLE_EMPTY}"},
+           "config":{"Labels":{"l":"{-}{STABLE_GIT_COMMIT}"}}"#,
+        "oci",
+    );
+    // The flags stamp the same way.
+    let by_flags = ok_in(
+        d,
+        &[
+            "image",
+            "--out",
+            "f",
+            "--layer",
+            "a.tgz:a.json",
+            "--stamp",
+            "stable-status.txt",
+            "--revision",
+            "{STABLE_GIT_COMMIT}",
+            "--image-version",
+            "{STABLE_VERSION}",
+            "--source",
+            "https://example.com/{STABLE_VERSION}",
+            "--tag",
+            "example.com/app:{STABLE_VERSION}",
+            "--annotation",
+            "a=v{STABLE_VERSION}-{STABLE_EMPTY}",
+            "--label",
+            "l={-}{STABLE_GIT_COMMIT}",
+        ],
+    );
+    assert_eq!(by_flags, ok_in(d, &["digest", "stamped-flags"]));
+    // Without stamp files, braces are text.
+    same(
+        d,
+        "unstamped",
+        &[
+            "--layer",
+            "a.tgz:a.json",
+            "--revision",
+            "{STABLE_GIT_COMMIT}",
+        ],
+        r#","layers":[{"blob":"a.tgz","descriptor":"a.json"}],"revision":"{STABLE_GIT_COMMIT}""#,
+        "oci",
+    );
+    // A key the files lack, a malformed or missing file: one line naming the field.
+    fs::write(d.join("dup.txt"), "A 1\nA 2\n").unwrap();
+    fs::write(d.join("bad.txt"), "A-B 1\n").unwrap();
+    fs::write(d.join("latin1.txt"), b"A \xe9\n").unwrap();
+    for (stamp, field, needle) in [
+        (
+            "stable-status.txt",
+            r#""revision":"{NOPE}""#,
+            "s.json: revision: {NOPE}: no NOPE in the stamp files (stable-status.txt)",
+        ),
+        (
+            "stable-status.txt",
+            r#""tags":["a:{NOPE}"]"#,
+            "s.json: tags[0]: {NOPE}: no NOPE",
+        ),
+        (
+            "stable-status.txt",
+            r#""tags":["a:{BUILD_HOST} x"]"#,
+            "s.json: tags[0]: ",
+        ),
+        (
+            "dup.txt",
+            r#""revision":"1""#,
+            "s.json: stamp[0]: dup.txt: A is given twice",
+        ),
+        (
+            "bad.txt",
+            r#""revision":"1""#,
+            "s.json: stamp[0]: bad.txt: line 1: expected KEY VALUE",
+        ),
+        (
+            "latin1.txt",
+            r#""revision":"1""#,
+            "s.json: stamp[0]: latin1.txt: not UTF-8",
+        ),
+        (
+            "none.txt",
+            r#""revision":"1""#,
+            "s.json: stamp[0]: reading none.txt: ",
+        ),
+    ] {
+        fs::write(
+            d.join("s.json"),
+            format!(r#"{{"version":1,"layers":[{{"blob":"a.tgz"}}],"stamp":["{stamp}"],{field}}}"#),
+        )
+        .unwrap();
+        let err = fail_in(d, &["image", "--out", "out", "--spec", "s.json"], 1);
+        assert!(err.contains(needle), "{stamp} {field}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!d.join("out").exists());
+    }
+}

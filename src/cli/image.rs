@@ -94,6 +94,11 @@ pub(super) struct ImageArgs {
     /// The packaged software's version: the org.opencontainers.image.version annotation.
     #[arg(long)]
     image_version: Option<String>,
+    /// A build status file (KEY VALUE lines, e.g. bazel-out/stable-status.txt): {KEY} in
+    /// --source, --revision, --image-version, --tag, --annotation and --label values is
+    /// replaced by its value; repeatable.
+    #[arg(long)]
+    stamp: Vec<String>,
     /// NAME:TAG recorded in the layout (ref.name annotation, docker RepoTags);
     /// repeatable for a docker-archive (every tag in RepoTags, the first in index.json).
     #[arg(long)]
@@ -174,8 +179,16 @@ fn keyed<V: PartialEq + std::fmt::Debug>(
 /// The spec the flags describe, on top of `spec` (from `--spec`, else empty).
 /// Flag values are checked here so their errors name the flag.
 fn with_flags(a: &ImageArgs, mut spec: ImageSpec, file: Option<&Utf8Path>) -> Result<ImageSpec> {
-    for t in &a.tag {
-        strata::descriptor::split_tag(t)?;
+    // Why not with stamp files: a tag naming a {KEY} is checked once replaced.
+    if a.stamp.is_empty() && spec.stamp.is_none() {
+        for t in &a.tag {
+            strata::descriptor::split_tag(t)?;
+        }
+    }
+    if !a.stamp.is_empty() {
+        spec.stamp
+            .get_or_insert_with(Vec::new)
+            .extend(a.stamp.iter().cloned());
     }
     if let Some(c) = &a.created {
         check_rfc3339(c)?;
