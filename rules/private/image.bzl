@@ -2,6 +2,7 @@
 
 load("//rules:providers.bzl", "OciImageInfo", "OciLayerInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+load(":stamp.bzl", "stamping")
 load(":util.bzl", "layout_action", "layout_result")
 
 _DOC = """Composes an OCI image from `oci_layer`s onto an optional base, by
@@ -43,6 +44,10 @@ def _base(ctx):
         fail("oci_image %s: 'base' must be an oci_image, one OCI layout archive, or the files of " % ctx.label +
              "one OCI layout directory (found %d `oci-layout` files among %d)" % (len(roots), len(files)))
     return roots[0], files
+
+def _names_key(value):
+    """Whether `value` may name a status `{KEY}` (strata decides exactly)."""
+    return "{" in value and "}" in value
 
 def _impl(ctx):
     layout, digest, args = layout_action(ctx, "image")
@@ -89,10 +94,18 @@ def _impl(ctx):
             platform += "/" + ctx.attr.variant
         spec["platform"] = platform
     spec["created"] = ctx.attr.created
+
+    # Stamping: strata replaces {KEY} from the stable status file; without it
+    # a value naming a key is left out, so nothing of the status reaches it.
+    stamp = stamping(ctx)
+    if stamp:
+        spec["stamp"] = [ctx.info_file.path]
+        inputs.append(ctx.info_file)
     for field in ["source", "revision", "image_version"]:
-        if getattr(ctx.attr, field):
-            spec[field] = getattr(ctx.attr, field)
-    if ctx.attr.tag:
+        value = getattr(ctx.attr, field)
+        if value and (stamp or not _names_key(value)):
+            spec[field] = value
+    if ctx.attr.tag and (stamp or not _names_key(ctx.attr.tag)):
         spec["tags"] = [ctx.attr.tag]
     spec_file = ctx.actions.declare_file(ctx.label.name + ".spec.json")
     ctx.actions.write(spec_file, json.encode(spec))
@@ -127,13 +140,19 @@ oci_image = rule(
         "labels": attr.string_dict(doc = "Config labels."),
         "layers": attr.label_list(doc = "`oci_layer` targets, bottom first.", providers = [OciLayerInfo]),
         "os": attr.string(doc = "Operating system, e.g. `linux` (with `architecture`). Default: the base's, else `linux`."),
-        "revision": attr.string(doc = "The sources' revision (e.g. a commit): the manifest annotation `org.opencontainers.image.revision`."),
+        "revision": attr.string(doc = "The sources' revision (e.g. a commit): the manifest annotation `org.opencontainers.image.revision`. May name status keys, e.g. `{STABLE_GIT_COMMIT}` (see `stamp`)."),
         "source": attr.string(doc = "Where the sources are (a URL): the manifest annotation `org.opencontainers.image.source`."),
+        "stamp": attr.int(
+            doc = "Stamping: 1 always, 0 never, -1 (default) under `--stamp`. When stamping, `{KEY}` in `source`, `revision`, `image_version`, `tag`, `annotations` and `labels` is replaced by KEY's value in `bazel-out/stable-status.txt` (`--workspace_status_command`'s `STABLE_` keys; a missing key fails the build). When not, `source`, `revision`, `image_version` and `tag` values holding `{` and `}` are left out (`annotations` and `labels` stay as written): nothing of the status file reaches the image.",
+            default = -1,
+            values = [-1, 0, 1],
+        ),
         "tag": attr.string(doc = "`name:tag` recorded in the layout's index.json (`org.opencontainers.image.ref.name`)."),
         "user": attr.string(doc = "User: name, uid or uid:gid."),
         "variant": attr.string(doc = "CPU variant, e.g. `v8` (with `os` and `architecture`)."),
         "volumes": attr.string_list(doc = "Volumes, e.g. `/data`."),
         "workdir": attr.string(doc = "Working directory."),
+        "_stamp_setting": attr.label(default = Label("//rules/private:stamp")),
     },
     toolchains = [TOOLCHAIN_TYPE],
     provides = [OciImageInfo],

@@ -54,6 +54,10 @@ def _layout_test_impl(ctx):
     checks = []
     for s in ctx.attr.contains:
         checks.append('grep -q -F -- %s "$top" || { echo "FAIL: %s not in the manifest/index"; exit 1; }' % (_sh_quote(s), s.replace('"', "")))
+    for s in ctx.attr.lacks:
+        checks.append('! grep -q -F -- %s "$top" || { echo "FAIL: %s in the manifest/index"; exit 1; }' % (_sh_quote(s), s.replace('"', "")))
+    for s in ctx.attr.index_contains:
+        checks.append('grep -q -F -- %s "$layout/index.json" || { echo "FAIL: %s not in index.json"; exit 1; }' % (_sh_quote(s), s.replace('"', "")))
     for s in ctx.attr.config_contains:
         checks.append('grep -q -F -- %s "$config" || { echo "FAIL: %s not in the config"; exit 1; }' % (_sh_quote(s), s.replace('"', "")))
     want = ["echo " + d for d in ctx.attr.base_layer_digests]
@@ -90,6 +94,8 @@ layout_test = rule(
         "config_contains": attr.string_list(doc = "Strings the image config must contain (an image, not an index)."),
         "contains": attr.string_list(doc = "Strings the manifest (or index) must contain."),
         "image": attr.label(doc = "An oci_image or oci_image_index.", providers = [OciImageInfo], mandatory = True),
+        "index_contains": attr.string_list(doc = "Strings the layout's index.json must contain."),
+        "lacks": attr.string_list(doc = "Strings the manifest (or index) must not contain."),
         "layers": attr.label_list(doc = "oci_layers the manifest must list, in order, after `base_layer_digests`.", providers = [OciLayerInfo]),
     },
     test = True,
