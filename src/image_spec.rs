@@ -78,7 +78,6 @@
 //!   `.revision` (e.g. the commit) and `.version` (the packaged software's
 //!   version; `image_version` because `version` is the spec's own). Setting
 //!   one of those keys in `annotations` too, to another value, is an error.
-//!
 //! - `stamp`: build status files (`KEY VALUE` lines, as Bazel's
 //!   `bazel-out/stable-status.txt` and `volatile-status.txt` are written; at
 //!   most 1 MiB each, UTF-8, a key given twice is an error). When `stamp` is
@@ -88,9 +87,14 @@
 //!   error naming the field. Without `stamp` those strings are taken as
 //!   written, braces and all: stamping is asked for, never implied. The image
 //!   then depends on the status files' values, as asked; nothing else of them.
+//! - `created`: RFC 3339. Default: `1970-01-01T00:00:00Z` (the CLI's default
+//!   is `SOURCE_DATE_EPOCH` when set).
+//! - `tags`: `["NAME:TAG", ...]`: the first is recorded in the layout's
+//!   index.json (`org.opencontainers.image.ref.name`) and all of them in a
+//!   docker-archive's `RepoTags`.
 //!
-//! An image that adds layers to a base also gets, unless `annotations` sets them, the
-//! manifest annotations `org.opencontainers.image.base.digest` (the base's
+//! An image that adds layers to a base also gets, unless `annotations` sets
+//! them, the manifest annotations `org.opencontainers.image.base.digest` (the base's
 //! manifest digest) and `org.opencontainers.image.base.name` (the base's name
 //! when its index.json records one: `io.containerd.image.name`, as strata,
 //! docker and containerd write, else an `org.opencontainers.image.ref.name`
@@ -100,17 +104,15 @@
 //! no layer is the base re-described (a re-packaging, as `oci_load` does, or
 //! a config change): it keeps the base manifest's annotations (`annotations`
 //! win) and names no base, so re-packaging an image changes no digest.
-//! - `created`: RFC 3339. Default: `1970-01-01T00:00:00Z` (the CLI's default
-//!   is `SOURCE_DATE_EPOCH` when set).
-//! - `tags`: `["NAME:TAG", ...]`: the first is recorded in the layout's
-//!   index.json (`org.opencontainers.image.ref.name`) and all of them in a
-//!   docker-archive's `RepoTags`.
 //!
 //! Paths (`base.path`, `blob`, `descriptor`, `dir`) are host paths; relative
 //! ones resolve against the working directory of the process (Bazel actions
 //! run in the execroot, Nix builders in their build directory), never against
 //! the spec file's directory. Where the output goes, and in which format, is
-//! not part of the spec: those are `strata image`'s flags.
+//! not part of the spec: those are `strata image`'s flags. Flags given with
+//! `--spec` add to it (lists append) and must not contradict it (a scalar or
+//! key set to another value is a usage error): see the README's "The image
+//! spec".
 
 use std::collections::BTreeMap;
 use std::fs;
