@@ -144,6 +144,7 @@ pub mod archive;
 pub(crate) mod blob_source;
 pub mod descriptor;
 pub mod image;
+pub mod image_spec;
 pub mod layout;
 pub(crate) mod layout_names;
 pub mod nix;
