@@ -130,8 +130,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{check_rfc3339, rfc3339, Composed, ConfigChanges, ImageOptions, NewLayer};
 use crate::json;
-use crate::layer::compress::Compression;
-use crate::layer::{read_small_file, LayerDescriptor};
+use crate::layer::read_small_file;
 use crate::layout::{BlobSource, Layout};
 
 /// Manifest annotation: where the image's sources are (`source`).
@@ -634,32 +633,7 @@ fn env_pair(s: &str) -> Result<(String, String)> {
 /// A layer blob and its descriptor (trusted, size checked), or the blob read,
 /// checked and described when there is no descriptor.
 pub fn load_layer(file: &Utf8Path, descriptor: Option<&Utf8Path>) -> Result<NewLayer> {
-    let meta = fs::metadata(file).io_context(|| format!("layer {file}"))?;
-    if !meta.is_file() {
-        return Err(Error::invalid(format!("layer {file}: not a regular file")));
-    }
-    let desc = match descriptor {
-        Some(dp) => {
-            let bytes = read_small_file(dp, json::MAX_JSON_BYTES)?;
-            let d: LayerDescriptor = json::parse(&bytes, dp.as_str())?;
-            if Compression::from_media_type(&d.media_type).is_none() {
-                return Err(Error::invalid(format!(
-                    "{dp}: unknown layer media type {:?}",
-                    d.media_type
-                )));
-            }
-            if d.size != meta.len() {
-                return Err(Error::corrupt(format!(
-                    "layer {file}: size mismatch: descriptor {dp} says {} bytes, file has {}",
-                    d.size,
-                    meta.len()
-                )));
-            }
-            d
-        }
-        // Why read and checked: nobody vouched for this layer (see layer::check).
-        None => crate::layer::check::describe_file(file, &format!("layer {file}"))?,
-    };
+    let desc = crate::layer::file::describe_layer_file(file, descriptor)?;
     Ok(NewLayer {
         desc,
         source: BlobSource::File(file.to_path_buf()),
