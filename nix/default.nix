@@ -271,33 +271,39 @@ rec {
       hasStore = storePaths != [ ] || builtins.hasContext configJSON;
       excludePaths = layerPaths ++ basePaths;
 
-      opt = flag: v: if v == null then [ ] else [ flag v ];
-      kv = flag: set: builtins.concatMap (k: [ flag "${k}=${set.${k}}" ]) (builtins.attrNames set);
       platform = "${os}/${architecture}" + (if variant == null then "" else "/${variant}");
-      layerArgs = ls: builtins.concatMap (l: [ "--layer" "${l.out}:${l.descriptor}" ]) ls;
+      layerSpecs = map (l: { blob = "${l.out}"; descriptor = "${l.descriptor}"; });
+      # strata's image spec (README "The image spec"), written by builtins.toJSON.
+      # `config` passes through unchanged: it uses the OCI config's field
+      # names, and strata refuses unknown ones. Closure layers: with
+      # layerDerivations, the per-layer derivations; else the numbered
+      # closure/N.layer + N.desc pairs made at build time (the directory entry).
+      spec = builtins.toJSON ({
+        version = 1;
+        layers = layerSpecs layers
+          ++ (if !hasClosure then [ ] else if layerDerivations then layerSpecs closureLayers else [ { dir = "closure"; } ])
+          ++ layerSpecs rootLayers;
+        config = c;
+        inherit annotations created;
+      } // (if fromImage == null then { inherit platform; } else { base.path = "${fromImage}"; })
+        // (if tag == null then { } else { tags = [ tag ]; }));
+      # The spec as a file of its own: a tiny derivation, so it may name the
+      # layers' store paths (the image derivation's structured attrs leave no
+      # room for passAsFile).
+      specFile = derivation {
+        name = "${name}-image-spec.json";
+        inherit system spec;
+        passAsFile = [ "spec" ];
+        builder = "/bin/sh";
+        args = [ "-c" ''while IFS= read -r l || [ -n "$l" ]; do printf '%s' "$l"; done < "$specPath" > "$out"'' ];
+      };
       imageArgs =
-        [ "image" "--out" (builtins.placeholder "out") "--format" format ]
-        ++ (if fromImage == null then [ "--platform" platform ] else [ "--base" "${fromImage}" ])
+        [ "image" "--out" (builtins.placeholder "out") "--format" format "--spec" "${specFile}" ]
         # An archive on a shallow base (pullImage) holds the base's layers:
         # strata fetches them (digests verified) into a cache in the build
         # directory, not under $HOME (/homeless-shelter must not be created).
         # Needs the network: no sandbox.
         ++ (if fromImage == null || format == "oci" then [ ] else [ "--cache-dir" "strata-cache" ])
-        ++ layerArgs layers
-        ++ (if !hasClosure then [ ] else if layerDerivations then layerArgs closureLayers else [ "@closure@" ])
-        ++ layerArgs rootLayers
-        ++ opt "--entrypoint" (if c ? Entrypoint then builtins.toJSON c.Entrypoint else null)
-        ++ opt "--cmd" (if c ? Cmd then builtins.toJSON c.Cmd else null)
-        ++ builtins.concatMap (e: [ "--env" e ]) (c.Env or [ ])
-        ++ opt "--workdir" (c.WorkingDir or null)
-        ++ opt "--user" (c.User or null)
-        ++ opt "--stop-signal" (c.StopSignal or null)
-        ++ builtins.concatMap (p: [ "--exposed-port" p ]) (builtins.attrNames (c.ExposedPorts or { }))
-        ++ builtins.concatMap (v: [ "--volume" v ]) (builtins.attrNames (c.Volumes or { }))
-        ++ kv "--label" (c.Labels or { })
-        ++ kv "--annotation" annotations
-        ++ [ "--created" created ]
-        ++ opt "--tag" tag
         ++ (if linkLayers && format == "oci" then [ "--link-under" builtins.storeDir ] else [ ]);
       # The split's arguments (without graphs, outDir and lockOut).
       splitArgs = {
@@ -339,8 +345,8 @@ rec {
       builder = bin;
       args = imageArgs;
     } else {
-      # /bin/sh runs the closure split, one `strata layer` per closure layer,
-      # and puts their --layer flags where "@closure@" stands. `layers`: the
+      # /bin/sh runs the closure split and one `strata layer` per closure
+      # layer, into closure/ (the spec's directory entry). `layers`: the
       # split's lock (canonical JSON), for the next release's previousLayers.
       outputs = [ "out" "layers" ];
       builder = "/bin/sh";
@@ -353,15 +359,10 @@ rec {
             lockOut = builtins.placeholder "layers";
             outDir = "closure";
           })}
-          for a do
-            shift
-            if [ "$a" != @closure@ ]; then set -- "$@" "$a"; continue; fi
-            for s in closure/[0-9][0-9][0-9][0-9].json; do
-              [ -e "$s" ] || continue
-              b=''${s%.json}
-              ${bin} layer --spec "$s" --out "$b.layer" --descriptor "$b.desc" --compression ${compression} --mtime ${toString mtime} >/dev/null
-              set -- "$@" --layer "$PWD/$b.layer:$PWD/$b.desc"
-            done
+          for s in closure/[0-9][0-9][0-9][0-9].json; do
+            [ -e "$s" ] || continue
+            b=''${s%.json}
+            ${bin} layer --spec "$s" --out "$b.layer" --descriptor "$b.desc" --compression ${compression} --mtime ${toString mtime} >/dev/null
           done
           exec ${bin} "$@"
         ''

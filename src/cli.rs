@@ -7,21 +7,11 @@
 //! two library calls, printing), the flag groups they share are in
 //! `cli/common.rs`.
 
-use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, Write};
 
-use camino::{Utf8Path, Utf8PathBuf};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use strata::archive::{write_image, Format};
-use strata::descriptor::Platform;
-use strata::error::{Error, IoContext, Result};
-use strata::image::{check_rfc3339, compose, rfc3339, ConfigChanges, ImageOptions, NewLayer};
-use strata::json;
-use strata::layer::compress::Compression;
-use strata::layer::{read_small_file, LayerDescriptor};
-use strata::layout::{BlobSource, Layout};
+use strata::error::{Error, Result};
 use strata::output;
 
 /// `println!` for results on stdout. Why: a reader that stops early
@@ -40,6 +30,7 @@ mod attach;
 mod audit;
 use audit::{DiffArgs, NormalizeArgs};
 mod common;
+mod image;
 mod index;
 mod inspect;
 mod layer;
@@ -85,7 +76,7 @@ enum Command {
     /// Build one layer blob from directories and/or specs.
     Layer(layer::LayerArgs),
     /// Compose pre-built layers (onto an optional base) into an image.
-    Image(Box<ImageArgs>),
+    Image(Box<image::ImageArgs>),
     /// Make a multi-platform image index from single-platform images.
     Index(index::IndexArgs),
     /// Split a Nix closure (exportReferencesGraph files) into layer specs, by popularity.
@@ -116,82 +107,6 @@ enum Command {
     Sbom(sbom::SbomArgs),
     /// Write SLSA v1 provenance (an in-toto Statement) of an image.
     Provenance(sbom::ProvenanceArgs),
-}
-
-#[derive(Args)]
-struct ImageArgs {
-    /// Output path (a directory for --format oci, a file otherwise).
-    #[arg(long)]
-    out: Utf8PathBuf,
-    /// oci (default), oci-archive or docker-archive.
-    #[arg(long, default_value = "oci")]
-    format: String,
-    /// Base image: an OCI layout (directory or archive).
-    #[arg(long)]
-    base: Option<Utf8PathBuf>,
-    /// Which image of the base layout, by its tag (when it holds several).
-    #[arg(long)]
-    base_ref: Option<String>,
-    /// A layer blob, optionally with its descriptor: FILE[:DESCRIPTOR]; repeatable, bottom first.
-    #[arg(long)]
-    layer: Vec<String>,
-    /// Entrypoint: a JSON array, or one argument per occurrence.
-    #[arg(long, allow_hyphen_values = true)]
-    entrypoint: Vec<String>,
-    /// Cmd: a JSON array, or one argument per occurrence.
-    #[arg(long, allow_hyphen_values = true)]
-    cmd: Vec<String>,
-    /// Environment variable K=V; repeatable.
-    #[arg(long)]
-    env: Vec<String>,
-    /// Working directory.
-    #[arg(long)]
-    workdir: Option<String>,
-    /// User (name, uid or uid:gid).
-    #[arg(long)]
-    user: Option<String>,
-    /// Config label K=V; repeatable.
-    #[arg(long)]
-    label: Vec<String>,
-    /// Manifest annotation K=V; repeatable.
-    #[arg(long)]
-    annotation: Vec<String>,
-    /// Port to expose (8080/tcp); repeatable.
-    #[arg(long)]
-    exposed_port: Vec<String>,
-    /// Volume (/data); repeatable.
-    #[arg(long)]
-    volume: Vec<String>,
-    /// Stop signal (SIGTERM).
-    #[arg(long)]
-    stop_signal: Option<String>,
-    /// os/arch[/variant] (default: the base's, else linux/amd64).
-    #[arg(long)]
-    platform: Option<String>,
-    /// Creation time, RFC 3339 (default: SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z).
-    #[arg(long)]
-    created: Option<String>,
-    /// NAME:TAG recorded in the layout (ref.name annotation, docker RepoTags);
-    /// repeatable for a docker-archive (every tag in RepoTags, the first in index.json).
-    #[arg(long)]
-    tag: Vec<String>,
-    /// Also write the manifest digest (sha256:…, no newline) to this file.
-    #[arg(long)]
-    digest_file: Option<Utf8PathBuf>,
-    /// Print nothing on success (use --digest-file for the digest).
-    #[arg(long, short)]
-    quiet: bool,
-    /// Where layers of a shallow base are cached when an archive needs their bytes
-    /// (default: $STRATA_CACHE_DIR, else $XDG_CACHE_HOME/strata, else ~/.cache/strata;
-    /// with none of these, a temporary directory beside --out, removed afterwards).
-    #[arg(long)]
-    cache_dir: Option<Utf8PathBuf>,
-    /// --format oci only: write each blob that comes from a file inside DIR (a --layer file, a
-    /// blob of a --base layout directory; canonical paths compared) as a symlink to that file's
-    /// absolute canonical path, instead of a hard link or a copy (e.g. --link-under /nix/store:
-    /// blobs referring to layer store paths); other blobs as without it.
-    #[arg(long, value_name = "DIR")]
-    link_under: Option<Utf8PathBuf>,
 }
 
 /// A usage error (exit 2) or a failure (exit 1).
@@ -239,7 +154,7 @@ pub fn main() -> i32 {
     };
     let res = match cli.command {
         Command::Layer(a) => layer::layer(a),
-        Command::Image(a) => image(*a),
+        Command::Image(a) => image::image(*a),
         Command::Index(a) => index::index(a),
         Command::NixLayers(a) => nix_layers::nix_layers(a),
         Command::Digest(a) => inspect::digest(a),
@@ -359,128 +274,4 @@ fn ignore_sigxfsz() {
             signal(SIGXFSZ, SIG_IGN);
         }
     }
-}
-
-fn image_options(a: &ImageArgs) -> Result<ImageOptions> {
-    for t in &a.tag {
-        strata::descriptor::split_tag(t)?;
-    }
-    if a.tag.len() > 1 && a.format != "docker-archive" {
-        return Err(Error::invalid(format!(
-            "--tag given {} times: only a docker-archive records several tags (an OCI layout's index.json names one)",
-            a.tag.len()
-        )));
-    }
-    let created = match &a.created {
-        Some(c) => {
-            check_rfc3339(c)?;
-            c.clone()
-        }
-        None => rfc3339(source_date_epoch()?.unwrap_or(0)),
-    };
-    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
-    Ok(ImageOptions {
-        changes: ConfigChanges {
-            entrypoint: argv(&a.entrypoint, "entrypoint")?,
-            cmd: argv(&a.cmd, "cmd")?,
-            env: kv(&a.env, "env")?,
-            workdir: a.workdir.clone(),
-            user: a.user.clone(),
-            labels: kv(&a.label, "label")?.into_iter().collect(),
-            exposed_ports: a.exposed_port.clone(),
-            volumes: a.volume.clone(),
-            stop_signal: a.stop_signal.clone(),
-        },
-        platform,
-        created,
-        annotations: kv(&a.annotation, "annotation")?
-            .into_iter()
-            .collect::<BTreeMap<_, _>>(),
-        tag: a.tag.first().cloned(),
-        extra_tags: a.tag.iter().skip(1).cloned().collect(),
-    })
-}
-
-/// Parse `FILE[:DESCRIPTOR]` and produce the layer's descriptor and source.
-fn new_layer(spec: &str) -> Result<NewLayer> {
-    let (file, desc_path) = match spec.rsplit_once(':') {
-        Some((f, d)) if !f.is_empty() && !d.is_empty() && !Utf8Path::new(spec).exists() => {
-            (Utf8PathBuf::from(f), Some(Utf8PathBuf::from(d)))
-        }
-        _ => (Utf8PathBuf::from(spec), None),
-    };
-    let meta = fs::metadata(&file).io_context(|| format!("layer {file}"))?;
-    if !meta.is_file() {
-        return Err(Error::invalid(format!("layer {file}: not a regular file")));
-    }
-    let desc = match desc_path {
-        Some(dp) => {
-            let bytes = read_small_file(&dp, json::MAX_JSON_BYTES)?;
-            let d: LayerDescriptor = json::parse(&bytes, dp.as_str())?;
-            if Compression::from_media_type(&d.media_type).is_none() {
-                return Err(Error::invalid(format!(
-                    "{dp}: unknown layer media type {:?}",
-                    d.media_type
-                )));
-            }
-            if d.size != meta.len() {
-                return Err(Error::corrupt(format!(
-                    "layer {file}: size mismatch: descriptor {dp} says {} bytes, file has {}",
-                    d.size,
-                    meta.len()
-                )));
-            }
-            d
-        }
-        // Why read and checked: nobody vouched for this layer (see layer::check).
-        None => strata::layer::check::describe_file(&file, &format!("layer {file}"))?,
-    };
-    Ok(NewLayer {
-        desc,
-        source: BlobSource::File(file),
-    })
-}
-
-fn image(a: ImageArgs) -> CliResult {
-    let format = usage(format_flag(&a.format))?;
-    if a.link_under.is_some() && format != Format::Oci {
-        return Err(Failure::Usage(Error::invalid(format!(
-            "--link-under: only a layout directory (--format oci) holds links, not {}",
-            a.format
-        ))));
-    }
-    let opts = usage(image_options(&a))?;
-    let mtime = usage(epoch(None, "mtime"))?;
-    let base_layout = a.base.as_deref().map(Layout::open).transpose()?;
-    let base_image = match &base_layout {
-        Some(l) => Some(
-            l.image(a.base_ref.as_deref(), opts.platform.as_ref())
-                .map_err(|e| e.context(format!("base {}", l.path())))?,
-        ),
-        None => None,
-    };
-    let layers = a
-        .layer
-        .iter()
-        .map(|s| new_layer(s))
-        .collect::<Result<Vec<_>>>()?;
-    let base = base_layout.as_ref().zip(base_image.as_ref());
-    let mut composed = compose(base, layers, &opts)?;
-    // Kept until the output is written: a temporary fetch directory, if one was needed.
-    let _fetched = if format != Format::Oci {
-        fetch_remote_blobs(&mut composed.plan, a.cache_dir.as_deref(), &a.out, a.quiet)?
-    } else {
-        None
-    };
-    let digest_out = side_output(a.digest_file.as_deref())?;
-    if let Some(dir) = &a.link_under {
-        composed.plan.write_dir_linking(&a.out, dir)?;
-    } else {
-        write_image(&composed, format, &a.out, mtime)?;
-    }
-    finish_side_output(digest_out, composed.manifest.digest.to_string().as_bytes())?;
-    if !a.quiet {
-        outln!("{}", composed.manifest.digest);
-    }
-    Ok(0)
 }

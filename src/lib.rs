@@ -34,16 +34,20 @@
 //! |---|---|
 //! | build a layer from directories, specs or in-memory entries | [`LayerBuilder`] ([`tree`](LayerBuilder::tree), [`spec`](LayerBuilder::spec), [`file`](LayerBuilder::file), [`symlink`](LayerBuilder::symlink), [`entry`](LayerBuilder::entry)) |
 //! | … into any writer, or into a file | [`LayerBuilder::write`], [`LayerBuilder::write_file`]; for ready entries [`write_layer`], [`write_layer_file`] |
+//! | build a layer from what `strata layer` takes (`DIR[=/prefix]` inputs, spec files, directory options) | [`build_layer_file`], [`build_layer`] with [`LayerInputs`] and [`BuildOptions`] |
 //! | describe (and check) a layer file someone else wrote | [`describe_layer_file`], [`NewLayer::from_file`] |
 //! | compose an image: base + layers + config changes | [`compose`] with [`NewLayer`]s and [`ImageOptions`] |
 //! | write it as an OCI layout, oci-archive or docker-archive | [`write_image`] with a [`Format`] |
-//! | compose an index of images (multi-platform) | [`Index`] of the images' manifest [`Descriptor`]s in a [`LayoutPlan`], written with [`LayoutPlan::write_dir`] or [`write_tar`] |
+//! | compose an index of images (multi-platform) and write it | [`compose_index`] with [`IndexOptions`], then [`ComposedIndex::write`] |
 //! | read any image: layout directory, oci-archive, docker-archive (also legacy and compressed) | [`Layout::open`], then [`Layout::image`] |
-//! | verify an image from `index.json` down | [`verify::verify`] |
+//! | summarize an image or index (what `strata inspect` prints) | [`summary::summarize`], [`summary::digests`] |
+//! | verify an image from `index.json` down | [`verify::verify`], [`verify::verify_with`] |
 //! | explain why two images differ; rewrite another tool's layers canonically | [`diff`], [`normalize`] |
-//! | push to and pull from a registry (feature `registry`) | `registry::push::push`, `registry::pull::pull` |
+//! | describe what an image holds: SBOM (SPDX 2.3, CycloneDX 1.6), SLSA provenance | [`sbom::describe`] then [`sbom::spdx::write`] / [`sbom::cyclonedx::write`]; [`provenance::statement`] |
+//! | attach files (OCI 1.1 referrers), sign, attest, check signatures | [`referrer::artifact`], [`referrer::add_to_layout`]; [`signature::sign`], [`envelope::attest`] with a [`signing_key::SigningKey`]; [`signature::verify_attached`] |
+//! | push to and pull from a registry, attachments included (feature `registry`) | `registry::push::push`, `registry::pull::pull`, `registry::referrers` |
 //! | load into docker or podman, sending only missing layers (feature `engine`) | `engine` |
-//! | split a Nix closure into layers | [`nix`] |
+//! | split a Nix closure into layers | [`nix`], [`nix::layering::write_layering`] |
 //!
 //! # Example
 //!
@@ -107,14 +111,20 @@
 //! - the model a caller may use directly: [`layer`] (entries, paths,
 //!   compression, the layer writer and reader), [`spec`] (the versioned layer
 //!   spec JSON), [`image`], [`layout`], [`archive`], [`descriptor`],
-//!   [`digest`], [`error`], [`verify`], [`diff`], [`normalize`], [`nix`],
+//!   [`digest`], [`error`], [`index`], [`summary`], [`verify`], [`diff`],
+//!   [`input`], [`normalize`], [`nix`], [`sbom`], [`provenance`],
+//!   [`referrer`], [`signature`], [`envelope`], [`signing_key`],
 //!   `registry`, `engine`;
 //! - building blocks the `strata` binary uses, public for it and not meant
 //!   as API: [`json`] (bounded parsing, canonical output), [`output`]
 //!   (atomic files and signal cleanup), [`glob`] (`--exclude` patterns);
+//!   [`media_type`] (every media type and its predicates) and [`limits`]
+//!   (the bounds every reader enforces) are public for callers who need the
+//!   same constants;
 //! - internals, crate-private: the parallel map, the docker-archive reader
 //!   and the compressed-archive member index (reached through
-//!   [`Layout::open`]).
+//!   [`Layout::open`]), blob sources and layout names (re-exported by
+//!   [`layout`]), what marks an attachment (re-exported by [`referrer`]).
 #![deny(missing_docs)]
 
 pub mod digest;
@@ -131,11 +141,12 @@ pub mod spec;
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
 pub mod archive;
-pub mod blob_source;
+pub(crate) mod blob_source;
 pub mod descriptor;
 pub mod image;
+pub mod image_spec;
 pub mod layout;
-pub mod layout_names;
+pub(crate) mod layout_names;
 pub mod nix;
 #[cfg(feature = "registry")]
 pub mod registry;
@@ -152,7 +163,7 @@ pub(crate) mod tar_members;
 #[cfg(feature = "engine")]
 pub mod engine;
 // Attachments: OCI 1.1 referrers, signatures, attestations (issue #24).
-pub mod attachment;
+pub(crate) mod attachment;
 pub mod envelope;
 pub mod referrer;
 pub mod signature;
@@ -164,11 +175,13 @@ mod compose_inputs;
 pub use archive::{write_image, write_tar, Format};
 pub use descriptor::{Descriptor, Index, Manifest, Platform};
 pub use image::{compose, Composed, ConfigChanges, ImageOptions, NewLayer};
+pub use index::{compose_index, ComposedIndex, IndexOptions};
 pub use layer::builder::LayerBuilder;
 pub use layer::compress::Compression;
 pub use layer::dir_options::DirOptions;
 pub use layer::entry::{Content, Entry, EntryKind};
 pub use layer::file::describe_layer_file;
+pub use layer::inputs::{build_layer, build_layer_file, BuildOptions, DirInput, LayerInputs};
 pub use layer::path::LayerPath;
 pub use layer::{write_layer, write_layer_file, LayerDescriptor, LayerOptions};
 pub use layout::{BlobSource, Image, Layout, LayoutPlan};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{ok_in, tempdir, write};
+use crate::util::{ok_in, tempdir, walk_files, write};
 
 fn json_file(p: &Path) -> Value {
     serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
@@ -493,19 +493,6 @@ fn base_layout_of_symlinks_is_read_through() {
     );
     assert_eq!(a, b);
     ok_in(d, &["verify", "top2"]);
-}
-
-fn walk_files(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(root).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod errors;
 mod foreign;
 mod golden;
 mod image;
+mod image_spec;
 mod layer;
 mod library;
 mod linked_blobs;

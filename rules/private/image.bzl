@@ -2,16 +2,21 @@
 
 load("//rules:providers.bzl", "OciImageInfo", "OciLayerInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+load(":stamp.bzl", "stamping")
 load(":util.bzl", "layout_action", "layout_result")
 
 _DOC = """Composes an OCI image from `oci_layer`s onto an optional base, by
-`strata image` (mnemonic `StrataImage`).
+`strata image --spec` (mnemonic `StrataImage`): the rule writes strata's image
+spec (versioned JSON, `<name>.spec.json`, see the README's "The image spec")
+with `json.encode`.
 
 Outputs the OCI image layout directory `<name>` and `<name>.digest` (the
 manifest digest, `sha256:...` without newline); provides `OciImageInfo`.
 Layer blobs are referenced with their descriptors, so no layer is compressed or
 hashed again. Nothing about Bazel (label, output paths, host, time) reaches the
-image: `created` defaults to the epoch.
+image: `created` defaults to the epoch. An image on a base records the base's
+digest (and name, when its layout gives one) as the manifest annotations
+`org.opencontainers.image.base.digest` and `.base.name`.
 
 `base` is another `oci_image`, an OCI layout archive file, or an OCI layout
 directory checked into the workspace (a filegroup of all its files, e.g.
@@ -40,47 +45,72 @@ def _base(ctx):
              "one OCI layout directory (found %d `oci-layout` files among %d)" % (len(roots), len(files)))
     return roots[0], files
 
+def _names_key(value):
+    """Whether `value` may name a status `{KEY}` (strata decides exactly)."""
+    return "{" in value and "}" in value
+
 def _impl(ctx):
     layout, digest, args = layout_action(ctx, "image")
+
+    # The image spec (strata's versioned JSON contract, README "The image
+    # spec"): every path is relative to the execroot, the action's cwd.
+    spec = {"version": 1}
     inputs = []
     if ctx.attr.base:
         base_path, base_inputs = _base(ctx)
-        args.add("--base", base_path)
+        spec["base"] = {"path": base_path}
         inputs.extend(base_inputs)
     elif not ctx.attr.layers:
         fail("oci_image %s: needs 'base' or 'layers'" % ctx.label)
+    spec["layers"] = []
     for layer in ctx.attr.layers:
         info = layer[OciLayerInfo]
-        args.add("--layer", "%s:%s" % (info.blob.path, info.descriptor.path))
+        spec["layers"].append({"blob": info.blob.path, "descriptor": info.descriptor.path})
         inputs.extend([info.blob, info.descriptor])
+    config = {}
     if ctx.attr.entrypoint:
-        args.add("--entrypoint", json.encode(ctx.attr.entrypoint))
+        config["Entrypoint"] = ctx.attr.entrypoint
     if ctx.attr.cmd:
-        args.add("--cmd", json.encode(ctx.attr.cmd))
-    for k, v in ctx.attr.env.items():
-        args.add("--env", "%s=%s" % (k, v))
+        config["Cmd"] = ctx.attr.cmd
+    if ctx.attr.env:
+        config["Env"] = ["%s=%s" % (k, v) for k, v in ctx.attr.env.items()]
     if ctx.attr.user:
-        args.add("--user", ctx.attr.user)
+        config["User"] = ctx.attr.user
     if ctx.attr.workdir:
-        args.add("--workdir", ctx.attr.workdir)
-    for p in ctx.attr.exposed_ports:
-        args.add("--exposed-port", p)
-    for v in ctx.attr.volumes:
-        args.add("--volume", v)
-    for k, v in ctx.attr.labels.items():
-        args.add("--label", "%s=%s" % (k, v))
-    for k, v in ctx.attr.annotations.items():
-        args.add("--annotation", "%s=%s" % (k, v))
+        config["WorkingDir"] = ctx.attr.workdir
+    if ctx.attr.exposed_ports:
+        config["ExposedPorts"] = {p: {} for p in ctx.attr.exposed_ports}
+    if ctx.attr.volumes:
+        config["Volumes"] = {v: {} for v in ctx.attr.volumes}
+    if ctx.attr.labels:
+        config["Labels"] = ctx.attr.labels
+    spec["config"] = config
+    spec["annotations"] = ctx.attr.annotations
     if ctx.attr.os or ctx.attr.architecture or ctx.attr.variant:
         if not (ctx.attr.os and ctx.attr.architecture):
             fail("oci_image %s: 'os' and 'architecture' go together ('variant' needs both)" % ctx.label)
         platform = ctx.attr.os + "/" + ctx.attr.architecture
         if ctx.attr.variant:
             platform += "/" + ctx.attr.variant
-        args.add("--platform", platform)
-    args.add("--created", ctx.attr.created)
-    if ctx.attr.tag:
-        args.add("--tag", ctx.attr.tag)
+        spec["platform"] = platform
+    spec["created"] = ctx.attr.created
+
+    # Stamping: strata replaces {KEY} from the stable status file; without it
+    # a value naming a key is left out, so nothing of the status reaches it.
+    stamp = stamping(ctx)
+    if stamp:
+        spec["stamp"] = [ctx.info_file.path]
+        inputs.append(ctx.info_file)
+    for field in ["source", "revision", "image_version"]:
+        value = getattr(ctx.attr, field)
+        if value and (stamp or not _names_key(value)):
+            spec[field] = value
+    if ctx.attr.tag and (stamp or not _names_key(ctx.attr.tag)):
+        spec["tags"] = [ctx.attr.tag]
+    spec_file = ctx.actions.declare_file(ctx.label.name + ".spec.json")
+    ctx.actions.write(spec_file, json.encode(spec))
+    args.add("--spec", spec_file)
+    inputs.append(spec_file)
     ctx.actions.run(
         executable = strata_binary(ctx),
         arguments = [args],
@@ -106,14 +136,23 @@ oci_image = rule(
         "entrypoint": attr.string_list(doc = "Entrypoint argv. Setting it without `cmd` clears the base's Cmd (as Docker does)."),
         "env": attr.string_dict(doc = "Environment variables; one inherited from the base with the same name is replaced in place."),
         "exposed_ports": attr.string_list(doc = "Ports to expose, e.g. `8080/tcp`."),
+        "image_version": attr.string(doc = "The packaged software's version: the manifest annotation `org.opencontainers.image.version`."),
         "labels": attr.string_dict(doc = "Config labels."),
         "layers": attr.label_list(doc = "`oci_layer` targets, bottom first.", providers = [OciLayerInfo]),
         "os": attr.string(doc = "Operating system, e.g. `linux` (with `architecture`). Default: the base's, else `linux`."),
+        "revision": attr.string(doc = "The sources' revision (e.g. a commit): the manifest annotation `org.opencontainers.image.revision`. May name status keys, e.g. `{STABLE_GIT_COMMIT}` (see `stamp`)."),
+        "source": attr.string(doc = "Where the sources are (a URL): the manifest annotation `org.opencontainers.image.source`."),
+        "stamp": attr.int(
+            doc = "Stamping: 1 always, 0 never, -1 (default) under `--stamp`. When stamping, `{KEY}` in `source`, `revision`, `image_version`, `tag`, `annotations` and `labels` is replaced by KEY's value in `bazel-out/stable-status.txt` (`--workspace_status_command`'s `STABLE_` keys; a missing key fails the build). When not, `source`, `revision`, `image_version` and `tag` values holding `{` and `}` are left out (`annotations` and `labels` stay as written): nothing of the status file reaches the image.",
+            default = -1,
+            values = [-1, 0, 1],
+        ),
         "tag": attr.string(doc = "`name:tag` recorded in the layout's index.json (`org.opencontainers.image.ref.name`)."),
         "user": attr.string(doc = "User: name, uid or uid:gid."),
         "variant": attr.string(doc = "CPU variant, e.g. `v8` (with `os` and `architecture`)."),
         "volumes": attr.string_list(doc = "Volumes, e.g. `/data`."),
         "workdir": attr.string(doc = "Working directory."),
+        "_stamp_setting": attr.label(default = Label("//rules/private:stamp")),
     },
     toolchains = [TOOLCHAIN_TYPE],
     provides = [OciImageInfo],

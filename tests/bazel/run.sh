@@ -4,7 +4,9 @@
 #  1. bazel test //... in tests/bazel: the README example (//example) gives the
 #     CLI's golden digests (tests/golden/hello.json), layer contents, configs,
 #     a base from an oci_image and from a layout directory, an index, an
-#     oci_load tarball, runfiles and tree artifacts in layers;
+#     oci_load tarball, runfiles and tree artifacts in layers, the image
+#     spec's annotations, stamping (stamp = 1 and 0 by tests; stamp = -1 built
+#     with --stamp and --nostamp: status.sh's revision only with --stamp);
 #  2. rules that must fail (//bad:*) fail with their message;
 #  3. bazel clean + rebuild, and a second --output_base whose strata is built
 #     by the default toolchain (cargo, from source; cargo's target directory,
@@ -132,6 +134,15 @@ step "bazel test //... (output base 1)"
 outputs "$OB1" "${F1[@]}" >"$WORK/first"
 grep '^example/' "$WORK/first"
 echo "$(wc -l <"$WORK/first") output files"
+# stamp = -1 (the default) follows --stamp: the status's revision only then.
+stamp_revision() { # flags...: the revision annotation of //:follows_stamp
+  "${B1[@]}" build "${F1[@]}" "$@" //:follows_stamp >"$WORK/stamp.log" 2>&1 || { cat "$WORK/stamp.log"; exit 1; }
+  "$STRATA_BINARY" inspect --json "$("${B1[@]}" info "${F1[@]}" "$@" bazel-bin 2>/dev/null)/follows_stamp" |
+    grep -o '"org.opencontainers.image.revision":"[^"]*"' || true
+}
+[ "$(stamp_revision --stamp)" = '"org.opencontainers.image.revision":"0123abcd"' ] || { echo "FAIL: --stamp: no stamped revision" >&2; exit 1; }
+[ -z "$(stamp_revision --nostamp)" ] || { echo "FAIL: --nostamp: a revision" >&2; exit 1; }
+echo "ok: stamp = -1 stamps under --stamp only"
 
 step "rules that must fail"
 expect_failure() { # target message

@@ -54,6 +54,10 @@ def _layout_test_impl(ctx):
     checks = []
     for s in ctx.attr.contains:
         checks.append('grep -q -F -- %s "$top" || { echo "FAIL: %s not in the manifest/index"; exit 1; }' % (_sh_quote(s), s.replace('"', "")))
+    for s in ctx.attr.lacks:
+        checks.append('! grep -q -F -- %s "$top" || { echo "FAIL: %s in the manifest/index"; exit 1; }' % (_sh_quote(s), s.replace('"', "")))
+    for s in ctx.attr.index_contains:
+        checks.append('grep -q -F -- %s "$layout/index.json" || { echo "FAIL: %s not in index.json"; exit 1; }' % (_sh_quote(s), s.replace('"', "")))
     for s in ctx.attr.config_contains:
         checks.append('grep -q -F -- %s "$config" || { echo "FAIL: %s not in the config"; exit 1; }' % (_sh_quote(s), s.replace('"', "")))
     want = ["echo " + d for d in ctx.attr.base_layer_digests]
@@ -75,7 +79,7 @@ test -f "$layout/oci-layout" || {{ echo "FAIL: no oci-layout"; exit 1; }}
 grep -q "$d" "$layout/index.json" || {{ echo "FAIL: index.json does not name $d"; exit 1; }}
 top="$layout/blobs/sha256/${{d#sha256:}}"
 test -f "$top" || {{ echo "FAIL: blob $d missing"; exit 1; }}
-c=$(sed -n 's/^{{"config":{{"digest":"sha256:\\([0-9a-f]*\\)".*/\\1/p' "$top")
+c=$(sed -n 's/.*"config":{{"digest":"sha256:\\([0-9a-f]*\\)".*/\\1/p' "$top")
 config="$layout/blobs/sha256/$c"
 {checks}
 echo "ok $d"
@@ -90,6 +94,8 @@ layout_test = rule(
         "config_contains": attr.string_list(doc = "Strings the image config must contain (an image, not an index)."),
         "contains": attr.string_list(doc = "Strings the manifest (or index) must contain."),
         "image": attr.label(doc = "An oci_image or oci_image_index.", providers = [OciImageInfo], mandatory = True),
+        "index_contains": attr.string_list(doc = "Strings the layout's index.json must contain."),
+        "lacks": attr.string_list(doc = "Strings the manifest (or index) must not contain."),
         "layers": attr.label_list(doc = "oci_layers the manifest must list, in order, after `base_layer_digests`.", providers = [OciLayerInfo]),
     },
     test = True,

@@ -41,6 +41,7 @@ python3 tests/readme/blocks.py --self-test
 python3 tests/readme/blocks.py README.md \
   --require "Quick start" \
   --require "The layer spec (\`--spec FILE\`)" \
+  --require "The image spec (\`strata image --spec FILE\`)" \
   --require "Auditing an image" \
   --require "Library"
 echo "README blocks: ok ($((SECONDS - T0)) s)"
