@@ -233,6 +233,11 @@ rec {
       # image refers to those store paths (nix copy carries them) and holds
       # no second copy of their bytes. false: hard links or copies.
       linkLayers ? true,
+      # Attach the image's SBOM ("spdx", "cyclonedx", a list, or true for
+      # "spdx") and/or its SLSA provenance as OCI 1.1 referrers (format
+      # "oci" only): the result is then attest's (nix/attest.nix) layout.
+      sbom ? null,
+      provenance ? false,
     }:
     assert builtins.isInt maxLayers && maxLayers >= 1 || throw "buildImage ${name}: maxLayers must be an integer >= 1";
     assert builtins.elem layering [ "size" "popularity" ] || throw "buildImage ${name}: layering must be \"size\" or \"popularity\"";
@@ -337,7 +342,7 @@ rec {
         (f: specLayer { text = builtins.readFile "${split}/${f}"; inherit compression mtime; })
         (builtins.sort builtins.lessThan (builtins.attrNames (builtins.readDir "${split}")));
     in
-    derivation ({
+    withAttachments { inherit name format sbom provenance; } (derivation ({
       name = "${name}-image";
       inherit system;
     } // (if !hasClosure || layerDerivations then {
@@ -376,7 +381,15 @@ rec {
       layers = split.layers;
       # The closure layers (buildLayer-like: out and descriptor), bottom first.
       strataClosureLayers = closureLayers;
-    } else { });
+    } else { }));
+
+  # buildImage's sbom/provenance: `image` through attest, keeping what
+  # images built on it and the next release read (store paths, the lock).
+  withAttachments = { name, format, sbom, provenance }: image:
+    if (sbom == null || sbom == false) && !provenance then image else
+    assert format == "oci" || throw "buildImage ${name}: sbom and provenance need format = \"oci\" (attachments live in a layout directory)";
+    attest { inherit image provenance; sbom = if sbom == null then false else sbom; }
+    // builtins.intersectAttrs { strataStorePaths = null; layers = null; strataClosureLayers = null; } image;
 
   # A base image pinned by digest, as a shallow OCI layout: index, manifest,
   # config and strata-remote.json (where each layer lives), a few KB; no

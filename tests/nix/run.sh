@@ -50,9 +50,9 @@
 #     filtered to Cargo.toml, Cargo.lock and src/: its derivation path stays
 #     the same when README.md changes or tests/ appears, and changes with
 #     src/ (fake nixpkgs' buildRustPackage depends on src, as nixpkgs' does).
-#  9. attest (nix/attest.nix): the golden image with its SBOMs and
-#     provenance attached gives tests/golden/hello-attest.json's digests (as
-#     the CLI and Bazel do), valid SBOMs; on the closure image the attached
+#  9. attest (nix/attest.nix), and buildImage { sbom; provenance; }: the
+#     golden image with its SBOMs and provenance attached gives
+#     tests/golden/hello-attest.json's digests (as the CLI and Bazel do), valid SBOMs; on the closure image the attached
 #     SBOM is nix/sbom.nix's; --rebuild bit-identical.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -595,9 +595,18 @@ in
 {
   hello = s.attest { image = (builtins.getFlake "$EX").packages.x86_64-linux.image; sbom = [ "spdx" "cyclonedx" ]; };
   closure = s.attest { image = f.packages.x86_64-linux.closure; sbom = "cyclonedx"; params.release = "1"; };
+  # The same image by buildImage { sbom; provenance; }.
+  inline = s.buildImage {
+    name = "hello";
+    layers = [ (s.buildLayer { name = "hello"; contents = [ $WORK/strata/examples/hello ]; }) ];
+    config = { Env = [ "GREETING=hello" ]; WorkingDir = "/www"; Cmd = [ "cat" "/www/index.html" ]; };
+    sbom = [ "spdx" "cyclonedx" ];
+    provenance = true;
+  };
 }
 EOF
-build -f "$WORK/attest.nix" hello closure
+build -f "$WORK/attest.nix" hello closure inline
+bash "$ROOT/tests/golden/check-attest.sh" "$STRATA" "$(nix path-info --offline -f "$WORK/attest.nix" inline)" || fail=1
 ATT_HELLO=$(nix path-info --offline -f "$WORK/attest.nix" hello)
 ATT_CLOSURE=$(nix path-info --offline -f "$WORK/attest.nix" closure)
 bash "$ROOT/tests/golden/check-attest.sh" "$STRATA" "$ATT_HELLO" || fail=1
@@ -607,7 +616,7 @@ ATT_CDX=$(grep -o '"layers":\[{"digest":"sha256:[0-9a-f]*"' "$ATT_CLOSURE/blobs/
 check "attest (closure): the attached SBOM is nix/sbom.nix's" "$(sha256sum <"$SBOM_CDX")" "$(sha256sum <"$ATT_CLOSURE/blobs/sha256/${ATT_CDX#sha256:}")"
 check "attest (closure): attachments" "application/vnd.cyclonedx+json application/vnd.in-toto+json" \
   "$(grep -o '"artifactType":"[^"]*"' "$ATT_CLOSURE/index.json" | cut -d'"' -f4 | sort | paste -sd' ')"
-if build --rebuild -f "$WORK/attest.nix" hello closure 2>"$WORK/rebuild.log"; then echo "ok   nix build --rebuild: the attested layouts are bit-identical"; else
+if build --rebuild -f "$WORK/attest.nix" hello closure inline 2>"$WORK/rebuild.log"; then echo "ok   nix build --rebuild: the attested layouts are bit-identical"; else
   cat "$WORK/rebuild.log"
   echo "FAIL nix build --rebuild of the attested layouts"
   fail=1
