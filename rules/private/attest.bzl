@@ -28,8 +28,8 @@ bytes for the same image (tests/golden/hello-attest.json).
     )
 """
 
-def attest_args(ctx, image, layers, sbom, provenance, params, base):
-    """The arguments and inputs of `strata attach --out` for one image.
+def attest_action(ctx, image, layers, sbom, provenance, params, base):
+    """Run `strata attach --out <name>` on one image (oci_attest, oci_image's `sbom`/`provenance`).
 
     Args:
       ctx: the rule context.
@@ -41,8 +41,11 @@ def attest_args(ctx, image, layers, sbom, provenance, params, base):
       base: `[NAME@]sha256:HEX` of the base image, or "".
 
     Returns:
-      (out, args, inputs): the layout directory `<name>`, an Args, a list of Files.
+      The layout directory `<name>` (a tree artifact).
     """
+    for f in sbom:
+        if f not in ["spdx", "cyclonedx"]:
+            fail("%s: sbom: %r is not \"spdx\" or \"cyclonedx\"" % (ctx.label, f))
     out = ctx.actions.declare_directory(ctx.label.name)
     args = ctx.actions.args()
     args.add("attach")
@@ -63,19 +66,24 @@ def attest_args(ctx, image, layers, sbom, provenance, params, base):
         if purls and sbom:
             args.add("--packages", "%s=%s" % (layer.descriptor.path, purls.path))
             inputs.extend([layer.descriptor, purls])
-    return out, args, inputs
+    ctx.actions.run(
+        executable = strata_binary(ctx),
+        arguments = [args],
+        inputs = inputs,
+        outputs = [out],
+        mnemonic = "StrataAttest",
+        progress_message = "Attaching the SBOM and provenance of %s" % ctx.label,
+    )
+    return out
 
 def _impl(ctx):
     if not ctx.attr.sbom and not ctx.attr.provenance:
         fail("oci_attest %s: nothing to attach (sbom = [], provenance = False)" % ctx.label)
-    for f in ctx.attr.sbom:
-        if f not in ["spdx", "cyclonedx"]:
-            fail("oci_attest %s: sbom: %r is not \"spdx\" or \"cyclonedx\"" % (ctx.label, f))
     if ctx.attr.params and not ctx.attr.provenance:
         fail("oci_attest %s: 'params' go into the provenance (provenance = False)" % ctx.label)
     image = ctx.attr.image[OciImageInfo]
     layers = [layer[OciLayerInfo] for layer in ctx.attr.layers]
-    out, args, inputs = attest_args(
+    out = attest_action(
         ctx,
         image,
         layers,
@@ -83,14 +91,6 @@ def _impl(ctx):
         ctx.attr.provenance,
         ctx.attr.params,
         ctx.attr.base,
-    )
-    ctx.actions.run(
-        executable = strata_binary(ctx),
-        arguments = [args],
-        inputs = inputs,
-        outputs = [out],
-        mnemonic = "StrataAttest",
-        progress_message = "Attaching the SBOM and provenance of %s" % ctx.attr.image.label,
     )
     return [
         DefaultInfo(files = depset([out, image.digest]), runfiles = ctx.runfiles(files = [out, image.digest])),

@@ -2,6 +2,7 @@
 
 load("//rules:providers.bzl", "OciImageInfo", "OciLayerInfo")
 load("//rules:toolchain.bzl", "TOOLCHAIN_TYPE", "strata_binary")
+load(":attest.bzl", "attest_action")
 load(":stamp.bzl", "stamping")
 load(":util.bzl", "layout_action", "layout_result")
 
@@ -50,7 +51,10 @@ def _names_key(value):
     return "{" in value and "}" in value
 
 def _impl(ctx):
-    layout, digest, args = layout_action(ctx, "image")
+    attest = ctx.attr.sbom or ctx.attr.provenance
+
+    # With attachments, the image goes to <name>.unattested, the attested layout to <name>.
+    layout, digest, args = layout_action(ctx, "image", ctx.label.name + ".unattested" if attest else None)
 
     # The image spec (strata's versioned JSON contract, README "The image
     # spec"): every path is relative to the execroot, the action's cwd.
@@ -119,6 +123,9 @@ def _impl(ctx):
         mnemonic = "StrataImage",
         progress_message = "Composing OCI image %s" % ctx.label,
     )
+    if attest:
+        layers = [layer[OciLayerInfo] for layer in ctx.attr.layers]
+        layout = attest_action(ctx, OciImageInfo(layout = layout, digest = digest), layers, ctx.attr.sbom, ctx.attr.provenance, {}, "")
     return layout_result(ctx, layout, digest)
 
 oci_image = rule(
@@ -140,7 +147,11 @@ oci_image = rule(
         "labels": attr.string_dict(doc = "Config labels."),
         "layers": attr.label_list(doc = "`oci_layer` targets, bottom first.", providers = [OciLayerInfo]),
         "os": attr.string(doc = "Operating system, e.g. `linux` (with `architecture`). Default: the base's, else `linux`."),
+        "provenance": attr.bool(doc = "Attach the image's SLSA v1 provenance (unsigned in-toto JSON) as an OCI 1.1 referrer, as `oci_attest` does."),
         "revision": attr.string(doc = "The sources' revision (e.g. a commit): the manifest annotation `org.opencontainers.image.revision`. May name status keys, e.g. `{STABLE_GIT_COMMIT}` (see `stamp`)."),
+        "sbom": attr.string_list(doc = "Attach the image's SBOM in these formats (`spdx`, `cyclonedx`) as OCI 1.1 referrers, as " +
+                                       "`oci_attest` does; the `packages` of `layers` are listed. The layout `<name>` then holds " +
+                                       "the image and its attachments; `oci_push` sends them after the image."),
         "source": attr.string(doc = "Where the sources are (a URL): the manifest annotation `org.opencontainers.image.source`."),
         "stamp": attr.int(
             doc = "Stamping: 1 always, 0 never, -1 (default) under `--stamp`. When stamping, `{KEY}` in `source`, `revision`, `image_version`, `tag`, `annotations` and `labels` is replaced by KEY's value in `bazel-out/stable-status.txt` (`--workspace_status_command`'s `STABLE_` keys; a missing key fails the build). When not, `source`, `revision`, `image_version` and `tag` values holding `{` and `}` are left out (`annotations` and `labels` stay as written): nothing of the status file reaches the image.",

@@ -61,19 +61,21 @@ def launcher(rule, body):
     """
     return _LAUNCHER.replace("{rule}", rule) + body
 
-def layout_action(ctx, command):
+def layout_action(ctx, command, layout_name = None):
     """The outputs and first arguments of a strata command writing an OCI layout.
 
     Args:
       ctx: the rule context.
       command: `image` or `index`.
+      layout_name: the layout directory's name, when not `<name>` (an image
+        that `oci_image`'s attestation step copies into `<name>`).
 
     Returns:
       (layout, digest, args): the layout directory `<name>` (a tree artifact),
       the file `<name>.digest`, and an Args holding
       `COMMAND --quiet --out <name> --digest-file <name>.digest`.
     """
-    layout = ctx.actions.declare_directory(ctx.label.name)
+    layout = ctx.actions.declare_directory(layout_name or ctx.label.name)
     digest = ctx.actions.declare_file(ctx.label.name + ".digest")
     args = ctx.actions.args()
     args.add(command)

@@ -17,15 +17,15 @@
 #     the outputs; a missing tool is skipped unless STRATA_REQUIRE_TOOLS=1;
 #  5b. with --strategy=StrataImage=processwrapper-sandbox, an image layout's
 #     layer blob is the layer's output file (a hard link: same inode);
+#  5c. oci_attest and oci_image(sbom, provenance): the golden image's attachments = tests/golden/hello-attest.json
+#     (the CLI's and Nix's digests); oci_layer packages in the SBOMs; the
+#     same layout as `strata attach`; oci_push of an oci_attest sends the
+#     attachments (the registry lists them under the tag sha256-<hex>).
 #  6. oci_pull/oci_push (the workspace tests/bazel/push) against two loopback
 #     docker-registry instances: a 120 MB base pushed to A is pulled shallow,
 #     composed on and pushed to A (base layers mounted) and to B (streamed
 #     A->B); the registries hold strata's digest; the output base and disk
 #     cache keep < 1% of the base's layer bytes;
-#  5c. oci_attest: the golden image's attachments = tests/golden/hello-attest.json
-#     (the CLI's and Nix's digests); oci_layer packages in the SBOMs; the
-#     same layout as `strata attach`; oci_push of an oci_attest sends the
-#     attachments (the registry lists them under the tag sha256-<hex>).
 #  6b. oci_pull with platform (from an index), shallow = False (every blob)
 #     and credentials (a third registry with htpasswd: refused without,
 #     pulled with DOCKER_CONFIG's config.json); toolchains with url + sha256
@@ -261,6 +261,8 @@ step "oci_attest: the golden image's attachments; declared packages in the SBOM"
 # built by `bazel test //...` above (and compared across output bases and
 # strata builds with every other output).
 bash "$ROOT/tests/golden/check-attest.sh" "$STRATA_BINARY" "$BIN/hello_attested"
+bash "$ROOT/tests/golden/check-attest.sh" "$STRATA_BINARY" "$BIN/hello_inline_attested"
+[ "$(cat "$BIN/hello_inline_attested.digest")" = "$("$STRATA_BINARY" digest "$BIN/hello_inline_attested")" ] || { echo "FAIL: hello_inline_attested.digest" >&2; exit 1; }
 attached() { # LAYOUT ARTIFACT_TYPE: the path of the attached document
   local m
   m=$(grep -o "\"artifactType\":\"$2\",\"digest\":\"sha256:[0-9a-f]*\"" "$1/index.json" | cut -d'"' -f8)
@@ -277,6 +279,9 @@ grep -qF '"parameters":{"release":"1"}' "$(attached "$V" application/vnd.in-toto
 env -u SOURCE_DATE_EPOCH "$STRATA_BINARY" attach "$BIN/vendored" --sbom spdx --sbom cyclonedx --provenance --param release=1 \
   --packages "$BIN/vendored_layer.descriptor.json=$BIN/vendored_layer.purls" --out "$WORK/vendored_attested" >/dev/null
 diff -r "$V" "$WORK/vendored_attested" || { echo "FAIL: oci_attest and strata attach differ" >&2; exit 1; }
+env -u SOURCE_DATE_EPOCH "$STRATA_BINARY" attach "$BIN/vendored" --sbom spdx --packages "$BIN/vendored_layer.descriptor.json=$BIN/vendored_layer.purls" \
+  --out "$WORK/vendored_inline" >/dev/null
+diff -r "$BIN/vendored_inline" "$WORK/vendored_inline" || { echo "FAIL: oci_image(sbom) and strata attach differ" >&2; exit 1; }
 if "$SBOM_PY" -c 'import spdx_tools, cyclonedx.validation.json' 2>/dev/null; then
   cp "$(attached "$V" application/spdx+json)" "$WORK/vendored.spdx.json"
   "$SBOM_PY" -m spdx_tools.spdx.clitools.pyspdxtools -i "$WORK/vendored.spdx.json"
@@ -287,7 +292,7 @@ e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read(
 sys.exit(f"invalid: {e}" if e else 0)' "$(attached "$V" application/vnd.cyclonedx+json)"
   echo "ok: the SBOMs with declared packages pass pyspdxtools and JsonStrictValidator 1.6"
 fi
-echo "ok: oci_layer packages reach oci_attest's SBOMs (SPDX, CycloneDX) under their layer; oci_attest = strata attach, byte for byte"
+echo "ok: oci_layer packages reach oci_attest's and oci_image(sbom)'s SBOMs (SPDX, CycloneDX) under their layer; both = strata attach, byte for byte"
 
 step "processwrapper-sandbox: image layouts hard-link their layer blobs"
 # Under linux-sandbox the inputs sit on bind mounts and link(2) fails (EXDEV),
