@@ -6,7 +6,7 @@
 //! reaches (images, indexes, existing attachments; a shallow layout's remote
 //! blobs stay remote), the attachment manifests and their blobs, and an
 //! `index.json` listing the source's entries then the attachments in digest
-//! order ([`crate::referrer::ordered`]). [`crate::layout::LayoutPlan::write_dir`]
+//! order (as `strata attach` in place orders them). [`crate::layout::LayoutPlan::write_dir`]
 //! writes it atomically.
 //!
 //! Invariants: the documents are those `strata sbom` and `strata provenance`
