@@ -27,7 +27,7 @@ use crate::layout::{Image, Layout, LayoutPlan};
 use crate::media_type::{is_index, is_manifest};
 use crate::provenance::{statement, ProvenanceOptions, PREDICATE_TYPE};
 use crate::referrer::{artifact, Artifact, Blob};
-use crate::sbom::{cyclonedx, describe, spdx, DescribeOptions};
+use crate::sbom::{cyclonedx, describe, spdx, DescribeOptions, Sbom};
 
 /// Artifact type (and blob media type) of an attached SPDX 2.3 JSON SBOM.
 pub const SPDX_ARTIFACT_TYPE: &str = "application/spdx+json";
@@ -91,18 +91,14 @@ pub struct Attested {
     pub artifacts: Vec<Artifact>,
 }
 
-/// The document bytes an SBOM attachment of `format` carries.
-pub fn sbom_document(
-    layout: &Layout,
-    image: &Image,
-    format: SbomFormat,
-    opts: &DescribeOptions,
-) -> Result<Vec<u8>> {
-    let sbom = describe(layout, image, opts)?;
-    Ok(match format {
-        SbomFormat::Spdx => spdx::write(&sbom),
-        SbomFormat::CycloneDx => cyclonedx::write(&sbom),
-    })
+impl SbomFormat {
+    /// The document bytes `sbom` gives in this format.
+    pub fn write(self, sbom: &Sbom) -> Vec<u8> {
+        match self {
+            SbomFormat::Spdx => spdx::write(sbom),
+            SbomFormat::CycloneDx => cyclonedx::write(sbom),
+        }
+    }
 }
 
 /// Plan `layout` with `image`'s SBOM(s) and provenance attached to it.
@@ -121,9 +117,17 @@ pub fn attested(layout: &Layout, image: &Image, opts: &AttestOptions) -> Result<
             formats.push(*f);
         }
     }
-    for f in formats {
-        let doc = sbom_document(layout, image, f, &opts.describe)?;
-        artifacts.push(attach(subject, f.artifact_type(), doc, BTreeMap::new())?);
+    if !formats.is_empty() {
+        // Why once: the inventory reads every layer; each format writes from it.
+        let sbom = describe(layout, image, &opts.describe)?;
+        for f in formats {
+            artifacts.push(attach(
+                subject,
+                f.artifact_type(),
+                f.write(&sbom),
+                BTreeMap::new(),
+            )?);
+        }
     }
     if let Some(p) = &opts.provenance {
         let doc = statement(layout, image, p)?;
