@@ -11,8 +11,8 @@
 # every layer blob by digest, the config, `params`). Deterministic, no
 # clock: the CLI on the same image writes the same bytes (the suite checks
 # tests/golden/hello-attest.json), `nix build --rebuild` finds it
-# bit-identical. The image's blobs are copied (or hard-linked) into the
-# output, so it stands alone.
+# bit-identical. The image's blobs are symlinks to the store paths holding
+# them (linkBlobs; false: copies), so no layer byte is stored twice.
 #
 # Imported by nix/default.nix with the strata binary (`bin`) and `system`.
 { bin, system }:
@@ -29,6 +29,9 @@
   files ? false,
   # Which image of a layout holding several, by tag.
   ref ? null,
+  # Each of the image's blobs a symlink to the store path holding it (so the
+  # output refers to it and holds no second copy); false: copies.
+  linkBlobs ? true,
   name ? "${image.name or "image"}-attested",
 }:
 let
@@ -50,5 +53,6 @@ derivation {
     ++ (if provenance then [ "--provenance" ] else [ ])
     ++ (if provenance then builtins.concatMap (k: [ "--param" "${k}=${toString params.${k}}" ]) (builtins.attrNames params) else [ ])
     ++ (if files && formats != [ ] then [ "--files" ] else [ ])
-    ++ (if ref == null then [ ] else [ "--ref" ref ]);
+    ++ (if ref == null then [ ] else [ "--ref" ref ])
+    ++ (if linkBlobs then [ "--link-under" builtins.storeDir ] else [ ]);
 }

@@ -342,7 +342,7 @@ rec {
         (f: specLayer { text = builtins.readFile "${split}/${f}"; inherit compression mtime; })
         (builtins.sort builtins.lessThan (builtins.attrNames (builtins.readDir "${split}")));
     in
-    withAttachments { inherit name format sbom provenance; } (derivation ({
+    withAttachments { inherit name format sbom provenance linkLayers; } (derivation ({
       name = "${name}-image";
       inherit system;
     } // (if !hasClosure || layerDerivations then {
@@ -385,10 +385,10 @@ rec {
 
   # buildImage's sbom/provenance: `image` through attest, keeping what
   # images built on it and the next release read (store paths, the lock).
-  withAttachments = { name, format, sbom, provenance }: image:
+  withAttachments = { name, format, sbom, provenance, linkLayers }: image:
     if (sbom == null || sbom == false) && !provenance then image else
     assert format == "oci" || throw "buildImage ${name}: sbom and provenance need format = \"oci\" (attachments live in a layout directory)";
-    attest { inherit image provenance; sbom = if sbom == null then false else sbom; }
+    attest { inherit image provenance; sbom = if sbom == null then false else sbom; linkBlobs = linkLayers; }
     // builtins.intersectAttrs { strataStorePaths = null; layers = null; strataClosureLayers = null; } image;
 
   # A base image pinned by digest, as a shallow OCI layout: index, manifest,

@@ -75,6 +75,8 @@ fn document(layout: &Path, digest: &str) -> Vec<u8> {
     fs::read(blob(m["layers"][0]["digest"].as_str().unwrap())).unwrap()
 }
 
+const SPDX_TYPE: &str = "application/spdx+json";
+
 const ALL: &[&str] = &[
     "attach",
     "img",
@@ -128,6 +130,24 @@ fn attached_layouts_are_deterministic_and_carry_the_clis_documents() {
         fs::read(d.join("img/index.json")).unwrap(),
         fs::read(d.join("a/index.json")).unwrap()
     );
+    // --link-under: the image's blobs are symlinks to the source's files,
+    // the attachments' blobs files; the same bytes through the links.
+    ok_in(d, &[ALL, &["--out", "l", "--link-under", "."]].concat());
+    let layer = read_json(&d.join("l.json"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = d
+        .join("l/blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let target = fs::read_link(&blob).expect("the layer blob is a symlink");
+    assert!(target.is_absolute(), "{target:?}");
+    let att = attachments(&d.join("l"));
+    let m = d
+        .join("l/blobs/sha256")
+        .join(att[SPDX_TYPE].trim_start_matches("sha256:"));
+    assert!(fs::symlink_metadata(&m).unwrap().is_file());
+    assert_eq!(tree(&d.join("l")), tree(&d.join("a")));
     // A file attached into a new layout leaves the source as it was.
     fs::write(d.join("note.txt"), b"hello\n").unwrap();
     let before = tree(&d.join("img"));

@@ -71,6 +71,11 @@ pub(super) struct AttachArgs {
     /// With --provenance: a build parameter K=V; repeatable.
     #[arg(long, requires = "provenance")]
     param: Vec<String>,
+    /// With --out: write each blob that comes from a file inside DIR as a
+    /// symlink to that file's absolute canonical path instead of a copy
+    /// (as `strata image --link-under`; e.g. /nix/store).
+    #[arg(long, value_name = "DIR", requires = "out")]
+    link_under: Option<Utf8PathBuf>,
     /// Print nothing (the attachments' digests are in index.json).
     #[arg(short, long)]
     quiet: bool,
@@ -106,7 +111,7 @@ pub(super) fn attach(a: AttachArgs) -> CliResult {
         Some(out) => {
             // The same new-layout path the documents take, with this one attachment.
             let planned = strata::attestation::with_artifacts(&layout, std::slice::from_ref(&art))?;
-            planned.write_dir(out)?;
+            write_layout(&planned, out, a.link_under.as_deref())?;
         }
         None => referrer::add_to_layout(&a.image, std::slice::from_ref(&art))?,
     }
@@ -156,13 +161,25 @@ fn attach_documents(a: &AttachArgs) -> CliResult {
     };
     let done = attested(&layout, &image, &opts)?;
     match &a.out {
-        Some(out) => done.plan.write_dir(out)?,
+        Some(out) => write_layout(&done.plan, out, a.link_under.as_deref())?,
         None => referrer::add_to_layout(&a.image, &done.artifacts)?,
     }
     for art in done.artifacts.iter().filter(|_| !a.quiet) {
         outln!("{}", art.descriptor.digest);
     }
     Ok(0)
+}
+
+/// Write `plan` as a layout directory at `out`, linking blobs under `link_under`.
+fn write_layout(
+    plan: &strata::LayoutPlan,
+    out: &camino::Utf8Path,
+    link_under: Option<&camino::Utf8Path>,
+) -> Result<()> {
+    match link_under {
+        Some(dir) => plan.write_dir_linking(out, dir),
+        None => plan.write_dir(out),
+    }
 }
 
 /// Read a whole file of at most `limit` bytes.

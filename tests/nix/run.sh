@@ -611,6 +611,8 @@ ATT_HELLO=$(nix path-info --offline -f "$WORK/attest.nix" hello)
 ATT_CLOSURE=$(nix path-info --offline -f "$WORK/attest.nix" closure)
 bash "$ROOT/tests/golden/check-attest.sh" "$STRATA" "$ATT_HELLO" || fail=1
 check "attest: the image keeps its digest" "$(golden manifest)" "$("$STRATA" digest "$ATT_HELLO")"
+ATT_LAYER=$(readlink "$ATT_HELLO/blobs/sha256/$(golden layer | cut -d: -f2)" || true)
+check "attest: the image's layer blob is a symlink into the store (linkBlobs), not a copy" "yes" "$(case $ATT_LAYER in /nix/store/*) echo yes ;; *) echo "no: ${ATT_LAYER:-a file}" ;; esac)"
 ATT_CDX=$(grep -o '"artifactType":"application/vnd.cyclonedx+json","digest":"sha256:[0-9a-f]*"' "$ATT_CLOSURE/index.json" | cut -d'"' -f8)
 ATT_CDX=$(grep -o '"layers":\[{"digest":"sha256:[0-9a-f]*"' "$ATT_CLOSURE/blobs/sha256/${ATT_CDX#sha256:}" | cut -d'"' -f6)
 check "attest (closure): the attached SBOM is nix/sbom.nix's" "$(sha256sum <"$SBOM_CDX")" "$(sha256sum <"$ATT_CLOSURE/blobs/sha256/${ATT_CDX#sha256:}")"
