@@ -260,7 +260,8 @@ t=$(now)
 build "$LIB#leaf1"
 T_FIRST=$(secs "$t" "$(now)")
 nix build --offline --no-link --dry-run "$LIB#leaf2" 2>"$WORK/dry.log" || { cat "$WORK/dry.log"; fail=1; }
-check "leaf2 (app changed), after leaf1: nix builds only app's layer and the image" "app-layer leaf-image" \
+# (leaf-image-spec.json: the image spec, a few hundred bytes naming the layers)
+check "leaf2 (app changed), after leaf1: nix builds only app's layer and the image (and its spec)" "app-layer leaf-image leaf-image-spec.json" \
   "$(sed -n 's|^  /nix/store/[0-9a-z]\{32\}-\(.*\)\.drv$|\1|p' "$WORK/dry.log" | sort | paste -sd' ')"
 t=$(now)
 build "$LIB#leaf2"
