@@ -756,7 +756,7 @@ fn a_lock_keeps_the_split() {
     assert_ne!(fresh[..first.len()], first[..]);
     assert!(kept.len() <= 4);
     assert!(kept.iter().any(|l| l == &["extra".to_string()]), "{kept:?}");
-    // Budget 4 was full: the two smallest layers without a top merged; no
+    // Budget 4 was full: the cheapest merge was made (churn::keep); no
     // other layer changed.
     for f in &first {
         assert!(

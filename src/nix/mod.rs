@@ -24,6 +24,7 @@
 //!
 //! A malformed graph is an error naming `file:line`.
 
+pub mod churn;
 pub mod graph;
 pub mod group;
 pub mod layering;
@@ -125,6 +126,10 @@ pub fn split_closure(
         Strategy::Size => size::split_by_size(closure, &ids, &sizes, budget.max(1)),
     };
     let rest = match previous {
+        // A size lock re-splits only what a release re-uploads anyway.
+        Some(l) if strategy == Strategy::Size => {
+            churn::keep(l, closure, &ids, &sizes, budget.max(1))
+        }
         Some(l) => lock::apply(l, closure, &ids, &sizes, budget.max(1), &fresh),
         None => fresh,
     };
