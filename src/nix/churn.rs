@@ -118,62 +118,96 @@ pub fn keep(
         .collect()
 }
 
+/// A merge's cost (see [`cost`]) and the other unit, compared as a pair so
+/// that ties go to the lower index.
+type Offer = ((u8, u128), usize);
+
+/// How many cheapest partners each unit remembers: when a merge changes or
+/// removes its best one, the next is at hand instead of a pass over all.
+const NEAR: usize = 8;
+
+/// The cheapest partners of one unit, ascending, and a bound every other
+/// live unit's offer is at least (`None`: the list holds every one).
+struct Near {
+    list: Vec<Offer>,
+    bound: Option<Offer>,
+}
+
+impl Near {
+    /// Every live unit's offer to `a`, the [`NEAR`] cheapest kept.
+    fn of(units: &[Unit], alive: &[usize], a: usize, n: u128) -> Near {
+        let mut all: Vec<Offer> = alive
+            .iter()
+            .filter(|&&b| b != a)
+            .map(|&b| (cost(&units[a], &units[b], n), b))
+            .collect();
+        all.sort_unstable();
+        let bound = (all.len() > NEAR).then(|| all[NEAR - 1]);
+        all.truncate(NEAR);
+        Near { list: all, bound }
+    }
+}
+
 /// Merge the cheapest pair until at most `max` units are left (merged
-/// units keep the lower index; emptied ones have no paths). Each unit keeps
-/// its best partner, so a merge costs one pass over the units, not all pairs.
+/// units keep the lower index; emptied ones have no paths).
 fn merge_down(units: &mut [Unit], n: u128, max: usize) {
     let mut alive: Vec<usize> = (0..units.len()).collect();
     if alive.len() <= max {
         return;
     }
-    let best_of = |units: &[Unit], alive: &[usize], a: usize| -> ((u8, u128), usize) {
-        alive
-            .iter()
-            .filter(|&&b| b != a)
-            .map(|&b| (cost(&units[a], &units[b], n), b))
-            .min()
-            .expect("two units at least")
-    };
-    let mut best: Vec<((u8, u128), usize)> = vec![((0, 0), 0); units.len()];
-    for &a in &alive {
-        best[a] = best_of(units, &alive, a);
-    }
+    let mut near: BTreeMap<usize, Near> = alive
+        .iter()
+        .map(|&a| (a, Near::of(units, &alive, a, n)))
+        .collect();
     while alive.len() > max {
         // The cheapest pair; ties to the lowest (lower index, higher index).
         let (_, a, b) = alive
             .iter()
             .map(|&a| {
-                let (c, b) = best[a];
+                let (c, b) = near[&a].list[0];
                 (c, a.min(b), a.max(b))
             })
             .min()
             .expect("units left");
-        let moved = std::mem::take(&mut units[b].paths);
-        let bits = std::mem::take(&mut units[b].bits);
-        let (bytes, top, u) = (units[b].bytes, units[b].top, &mut units[a]);
-        u.paths.extend(moved);
-        or(&mut u.bits, &bits);
-        u.churn = count(&u.bits);
-        u.bytes += bytes;
-        u.clean = false;
-        u.top |= top;
+        absorb(units, a, b);
         alive.retain(|&x| x != b);
+        near.remove(&b);
         if alive.len() <= 1 {
             break;
         }
-        best[a] = best_of(units, &alive, a);
+        near.insert(a, Near::of(units, &alive, a, n));
         for &k in &alive {
             if k == a {
                 continue;
             }
-            if best[k].1 == a || best[k].1 == b {
-                best[k] = best_of(units, &alive, k);
-            } else {
-                let c = (cost(&units[k], &units[a], n), a);
-                best[k] = best[k].min(c);
+            let m = near.get_mut(&k).expect("every live unit has a list");
+            m.list.retain(|&(_, j)| j != a && j != b);
+            // a changed: its new offer, unless the bound says an unlisted
+            // unit may beat it (then it is unlisted too).
+            let offer = (cost(&units[k], &units[a], n), a);
+            if m.bound.map_or(true, |bound| offer < bound) {
+                let at = m.list.partition_point(|&o| o < offer);
+                m.list.insert(at, offer);
+            }
+            if m.list.is_empty() {
+                *m = Near::of(units, &alive, k, n);
             }
         }
     }
+}
+
+/// Merge unit `b` into unit `a` (which is no longer a clean layer); `b` is
+/// left without paths.
+fn absorb(units: &mut [Unit], a: usize, b: usize) {
+    let moved = std::mem::take(&mut units[b].paths);
+    let bits = std::mem::take(&mut units[b].bits);
+    let (bytes, top, u) = (units[b].bytes, units[b].top, &mut units[a]);
+    u.paths.extend(moved);
+    or(&mut u.bits, &bits);
+    u.churn = count(&u.bits);
+    u.bytes += bytes;
+    u.clean = false;
+    u.top |= top;
 }
 
 /// What merging `a` and `b` costs: first how many of them hold a top (a
@@ -188,8 +222,8 @@ fn cost(a: &Unit, b: &Unit, n: u128) -> (u8, u128) {
         .bits
         .iter()
         .zip(&b.bits)
-        .map(|(x, y)| (x | y).count_ones() as u128)
-        .sum::<u128>();
+        .map(|(x, y)| u64::from((x | y).count_ones()))
+        .sum::<u64>() as u128;
     let (ab, aa, bb) = (
         (a.bytes as u128 + b.bytes as u128) * union,
         a.bytes as u128 * a.churn as u128,
@@ -384,6 +418,52 @@ mod tests {
                 assert_eq!(got.iter().map(Vec::len).sum::<usize>(), 40);
                 assert_eq!(got, run(&lock, &c(&graph(true, bump)), n), "{n} {bump}");
             }
+        }
+    }
+
+    #[test]
+    fn near_lists_pick_what_a_full_scan_picks() {
+        // 60 units of varied bytes and overlapping closures (bit i and the
+        // bits of i's "dependencies"), some clean, some tops.
+        let make = || -> Vec<Unit> {
+            (0..60u64)
+                .map(|i| {
+                    let mut bits = vec![0u64; 1];
+                    for j in 0..60u64 {
+                        if j == i || (j > i && (i * 13 + j * 7) % 6 == 0) {
+                            bits[0] |= 1 << j;
+                        }
+                    }
+                    Unit {
+                        paths: vec![i as usize],
+                        bytes: (i * 7919) % 101 + 1,
+                        churn: count(&bits),
+                        bits,
+                        clean: i % 5 == 0,
+                        top: i % 11 == 0,
+                    }
+                })
+                .collect()
+        };
+        for max in [1, 7, 30, 59] {
+            let mut fast = make();
+            merge_down(&mut fast, 60, max);
+            // The reference: every pair, every time.
+            let mut slow = make();
+            let mut alive: Vec<usize> = (0..60).collect();
+            while alive.len() > max {
+                let mut pairs = Vec::new();
+                for (x, &a) in alive.iter().enumerate() {
+                    for &b in &alive[x + 1..] {
+                        pairs.push((cost(&slow[a], &slow[b], 60), a, b));
+                    }
+                }
+                let (_, a, b) = pairs.into_iter().min().unwrap();
+                absorb(&mut slow, a, b);
+                alive.retain(|&x| x != b);
+            }
+            let paths = |u: &[Unit]| u.iter().map(|u| u.paths.clone()).collect::<Vec<_>>();
+            assert_eq!(paths(&fast), paths(&slow), "{max}");
         }
     }
 }
