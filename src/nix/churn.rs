@@ -50,15 +50,24 @@ struct Unit {
     top: bool,
 }
 
+/// With more paths than this to re-split, they start from the fresh
+/// split's groups rather than alone: the pair search costs the square of
+/// the units (1.6 s for 2000 in a release build on a busy 2-core machine).
+pub const MAX_ALONE: usize = 2048;
+
 /// Keep `lock` for `ids` (paths of `closure`, `size[id]` bytes each) within
-/// `max_layers` (see the module doc). Clean lock layers come first in lock
-/// order, then the re-split layers; each layer's paths in path byte order.
+/// `max_layers` (see the module doc). Past `max_alone` paths to re-split
+/// (callers pass [`MAX_ALONE`]), they start from `fresh`, the split without
+/// a lock. Clean lock layers come first in lock order, then the re-split
+/// layers; each layer's paths in path byte order.
 pub fn keep(
     lock: &Lock,
     closure: &Closure,
     ids: &[usize],
     size: &[u64],
     max_layers: usize,
+    fresh: &[Vec<usize>],
+    max_alone: usize,
 ) -> Vec<Vec<usize>> {
     let by_path: BTreeMap<&str, usize> = ids.iter().map(|&i| (closure.name(i), i)).collect();
     let mut taken = vec![false; closure.refs.len()];
@@ -75,13 +84,33 @@ pub fn keep(
             groups.push((paths, true));
         }
     }
-    // The rest alone, in path byte order (by_path's), never graph order.
-    groups.extend(
-        by_path
-            .values()
-            .filter(|&&i| !taken[i])
-            .map(|&i| (vec![i], false)),
-    );
+    let rest: Vec<usize> = by_path.values().copied().filter(|&i| !taken[i]).collect();
+    if rest.len() <= max_alone {
+        // The rest alone, in path byte order (by_path's), never graph order.
+        groups.extend(rest.into_iter().map(|i| (vec![i], false)));
+    } else {
+        // Too many to pair up (the search is quadratic): they start from
+        // the fresh split's groups instead, in its order.
+        let mut rest_of = vec![false; closure.refs.len()];
+        for &i in &rest {
+            rest_of[i] = true;
+        }
+        for l in fresh {
+            let g: Vec<usize> = l.iter().copied().filter(|&i| rest_of[i]).collect();
+            for &i in &g {
+                rest_of[i] = false;
+            }
+            if !g.is_empty() {
+                groups.push((g, false));
+            }
+        }
+        // A path the fresh split does not hold (none should): alone.
+        groups.extend(
+            rest.into_iter()
+                .filter(|&i| rest_of[i])
+                .map(|i| (vec![i], false)),
+        );
+    }
     let closures = closures(closure, ids);
     let mut used = vec![false; closure.refs.len()];
     for &i in ids {
@@ -302,7 +331,7 @@ mod tests {
     fn run(lock: &Lock, c: &Closure, max: usize) -> Vec<Vec<String>> {
         let all = c.layered(&[]);
         let size = super::super::size::sizes(c, &all).unwrap();
-        names(c, &keep(lock, c, &all, &size, max))
+        names(c, &keep(lock, c, &all, &size, max, &[], MAX_ALONE))
     }
 
     #[test]
@@ -364,6 +393,29 @@ mod tests {
             [vec!["base-1", "x-2", "y-2", "z-1"], vec!["app-2"]]
         );
         assert_eq!(run(&lock, &new, 1).len(), 1);
+        // Past max_alone, the re-split starts from the fresh split's groups
+        // (base's, clean, left out of them).
+        let all = new.layered(&[]);
+        let size = super::super::size::sizes(&new, &all).unwrap();
+        let id = |n: &str| *all.iter().find(|&&i| new.name(i)[3..] == *n).unwrap();
+        let fresh = vec![
+            vec![id("base-1"), id("x-2"), id("y-2")],
+            vec![id("z-1"), id("app-2")],
+        ];
+        assert_eq!(
+            names(&new, &keep(&lock, &new, &all, &size, 4, &fresh, 3)),
+            [vec!["base-1"], vec!["x-2", "y-2"], vec!["app-2", "z-1"]]
+        );
+        // A path fresh lacks is alone.
+        assert_eq!(
+            names(&new, &keep(&lock, &new, &all, &size, 4, &fresh[..1], 3)),
+            [
+                vec!["base-1"],
+                vec!["x-2", "y-2"],
+                vec!["app-2"],
+                vec!["z-1"]
+            ]
+        );
     }
 
     #[test]

@@ -128,7 +128,8 @@ pub fn split_closure(
     let rest = match previous {
         // A size lock re-splits only what a release re-uploads anyway.
         Some(l) if strategy == Strategy::Size => {
-            churn::keep(l, closure, &ids, &sizes, budget.max(1))
+            let n = budget.max(1);
+            churn::keep(l, closure, &ids, &sizes, n, &fresh, churn::MAX_ALONE)
         }
         Some(l) => lock::apply(l, closure, &ids, &sizes, budget.max(1), &fresh),
         None => fresh,
