@@ -1,6 +1,6 @@
 //! Layer locks: the assignment of store paths to layers that a build writes
 //! (`--lock-out`) and the next build keeps (`--previous`), so a release
-//! moves only changed and new paths.
+//! re-uploads only the layers holding changed and new paths.
 //!
 //! The lock is canonical JSON (src/json.rs: sorted keys, compact):
 //!

@@ -8,7 +8,8 @@
 //! for new callers: large paths alone, the rest grouped by which large paths
 //! use them) or [`popularity`] (the most depended-on paths alone; its output
 //! is kept byte for byte so images built with it keep their digests). A
-//! previous build's [`lock`] keeps every unchanged assignment.
+//! previous build's [`lock`] keeps every layer a release leaves unchanged
+//! ([`churn`] re-splits the rest, for the size strategy).
 //!
 //! Invariants:
 //! - the paths layered are every path listed (as a block's path) in a layered
