@@ -126,7 +126,8 @@ pub fn keep(
                 or(&mut bits, &closures[&i]);
             }
             Unit {
-                bytes: paths.iter().map(|&i| size[i]).sum(),
+                // Saturating: narSize is the graph's word, however large.
+                bytes: paths.iter().fold(0u64, |t, &i| t.saturating_add(size[i])),
                 churn: count(&bits),
                 top: paths.iter().any(|&i| !used[i]),
                 paths,
@@ -234,7 +235,7 @@ fn absorb(units: &mut [Unit], a: usize, b: usize) {
     u.paths.extend(moved);
     or(&mut u.bits, &bits);
     u.churn = count(&u.bits);
-    u.bytes += bytes;
+    u.bytes = u.bytes.saturating_add(bytes);
     u.clean = false;
     u.top |= top;
 }
@@ -471,6 +472,16 @@ mod tests {
                 assert_eq!(got, run(&lock, &c(&graph(true, bump)), n), "{n} {bump}");
             }
         }
+    }
+
+    #[test]
+    fn huge_sizes_do_not_overflow() {
+        let big = u64::MAX / 2;
+        let old = closure(&[("a-1", big, &[]), ("b-1", big, &["a-1"]), ("c-1", big, &[])]);
+        let lock = lock_of(&old, &[&["a-1", "b-1", "c-1"]], 2);
+        let new = closure(&[("a-2", big, &[]), ("b-2", big, &["a-2"]), ("c-1", big, &[])]);
+        assert_eq!(run(&lock, &new, 1).len(), 1);
+        assert_eq!(run(&lock, &new, 2).len(), 2);
     }
 
     #[test]
