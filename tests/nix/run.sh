@@ -274,10 +274,10 @@ echo "    nix build, wall time: leaf1 (first build) $T_FIRST s; leaf2 (a leaf ch
 lap
 
 echo "--- 3. rebuild: nix checks the outputs are bit-identical"
-LAYER_DRV=$(nix-store --query --references "$(nix path-info --offline --derivation "$EX#image")" | grep -- '-hello-layer\.drv$')
+LAYER_DRV=$(nix-store --query --requisites "$(nix path-info --offline --derivation "$EX#image")" | grep -- '-hello-layer\.drv$')
 # layerDerivations: the split and every layer of leaf2 and shared1 too.
 IFD_DRVS=$(for a in leaf2 shared1; do
-  nix-store --query --references "$(nix path-info --offline --derivation "$LIB#$a")" | grep -- '-layer\.drv$'
+  nix-store --query --requisites "$(nix path-info --offline --derivation "$LIB#$a")" | grep -- '-layer\.drv$'
   nix path-info --offline --derivation "$LIB#$a.layers"
 done)
 if build --rebuild "$EX#image" "$LAYER_DRV" "$EX#greet" "$LIB#closure" "$LIB#layered" "$LIB#rootenv" "$LIB#dir-archive" "$LIB#sized" "$LIB#release2" \
