@@ -66,6 +66,12 @@ impl Store {
         )
     }
 
+    /// A JSON graph node (`__structuredAttrs`): path, narSize, references.
+    fn node(&self, p: &str, size: u64, refs: &[&str]) -> Value {
+        let refs: Vec<String> = refs.iter().map(|r| self.p(r)).collect();
+        json!({"path": self.p(p), "narSize": size, "references": refs})
+    }
+
     /// The store paths (names) of each spec in `dir`, bottom first.
     fn layers(&self, dir: &str) -> Vec<Vec<String>> {
         self.specs(dir)
@@ -668,7 +674,7 @@ fn size_is_the_default_tops_and_large_paths_alone() {
 fn json_graphs_give_sizes() {
     let t = tempdir();
     let s = Store::new(t.path());
-    let node = |p: &str, size: u64, refs: &[&str]| json!({"path": s.p(p), "narSize": size, "references": refs.iter().map(|r| s.p(r)).collect::<Vec<_>>()});
+    let node = |p: &str, size: u64, refs: &[&str]| s.node(p, size, refs);
     // lib2 is now the largest, but alone it would make five layers (lib1,
     // which only it uses, and link, which no root reaches): lib1 alone fits.
     let graph = json!({"graph": [
@@ -756,7 +762,7 @@ fn a_lock_keeps_the_split() {
     assert_ne!(fresh[..first.len()], first[..]);
     assert!(kept.len() <= 4);
     assert!(kept.iter().any(|l| l == &["extra".to_string()]), "{kept:?}");
-    // Budget 4 was full: the two smallest layers without a top merged; no
+    // Budget 4 was full: the cheapest merge was made (churn::keep); no
     // other layer changed.
     for f in &first {
         assert!(
@@ -773,6 +779,63 @@ fn a_lock_keeps_the_split() {
     let tool_only = s.graph("tool-only", &[("tool", &["lib1"]), ("lib1", &[])]);
     let l = run(&["--previous", "one.lock", &tool_only]);
     assert_eq!(l.iter().flatten().count(), 2);
+}
+
+#[test]
+fn a_size_lock_re_splits_only_the_layers_a_release_touches() {
+    let t = tempdir();
+    let s = Store::new(t.path());
+    for n in [
+        "base-1", "x-1", "x-2", "y-1", "y-2", "z-1", "app-1", "app-2",
+    ] {
+        write(&s.path(n), n.as_bytes(), 0o444);
+    }
+    let node = |p: &str, size: u64, refs: &[&str]| s.node(p, size, refs);
+    // The lock of a release where x and z shared a layer.
+    let entry = |p: &str, size: u64| json!({"path": s.p(p), "size": size});
+    let lock = json!({"version": 1, "maxLayers": 4, "strategy": "size", "layers": [
+        {"paths": [entry("base-1", 100)]},
+        {"paths": [entry("x-1", 10), entry("z-1", 10)]},
+        {"paths": [entry("y-1", 10)]},
+        {"paths": [entry("app-1", 5)]},
+    ]});
+    fs::write(t.path().join("old.lock"), lock.to_string()).unwrap();
+    // x bumped: y (above it) and app are rebuilt; base and z are not.
+    let graph = json!([
+        node("base-1", 100, &[]),
+        node("x-2", 10, &[]),
+        node("y-2", 10, &["x-2"]),
+        node("z-1", 10, &[]),
+        node("app-2", 5, &["y-2", "z-1", "base-1"]),
+    ]);
+    fs::write(t.path().join("bumped.json"), graph.to_string()).unwrap();
+    let run = |out: &str, lock_out: &str| {
+        let kept = ["--previous", "old.lock", "--lock-out", lock_out];
+        let mut args = vec!["nix-layers", "--max-layers", "4", "--out-dir", out];
+        args.extend(kept);
+        args.push("bumped.json");
+        ok_in(t.path(), &args);
+        s.layers(out)
+    };
+    // base's layer is untouched: kept. x and z's is re-uploaded anyway: x
+    // goes with y (which changes whenever x does), z alone; app stays alone.
+    let got = run("o1", "one.lock");
+    assert_eq!(
+        got,
+        layers(&[&["base-1"], &["app-2"], &["x-2", "y-2"], &["z-1"]])
+    );
+    // Same graph, same lock: same specs and lock, byte for byte.
+    assert_eq!(run("o2", "two.lock"), got);
+    for n in ["0001.json", "0002.json", "0003.json", "0004.json"] {
+        assert_eq!(
+            fs::read(t.path().join("o1").join(n)).unwrap(),
+            fs::read(t.path().join("o2").join(n)).unwrap()
+        );
+    }
+    assert_eq!(
+        fs::read(t.path().join("one.lock")).unwrap(),
+        fs::read(t.path().join("two.lock")).unwrap()
+    );
 }
 
 #[test]
@@ -979,7 +1042,7 @@ fn groups_share_a_layer_the_split_completes() {
 fn a_key_selects_one_graph_of_attrs_json() {
     let t = tempdir();
     let s = Store::new(t.path());
-    let node = |p: &str, size: u64, refs: &[&str]| json!({"path": s.p(p), "narSize": size, "references": refs.iter().map(|r| s.p(r)).collect::<Vec<_>>()});
+    let node = |p: &str, size: u64, refs: &[&str]| s.node(p, size, refs);
     let attrs = json!({
         "graph": [
             node("app", 1, &["lib2", "link"]),

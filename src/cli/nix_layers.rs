@@ -27,7 +27,7 @@ pub(super) struct NixLayersArgs {
     /// them; popularity: the most depended-on paths one each, the rest in the last layer.
     #[arg(long, default_value = "size", value_parser = strategy)]
     strategy: StrategyArg,
-    /// A lock a previous build wrote (--lock-out): keep its assignment (paths matched by name); new paths go on top.
+    /// A lock a previous build wrote (--lock-out): keep its unchanged layers (size: the rest re-split by what changes together; popularity: paths matched by name, new paths on top).
     #[arg(long)]
     previous: Option<Utf8PathBuf>,
     /// Write this split's lock here (canonical JSON), for the next build's --previous.

@@ -299,3 +299,24 @@ pub(super) fn check_store_path(line: &str) -> Result<()> {
         Err(Error::invalid(format!("not a store path: {line:?}")))
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::Closure;
+
+    /// A closure from one JSON graph of `/s/<name>` paths: (name, narSize,
+    /// references by name).
+    pub(in crate::nix) fn json_closure(nodes: &[(&str, u64, &[&str])]) -> Closure {
+        let v: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|(p, s, r)| {
+                let refs: Vec<String> = r.iter().map(|x| format!("/s/{x}")).collect();
+                serde_json::json!({"path": format!("/s/{p}"), "narSize": s, "references": refs})
+            })
+            .collect();
+        let mut c = Closure::new();
+        c.add_json_graph(&serde_json::to_vec(&v).unwrap(), "g", false)
+            .unwrap();
+        c
+    }
+}

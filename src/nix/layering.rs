@@ -25,8 +25,9 @@ pub struct LayeringOptions {
     pub exclude_graphs: Vec<Utf8PathBuf>,
     /// How the paths are split.
     pub strategy: Strategy,
-    /// A lock a previous layering wrote: its assignment is kept (paths
-    /// matched by name); new paths go on top.
+    /// A lock a previous layering wrote: its unchanged layers are kept
+    /// (size: the rest re-split by what changes together, `churn`;
+    /// popularity: paths matched by name, new paths on top).
     pub previous: Option<Utf8PathBuf>,
     /// Where to write this layering's lock (canonical JSON), if anywhere.
     pub lock_out: Option<Utf8PathBuf>,

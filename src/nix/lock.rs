@@ -1,6 +1,6 @@
 //! Layer locks: the assignment of store paths to layers that a build writes
 //! (`--lock-out`) and the next build keeps (`--previous`), so a release
-//! moves only changed and new paths.
+//! re-uploads only the layers holding changed and new paths.
 //!
 //! The lock is canonical JSON (src/json.rs: sorted keys, compact):
 //!
@@ -9,9 +9,9 @@
 //!  "maxLayers":100,"strategy":"size","version":1}
 //! ```
 //!
-//! A path of the new closure is matched to a lock entry by name, never by
-//! hash (the hash changes whenever anything below a path changes): first by
-//! its *name* (what follows the hash), if the lock has that name in one
+//! Keeping a popularity lock, a path of the new closure is matched to a
+//! lock entry by name, never by hash (the hash changes whenever anything
+//! below a path changes): first by its *name* (what follows the hash), if the lock has that name in one
 //! layer; else by its *key*, the name with every `-`-separated part that
 //! starts with a digit dropped (`openssl-3.0.13-dev` → `openssl-dev`,
 //! `python3-3.11.9` → `python3`; a name that is all version is its own key),
@@ -20,7 +20,11 @@
 //! the entry whose name shares the longest prefix with the path's name wins,
 //! then the lowest layer. `size` is for people reading a diff.
 //!
-//! Keeping a lock (see [`apply`]): every path whose key the lock holds goes
+//! A lock of the size strategy is kept by [`super::churn::keep`]: layers a
+//! release leaves untouched stay byte for byte, the paths of the layers it
+//! re-uploads anyway are re-split by what changes together.
+//!
+//! A popularity lock is kept by [`apply`]: every path whose key the lock holds goes
 //! to that key's layer; lock layers left with no path vanish; the new paths
 //! are split as the fresh split would split them and, while the budget
 //! allows, their groups become new layers on top. When it does not, the

@@ -8,7 +8,8 @@
 //! for new callers: large paths alone, the rest grouped by which large paths
 //! use them) or [`popularity`] (the most depended-on paths alone; its output
 //! is kept byte for byte so images built with it keep their digests). A
-//! previous build's [`lock`] keeps every unchanged assignment.
+//! previous build's [`lock`] keeps every layer a release leaves unchanged
+//! ([`churn`] re-splits the rest, for the size strategy).
 //!
 //! Invariants:
 //! - the paths layered are every path listed (as a block's path) in a layered
@@ -24,6 +25,7 @@
 //!
 //! A malformed graph is an error naming `file:line`.
 
+pub mod churn;
 pub mod graph;
 pub mod group;
 pub mod layering;
@@ -125,6 +127,11 @@ pub fn split_closure(
         Strategy::Size => size::split_by_size(closure, &ids, &sizes, budget.max(1)),
     };
     let rest = match previous {
+        // A size lock re-splits only what a release re-uploads anyway.
+        Some(l) if strategy == Strategy::Size => {
+            let n = budget.max(1);
+            churn::keep(l, closure, &ids, &sizes, n, &fresh, churn::MAX_ALONE)
+        }
         Some(l) => lock::apply(l, closure, &ids, &sizes, budget.max(1), &fresh),
         None => fresh,
     };

@@ -241,20 +241,7 @@ pub(super) fn check_budget(max_layers: usize) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// A JSON graph: (name, size, references).
-    fn closure(nodes: &[(&str, u64, &[&str])]) -> Closure {
-        let v: Vec<serde_json::Value> = nodes
-            .iter()
-            .map(|(p, s, r)| {
-                let refs: Vec<String> = r.iter().map(|x| format!("/s/{x}")).collect();
-                serde_json::json!({"path": format!("/s/{p}"), "narSize": s, "references": refs})
-            })
-            .collect();
-        let mut c = Closure::new();
-        c.add_json_graph(&serde_json::to_vec(&v).unwrap(), "g", false)
-            .unwrap();
-        c
-    }
+    use crate::nix::graph::tests::json_closure as closure;
 
     fn run(c: &Closure, n: usize) -> Vec<Vec<String>> {
         let ids = c.layered(&[]);

@@ -264,7 +264,8 @@ t=$(now)
 build "$LIB#leaf1"
 T_FIRST=$(secs "$t" "$(now)")
 nix build --offline --no-link --dry-run "$LIB#leaf2" 2>"$WORK/dry.log" || { cat "$WORK/dry.log"; fail=1; }
-check "leaf2 (app changed), after leaf1: nix builds only app's layer and the image" "app-layer leaf-image" \
+# (leaf-image-spec.json: the image spec, a few hundred bytes naming the layers)
+check "leaf2 (app changed), after leaf1: nix builds only app's layer and the image (and its spec)" "app-layer leaf-image leaf-image-spec.json" \
   "$(sed -n 's|^  /nix/store/[0-9a-z]\{32\}-\(.*\)\.drv$|\1|p' "$WORK/dry.log" | sort | paste -sd' ')"
 t=$(now)
 build "$LIB#leaf2"
@@ -277,10 +278,10 @@ echo "    nix build, wall time: leaf1 (first build) $T_FIRST s; leaf2 (a leaf ch
 lap
 
 echo "--- 3. rebuild: nix checks the outputs are bit-identical"
-LAYER_DRV=$(nix-store --query --references "$(nix path-info --offline --derivation "$EX#image")" | grep -- '-hello-layer\.drv$')
+LAYER_DRV=$(nix-store --query --requisites "$(nix path-info --offline --derivation "$EX#image")" | grep -- '-hello-layer\.drv$')
 # layerDerivations: the split and every layer of leaf2 and shared1 too.
 IFD_DRVS=$(for a in leaf2 shared1; do
-  nix-store --query --references "$(nix path-info --offline --derivation "$LIB#$a")" | grep -- '-layer\.drv$'
+  nix-store --query --requisites "$(nix path-info --offline --derivation "$LIB#$a")" | grep -- '-layer\.drv$'
   nix path-info --offline --derivation "$LIB#$a.layers"
 done)
 if build --rebuild "$EX#image" "$LAYER_DRV" "$EX#greet" "$LIB#closure" "$LIB#layered" "$LIB#rootenv" "$LIB#dir-archive" "$LIB#sized" "$LIB#release2" \
