@@ -671,3 +671,47 @@ fn hostile_referrer_answers_are_refused_and_an_oci_subject_skips_the_tag_schema(
         summary(&seen)
     );
 }
+
+/// `verify --key --ref TAG`: in a layout holding two images, the named
+/// image's signatures are checked; the other, unsigned, fails; without
+/// `--ref` the choice is refused in one line; `--ref` needs `--key`.
+#[test]
+fn verify_key_checks_the_image_ref_names() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    keypair(d, "k");
+    image(d, "img", "app:one");
+    let l = layer_of(d, "other", &[("etc/motd", b"two\n".to_vec())]);
+    ok_in(
+        d,
+        &["image", "--out", "two", "--layer", &l, "--tag", "app:two"],
+    );
+    // One layout with both images: the second's blobs and index entry added.
+    for e in fs::read_dir(d.join("two/blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let dest = d.join("img/blobs/sha256").join(e.file_name());
+        if !dest.exists() {
+            fs::copy(e.path(), dest).unwrap();
+        }
+    }
+    let read = |p: &str| -> Value {
+        serde_json::from_slice(&fs::read(d.join(p).join("index.json")).unwrap()).unwrap()
+    };
+    let mut idx = read("img");
+    let other = read("two")["manifests"][0].clone();
+    idx["manifests"].as_array_mut().unwrap().push(other);
+    fs::write(d.join("img/index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
+
+    let args = ["sign", "img", "--key", "k.pem", "--ref", "one"];
+    ok_in(d, &[&args[..], &["--identity", "example/app"]].concat());
+    let out = ok_in(d, &["verify", "img", "--key", "k.pub.pem", "--ref", "one"]);
+    assert!(out.contains("signed: 2 signature(s)"), "{out}");
+    fails(
+        d,
+        &["verify", "img", "--key", "k.pub.pem", "--ref", "two"],
+        1,
+        "signature",
+    );
+    fails(d, &["verify", "img", "--key", "k.pub.pem"], 1, "img");
+    fail_in(d, &["verify", "img", "--ref", "one"], 2);
+}

@@ -35,6 +35,9 @@ pub(super) struct VerifyArgs {
     /// ECDSA P-256 public key (PEM); at least one signature must be attached.
     #[arg(long)]
     key: Option<Utf8PathBuf>,
+    /// With --key: which image's signatures, by tag, when the layout holds several.
+    #[arg(long = "ref", requires = "key")]
+    reference: Option<String>,
 }
 
 #[derive(Args)]
@@ -69,7 +72,8 @@ pub(super) fn verify(a: VerifyArgs) -> CliResult {
     };
     let mut report = verify_with(&layout, &opts);
     let signed = match (&a.key, report.ok()) {
-        (Some(k), true) => match super::sign::verify_signatures(&layout, k) {
+        (Some(k), true) => match super::sign::verify_signatures(&layout, a.reference.as_deref(), k)
+        {
             Ok(line) => Some(line),
             Err(e) => {
                 report.problems.push(e.to_string());

@@ -176,10 +176,14 @@ pub(super) fn attest(a: AttestArgs) -> CliResult {
 
 /// `strata verify --key`: every signature and envelope attached to the
 /// image verifies with the key, and there is at least one signature.
-pub(super) fn verify_signatures(layout: &Layout, key: &Utf8Path) -> Result<String> {
+pub(super) fn verify_signatures(
+    layout: &Layout,
+    reference: Option<&str>,
+    key: &Utf8Path,
+) -> Result<String> {
     let pem = read_limited(key, MAX_KEY_BYTES as u64)?;
     let key_pub = VerifyingKey::from_pem(&pem, key.as_str())?;
-    let image = layout.top(None)?;
+    let image = layout.top(reference)?;
     let c = strata::signature::verify_attached(layout, &image, &key_pub)?;
     Ok(format!(
         "signed: {} signature(s), {} attestation(s) verified with {key}",
