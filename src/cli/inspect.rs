@@ -91,14 +91,15 @@ pub(super) fn verify(a: VerifyArgs) -> CliResult {
                 one_line(&report.remote.join(", "))
             );
         }
-        let top: Vec<String> = layout
-            .index
-            .manifests
-            .iter()
-            .map(|d| d.digest.to_string())
-            .collect();
+        // The images first; attachments (signatures, SBOMs) only counted.
+        let images = layout.images();
+        let top: Vec<String> = images.iter().map(|d| d.digest.to_string()).collect();
+        let attached = match layout.index.manifests.len() - images.len() {
+            0 => String::new(),
+            n => format!(", {n} attachment(s)"),
+        };
         outln!(
-            "ok: {} ({} blobs, {} layers verified)",
+            "ok: {} ({} blobs, {} layers verified{attached})",
             top.join(", "),
             report.blobs_checked,
             report.layers_checked
