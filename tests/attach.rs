@@ -715,3 +715,31 @@ fn verify_key_checks_the_image_ref_names() {
     fails(d, &["verify", "img", "--key", "k.pub.pem"], 1, "img");
     fail_in(d, &["verify", "img", "--ref", "one"], 2);
 }
+
+/// `strata diff` of an image and the same image signed: only index.json's
+/// attachment entries differ; the signature is never paired with an image.
+#[test]
+fn diff_of_a_signed_image_shows_only_the_attachments() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    keypair(d, "k");
+    image(d, "a", "app:1");
+    image(d, "b", "app:1");
+    sign(d, "b");
+    let out = strata()
+        .current_dir(d)
+        .args(["diff", "a", "b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(": ")).collect();
+    assert!(!lines.is_empty(), "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("index.json: manifests[")),
+        "{text}"
+    );
+    assert!(!text.contains("only in"), "{text}");
+}

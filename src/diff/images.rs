@@ -25,7 +25,9 @@ type ImageRef = (String, Descriptor, Option<(Descriptor, Value)>);
 
 fn images_of(l: &Layout) -> Result<Vec<ImageRef>> {
     let mut out = Vec::new();
-    for (i, top) in l.index.manifests.iter().enumerate() {
+    // Attachments (signatures, SBOMs) are not images: index.json's own
+    // comparison shows them; pairing them with images would not mean anything.
+    for (i, top) in l.images().iter().enumerate() {
         if is_index(&top.media_type) {
             let idx = l.read_index(top)?;
             let v = serde_json::to_value(&idx).unwrap_or(Value::Null);
