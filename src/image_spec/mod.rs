@@ -115,7 +115,6 @@
 //! spec".
 
 use std::collections::BTreeMap;
-use std::fs;
 
 use camino::Utf8Path;
 use serde::de::DeserializeOwned;
@@ -127,11 +126,16 @@ use crate::descriptor::{
     ANNOTATION_REF_NAME,
 };
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::image::{check_rfc3339, rfc3339, Composed, ConfigChanges, ImageOptions, NewLayer};
 use crate::json;
 use crate::layer::read_small_file;
-use crate::layout::{BlobSource, Layout};
+use crate::layout::Layout;
+
+mod layer_files;
+mod stamp;
+use layer_files::load_dir;
+pub use layer_files::load_layer;
 
 /// Manifest annotation: where the image's sources are (`source`).
 pub const ANNOTATION_SOURCE: &str = "org.opencontainers.image.source";
@@ -146,9 +150,6 @@ pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 
 /// The only image spec version this strata reads.
 pub const IMAGE_SPEC_VERSION: u64 = 1;
-
-/// Most layer blobs one `dir` layer entry may name.
-const MAX_DIR_LAYERS: usize = crate::image::MAX_LAYERS;
 
 /// A parsed image spec (see the module docs for every field).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -431,33 +432,9 @@ impl ImageSpec {
             self.check()?;
             return Ok(self.clone());
         };
-        let mut status: BTreeMap<String, (String, usize)> = BTreeMap::new();
-        for (i, f) in files.iter().enumerate() {
-            let at = |e: Error| e.context(format!("stamp[{i}]"));
-            let bytes = read_small_file(Utf8Path::new(f), MAX_STAMP_BYTES).map_err(at)?;
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| at(Error::invalid(format!("{f}: not UTF-8"))))?;
-            for (n, line) in text.lines().enumerate() {
-                if line.is_empty() {
-                    continue;
-                }
-                let (k, v) = line.split_once(' ').unwrap_or((line, ""));
-                if !is_key(k) {
-                    return Err(at(Error::invalid(format!(
-                        "{f}: line {}: expected KEY VALUE (KEY of letters, digits and _)",
-                        n + 1
-                    ))));
-                }
-                if let Some((_, j)) = status.insert(k.to_string(), (v.to_string(), i)) {
-                    return Err(at(Error::invalid(format!(
-                        "{f}: {k} is given twice (also by {})",
-                        files[j]
-                    ))));
-                }
-            }
-        }
+        let status = stamp::read_status(files)?;
         let sub = |s: &str, field: &str| -> Result<String> {
-            substitute(s, &status).map_err(|k| {
+            stamp::substitute(s, &status).map_err(|k| {
                 Error::invalid(format!(
                     "{field}: {{{k}}}: no {k} in the stamp files ({})",
                     files.join(", ")
@@ -583,100 +560,12 @@ impl ConfigSpec {
     }
 }
 
-/// Largest stamp (build status) file read.
-const MAX_STAMP_BYTES: usize = 1 << 20;
-
-/// A status key: letters, digits and `_`, not empty.
-fn is_key(k: &str) -> bool {
-    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// `s` with each `{KEY}` replaced by `status`'s value; `Err(KEY)` for a KEY
-/// it lacks. Braces around anything else stay as written.
-fn substitute(
-    s: &str,
-    status: &BTreeMap<String, (String, usize)>,
-) -> std::result::Result<String, String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after
-            .find('}')
-            .map(|close| &after[..close])
-            .filter(|k| is_key(k))
-        {
-            Some(k) => {
-                let (v, _) = status.get(k).ok_or_else(|| k.to_string())?;
-                out.push_str(v);
-                rest = &after[k.len() + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 /// `KEY=VALUE` with a non-empty KEY.
 fn env_pair(s: &str) -> Result<(String, String)> {
     s.split_once('=')
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| Error::invalid(format!("{s:?}: expected KEY=VALUE with a non-empty KEY")))
-}
-
-/// A layer blob and its descriptor (trusted, size checked), or the blob read,
-/// checked and described when there is no descriptor.
-pub fn load_layer(file: &Utf8Path, descriptor: Option<&Utf8Path>) -> Result<NewLayer> {
-    let desc = crate::layer::file::describe_layer_file(file, descriptor)?;
-    Ok(NewLayer {
-        desc,
-        source: BlobSource::File(file.to_path_buf()),
-    })
-}
-
-/// The `N.layer` blobs of `dir` in increasing `N`, each with `N.desc` if present.
-fn load_dir(dir: &Utf8Path) -> Result<Vec<NewLayer>> {
-    let mut numbered: BTreeMap<u64, String> = BTreeMap::new();
-    for e in fs::read_dir(dir).io_context(|| format!("reading layer directory {dir}"))? {
-        let e = e.io_context(|| format!("reading layer directory {dir}"))?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(n) = name.strip_suffix(".layer") else {
-            continue;
-        };
-        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let num: u64 = n
-            .parse()
-            .map_err(|_| Error::invalid(format!("{dir}/{name}: layer number too large")))?;
-        // Why refuse: "1.layer" and "01.layer" would have no defined order.
-        if let Some(prev) = numbered.insert(num, n.to_string()) {
-            return Err(Error::invalid(format!(
-                "{dir}: {prev}.layer and {n}.layer have the same number"
-            )));
-        }
-        if numbered.len() > MAX_DIR_LAYERS {
-            return Err(Error::invalid(format!(
-                "{dir}: more than {MAX_DIR_LAYERS} layers"
-            )));
-        }
-    }
-    // Why by number, not readdir order: readdir order is the file system's.
-    numbered
-        .values()
-        .map(|n| {
-            let desc = dir.join(format!("{n}.desc"));
-            let has_desc = fs::symlink_metadata(&desc).is_ok();
-            load_layer(&dir.join(format!("{n}.layer")), has_desc.then_some(&*desc))
-        })
-        .collect()
 }
 
 /// Compose the image a spec describes: open the base, load the layers, and
@@ -783,22 +672,6 @@ mod tests {
         // Serialize and parse again: the same spec (the struct is the contract).
         let again = ImageSpec::parse(&json::to_canonical(&s), "again").unwrap();
         assert_eq!(again, s);
-    }
-
-    #[test]
-    fn stamping_replaces_known_keys_only() {
-        let status: BTreeMap<String, (String, usize)> = [
-            ("A".to_string(), ("1".to_string(), 0)),
-            ("B_2".to_string(), ("x y".to_string(), 0)),
-        ]
-        .into_iter()
-        .collect();
-        assert_eq!(substitute("v{A}-{B_2}", &status).unwrap(), "v1-x y");
-        assert_eq!(
-            substitute("{ not a key } {} {A", &status).unwrap(),
-            "{ not a key } {} {A"
-        );
-        assert_eq!(substitute("{C}", &status).unwrap_err(), "C");
     }
 
     #[test]
