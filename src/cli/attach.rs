@@ -13,7 +13,8 @@ use super::common::{human, kv};
 use super::{usage, CliResult};
 use strata::attestation::{attested, AttestOptions, SbomFormat};
 use strata::descriptor::Descriptor;
-use strata::error::{Error, IoContext, Result};
+use strata::error::{Error, Result};
+use strata::layer::read_small_file;
 use strata::layout::Layout;
 use strata::provenance::ProvenanceOptions;
 use strata::referrer::{self, Blob};
@@ -21,7 +22,7 @@ use strata::sbom::{DescribeOptions, InventoryOptions};
 
 /// Largest file `strata attach` attaches (it is read into memory; `pull
 /// --referrers` fetches attached blobs with the same bound).
-const MAX_ATTACHMENT_BYTES: u64 = strata::json::MAX_JSON_BYTES as u64;
+const MAX_ATTACHMENT_BYTES: usize = strata::json::MAX_JSON_BYTES;
 
 #[derive(Args)]
 pub(super) struct AttachArgs {
@@ -95,7 +96,7 @@ pub(super) fn attach(a: AttachArgs) -> CliResult {
         .collect();
     let layout = Layout::open(&a.image)?;
     let image = layout.top(a.reference.as_deref())?;
-    let bytes = read_limited(file, MAX_ATTACHMENT_BYTES)?;
+    let bytes = read_small_file(file, MAX_ATTACHMENT_BYTES)?;
     let blob = Blob {
         media_type: a
             .media_type
@@ -180,22 +181,6 @@ fn write_layout(
         Some(dir) => plan.write_dir_linking(out, dir),
         None => plan.write_dir(out),
     }
-}
-
-/// Read a whole file of at most `limit` bytes.
-pub(super) fn read_limited(path: &camino::Utf8Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).io_context(|| format!("reading {path}"))?;
-    let mut bytes = Vec::new();
-    f.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .io_context(|| format!("reading {path}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::invalid(format!(
-            "{path}: larger than the {limit} byte limit"
-        )));
-    }
-    Ok(bytes)
 }
 
 /// The attachments of `image` as `strata inspect --json` lists them.

@@ -168,7 +168,7 @@ pub(super) fn parse_params(params: &[String]) -> CliResult<BTreeMap<String, Stri
 }
 
 /// Largest purl list or layer descriptor file read for `--packages`.
-const MAX_PACKAGES_FILE: u64 = 4 << 20;
+const MAX_PACKAGES_FILE: usize = 4 << 20;
 
 /// `--packages LAYER=FILE` flags, merged.
 pub(super) fn declared_packages(flags: &[String]) -> CliResult<Declared> {
@@ -193,7 +193,7 @@ fn read_packages(flag: &str) -> CliResult<(Digest, BTreeSet<String>)> {
         Ok(d) => d,
         Err(_) => {
             let path = Utf8PathBuf::from(layer);
-            let bytes = super::attach::read_limited(&path, MAX_PACKAGES_FILE)?;
+            let bytes = strata::layer::read_small_file(&path, MAX_PACKAGES_FILE)?;
             let v: serde_json::Value = strata::json::parse(&bytes, path.as_str())?;
             let id = v.get("diffId").and_then(|d| d.as_str()).ok_or_else(|| {
                 Error::invalid(format!("{path}: not a layer descriptor (no diffId)"))
@@ -202,7 +202,7 @@ fn read_packages(flag: &str) -> CliResult<(Digest, BTreeSet<String>)> {
         }
     };
     let path = Utf8PathBuf::from(file);
-    let bytes = super::attach::read_limited(&path, MAX_PACKAGES_FILE)?;
+    let bytes = strata::layer::read_small_file(&path, MAX_PACKAGES_FILE)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Error::invalid(format!("{path}: not UTF-8 text")))?;
     Ok((diff_id, declared::parse_list(text, path.as_str())?))

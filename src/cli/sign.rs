@@ -12,15 +12,15 @@ use base64::Engine as _;
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::Args;
 
-use super::attach::read_limited;
 use super::{usage, CliResult, Failure};
 use strata::descriptor::{split_tag, ANNOTATION_CONTAINERD_NAME};
 use strata::error::{Error, Result};
+use strata::layer::read_small_file;
 use strata::layout::Layout;
 use strata::signing_key::{check_der_signature, Signer, SigningKey, VerifyingKey, MAX_KEY_BYTES};
 
 /// Largest statement `strata attest` signs.
-const MAX_STATEMENT_BYTES: u64 = 64 << 20;
+const MAX_STATEMENT_BYTES: usize = 64 << 20;
 /// Largest answer read from an external signer.
 const MAX_SIGNER_OUTPUT: u64 = 64 << 10;
 
@@ -134,7 +134,7 @@ fn signer(a: &SignerArgs) -> std::result::Result<Box<dyn Signer>, Failure> {
         return Ok(Box::new(ExternalSigner { argv }));
     }
     let path = a.key.as_ref().expect("clap requires --key or --signer");
-    let pem = read_limited(path, MAX_KEY_BYTES as u64)?;
+    let pem = read_small_file(path, MAX_KEY_BYTES)?;
     Ok(Box::new(SigningKey::from_pem(&pem, path.as_str())?))
 }
 
@@ -167,7 +167,7 @@ pub(super) fn attest(a: AttestArgs) -> CliResult {
     let signer = signer(&a.signer)?;
     let layout = Layout::open(&a.image)?;
     let image = layout.top(a.reference.as_deref())?;
-    let statement = read_limited(&a.statement, MAX_STATEMENT_BYTES)?;
+    let statement = read_small_file(&a.statement, MAX_STATEMENT_BYTES)?;
     let art = strata::envelope::attest(&image, &statement, a.statement.as_str(), signer.as_ref())?;
     strata::referrer::add_to_layout(&a.image, std::slice::from_ref(&art))?;
     outln!("{}", art.descriptor.digest);
@@ -181,7 +181,7 @@ pub(super) fn verify_signatures(
     reference: Option<&str>,
     key: &Utf8Path,
 ) -> Result<String> {
-    let pem = read_limited(key, MAX_KEY_BYTES as u64)?;
+    let pem = read_small_file(key, MAX_KEY_BYTES)?;
     let key_pub = VerifyingKey::from_pem(&pem, key.as_str())?;
     let image = layout.top(reference)?;
     let c = strata::signature::verify_attached(layout, &image, &key_pub)?;

@@ -14,6 +14,7 @@
 //! anything is sent; the image ID is checked against the config digest after
 //! the load; answers from the engine are untrusted (bounded, see [`http`]).
 
+mod chunked;
 pub mod docker;
 pub mod http;
 pub mod podman;
