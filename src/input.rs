@@ -20,7 +20,8 @@ use crate::layout::Layout;
 /// What an input path turned out to be.
 pub enum Input {
     /// An OCI layout (directory, oci-archive or strata's docker-archive).
-    Image(Layout),
+    /// (Boxed: a `Layout` is large beside a path.)
+    Image(Box<Layout>),
     /// A single layer blob or tar.
     Layer(Utf8PathBuf),
 }
@@ -31,7 +32,7 @@ pub enum Input {
 pub fn open_input(path: &Utf8Path) -> Result<Input> {
     let meta = std::fs::metadata(path).io_context(|| format!("opening {path}"))?;
     if meta.is_dir() {
-        return Ok(Input::Image(Layout::open(path)?));
+        return Ok(Input::Image(Box::new(Layout::open(path)?)));
     }
     let f = File::open(path).io_context(|| format!("opening {path}"))?;
     let mut r = LayerReader::new(io::BufReader::new(f), path.as_str())?;
@@ -52,7 +53,7 @@ pub fn open_input(path: &Utf8Path) -> Result<Input> {
         }
     }
     if image {
-        Ok(Input::Image(Layout::open(path)?))
+        Ok(Input::Image(Box::new(Layout::open(path)?)))
     } else {
         Ok(Input::Layer(path.to_path_buf()))
     }

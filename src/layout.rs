@@ -79,6 +79,8 @@ pub struct Layout {
     /// The RepoTags of each index.json entry (legacy docker-archives): each
     /// selects its image like a ref name does.
     tags: Vec<Vec<String>>,
+    /// Remote blobs whose bytes were fetched (verified) into a local file.
+    fetched: BTreeMap<Digest, Utf8PathBuf>,
 }
 
 /// One image resolved from a layout, its JSON blobs verified.
@@ -132,6 +134,7 @@ impl Layout {
             index: Index::new(Vec::new()),
             remote: BTreeMap::new(),
             tags,
+            fetched: BTreeMap::new(),
         };
         let oci_layout = layout
             .read_file("oci-layout", 4096)?
@@ -245,6 +248,25 @@ impl Layout {
                 at: at.clone(),
             })
         })
+    }
+
+    /// Record that the bytes of remote blob `d` are in the file `path`
+    /// (fetched and verified by the caller): [`Layout::readable_blob`] reads
+    /// them there, while [`Layout::blob`] still says where the blob lives
+    /// (so a layout written from this one stays as shallow as it was).
+    pub fn set_fetched(&mut self, d: Digest, path: Utf8PathBuf) {
+        self.fetched.insert(d, path);
+    }
+
+    /// Where to read blob `d`'s bytes: as [`Layout::blob`], but a remote blob
+    /// fetched into a local file (see [`Layout::set_fetched`]) is that file.
+    pub fn readable_blob(&self, d: &Digest) -> Option<BlobSource> {
+        match self.blob(d)? {
+            BlobSource::Remote { .. } if self.fetched.contains_key(d) => {
+                self.fetched.get(d).cloned().map(BlobSource::File)
+            }
+            src => Some(src),
+        }
     }
 
     /// The size of blob `d` as stored, if present.

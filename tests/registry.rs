@@ -1900,3 +1900,83 @@ fn archives_are_pushed_like_layouts() {
         assert_eq!(ok_in(d, &["digest", &back]).trim(), digest.trim());
     }
 }
+
+/// An image on a shallow base: `strata sbom --cache-dir` fetches the base's
+/// layers (digests verified) and writes the very bytes the SBOM of the same
+/// image on the fully pulled base has; so does `strata attach --sbom`,
+/// whose new layout stays shallow. Offline, one line names blob and registry.
+#[test]
+fn sboms_of_images_on_shallow_bases_fetch_the_base_layers() {
+    let t = tempdir();
+    let d = t.path();
+    let Some(mut reg) = Registry::start(d, "reg", None) else {
+        return;
+    };
+    let layers = shallow_base(d, &reg, 200_000);
+    let base = ok_in(d, &["digest", "base"]);
+    let at = format!("http://{}/base@{}", reg.host(), base.trim());
+    ok_in(d, &["pull", "-q", &at, "--out", "full"]);
+    let top = layer_of(d, "top", &[("etc/motd", b"hi\n".to_vec())]);
+    for (from, out) in [("shallow", "on-shallow"), ("full", "on-full")] {
+        ok_in(d, &["image", "--base", from, "--layer", &top, "--out", out]);
+    }
+    let sbom = |img: &str, cache: &str| {
+        ok_in(
+            d,
+            &[
+                "sbom",
+                img,
+                "--format",
+                "spdx",
+                "--files",
+                "--cache-dir",
+                cache,
+            ],
+        )
+    };
+    let want = sbom("on-full", "unused");
+    assert!(want.contains("opt/one.bin"), "{want}");
+    assert_eq!(sbom("on-shallow", "cache"), want);
+    let hex = layers[0].strip_prefix("sha256:").unwrap();
+    assert!(d.join("cache/blobs/sha256").join(hex).is_file());
+
+    // attach --sbom: the same document; the new layout is still shallow.
+    let attach = |img: &str, out: &str| {
+        ok_in(
+            d,
+            &[
+                "attach",
+                img,
+                "--sbom",
+                "spdx",
+                "--out",
+                out,
+                "--cache-dir",
+                "cache",
+            ],
+        )
+    };
+    assert_eq!(attach("on-shallow", "att-s"), attach("on-full", "att-f"));
+    assert!(d.join("att-s/strata-remote.json").is_file());
+    assert!(!d.join("att-s/blobs/sha256").join(hex).exists());
+
+    // Offline, nothing cached: one line naming the blob and the registry.
+    reg.stop();
+    let err = fail_in(
+        d,
+        &[
+            "sbom",
+            "on-shallow",
+            "--format",
+            "spdx",
+            "--cache-dir",
+            "empty",
+        ],
+        1,
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&layers[0]) && err.contains(&format!("{}/base", reg.host())),
+        "{err}"
+    );
+}

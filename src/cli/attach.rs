@@ -80,6 +80,9 @@ pub(super) struct AttachArgs {
     /// Print nothing (the attachments' digests are in index.json).
     #[arg(short, long)]
     quiet: bool,
+    // With --sbom on a shallow image: where its remote layers are cached.
+    #[command(flatten)]
+    cache: super::common::CacheDirArg,
 }
 
 pub(super) fn attach(a: AttachArgs) -> CliResult {
@@ -131,12 +134,18 @@ fn attach_documents(a: &AttachArgs) -> CliResult {
             .collect::<Result<Vec<_>>>(),
     )?;
     let declared = super::sbom::declared_packages(&a.packages)?;
-    let (layout, image, name, base) = super::sbom::open_image(
+    let (mut layout, image, name, base) = super::sbom::open_image(
         &a.image,
         a.reference.as_deref(),
         a.platform.as_deref(),
         a.base.as_deref(),
     )?;
+    // Kept until the layers were read: a temporary fetch directory, if one was needed.
+    let _fetched = if sbom.is_empty() {
+        None
+    } else {
+        super::registry::fetch_image_layers(&mut layout, &image, a.cache.cache_dir.as_deref())?
+    };
     let time = usage(super::source_date_epoch())?;
     let opts = AttestOptions {
         sbom,

@@ -239,6 +239,44 @@ pub(super) fn fetch_remote_blobs(
     Ok(guard)
 }
 
+/// Fetch the remote layers of `image` (a shallow layout) into the cache, so
+/// what reads layers (an SBOM) reads them from there. Without any cache
+/// directory, a private temporary directory, removed when the returned guard
+/// drops (after the layers were read).
+pub(super) fn fetch_image_layers(
+    layout: &mut Layout,
+    image: &strata::layout::Image,
+    flag: Option<&Utf8Path>,
+) -> Result<Option<output::AtomicDir>> {
+    let any_remote = image.manifest.layers.iter().any(|d| {
+        matches!(
+            layout.blob(&d.digest),
+            Some(strata::BlobSource::Remote { .. })
+        )
+    });
+    if !any_remote {
+        return Ok(None);
+    }
+    let (dir, guard) = match cache_dir(flag) {
+        Ok(d) => (d, None),
+        Err(_) => {
+            let tmp = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|p| {
+                Error::invalid(format!("temporary directory {}: not UTF-8", p.display()))
+            })?;
+            // Why an AtomicDir never committed: removed on drop and on SIGINT/SIGTERM.
+            let t = output::AtomicDir::create(&tmp.join("strata-sbom.fetch"))?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let cache = strata::registry::cache::Cache::new(&dir);
+    let regs = registries(None, false, 3, &[])?;
+    // Quiet: the SBOM commands print documents or digests, not transfers.
+    let progress = Reporter::new(true, "fetching");
+    cache.fetch_layers(layout, image, &regs, &progress)?;
+    progress.finish();
+    Ok(guard)
+}
+
 pub(super) fn push(a: PushArgs) -> CliResult {
     let dest = usage(reference(&a.reference))?;
     for t in &a.tag {

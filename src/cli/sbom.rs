@@ -52,6 +52,8 @@ pub(super) struct SbomArgs {
     /// --descriptor` wrote; FILE lists purls, one a line; repeatable.
     #[arg(long)]
     packages: Vec<String>,
+    #[command(flatten)]
+    cache: super::common::CacheDirArg,
 }
 
 #[derive(Args)]
@@ -122,7 +124,10 @@ pub(super) fn sbom(a: SbomArgs) -> CliResult {
         }
     };
     let fallback_time = usage(source_date_epoch())?.unwrap_or(0);
-    let (layout, image, name, base) = open(&a.target)?;
+    let (mut layout, image, name, base) = open(&a.target)?;
+    // Kept until the layers were read: a temporary fetch directory, if one was needed.
+    let _fetched =
+        super::registry::fetch_image_layers(&mut layout, &image, a.cache.cache_dir.as_deref())?;
     let opts = DescribeOptions {
         name,
         base,

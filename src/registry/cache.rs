@@ -14,7 +14,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::digest::{digest_reader, Digest};
 use crate::error::{IoContext, Result};
-use crate::layout::{BlobSource, LayoutPlan, RemoteBlob};
+use crate::layout::{BlobSource, Image, Layout, LayoutPlan, RemoteBlob};
 use crate::output::AtomicFile;
 use crate::registry::{download_blob, Outcome, Progress, Registries};
 
@@ -112,6 +112,25 @@ impl Cache {
                 let (path, _) = self.get(regs, digest, at, progress)?;
                 *size = at.size;
                 *src = BlobSource::File(path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetch every remote layer of `image` into the cache and tell `layout`
+    /// where their bytes are now (see [`Layout::readable_blob`]): what reads
+    /// layers (an SBOM's inventory) then reads them from here.
+    pub fn fetch_layers(
+        &self,
+        layout: &mut Layout,
+        image: &Image,
+        regs: &Registries,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        for desc in &image.manifest.layers {
+            if let Some(BlobSource::Remote { digest, at }) = layout.blob(&desc.digest) {
+                let (path, _) = self.get(regs, &digest, &at, progress)?;
+                layout.set_fetched(digest, path);
             }
         }
         Ok(())

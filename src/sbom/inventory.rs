@@ -186,7 +186,7 @@ impl State {
         opts: InventoryOptions,
     ) -> Result<(Vec<FileRecord>, Digest)> {
         let src = layout
-            .blob(&desc.digest)
+            .readable_blob(&desc.digest)
             .ok_or_else(|| Error::corrupt(format!("{name}: blob {} is missing", desc.digest)))?;
         let mut r = LayerReader::new(src.open()?, name)?;
         let mut files: BTreeMap<String, FileRecord> = BTreeMap::new();
@@ -317,7 +317,7 @@ impl State {
         links: &BTreeMap<String, String>,
     ) -> Result<()> {
         let src = layout
-            .blob(&desc.digest)
+            .readable_blob(&desc.digest)
             .ok_or_else(|| Error::corrupt(format!("{name}: blob {} is missing", desc.digest)))?;
         let mut r = LayerReader::new(src.open()?, name)?;
         let wanted: BTreeSet<&str> = links.values().map(String::as_str).collect();
