@@ -1960,6 +1960,29 @@ fn sboms_of_images_on_shallow_bases_fetch_the_base_layers() {
     assert!(d.join("att-s/strata-remote.json").is_file());
     assert!(!d.join("att-s/blobs/sha256").join(hex).exists());
 
+    // No cache directory at all (a Bazel action): fetched beside --out, removed.
+    let none = [
+        ("HOME", ""),
+        ("XDG_CACHE_HOME", ""),
+        ("STRATA_CACHE_DIR", ""),
+    ];
+    let args = [
+        "sbom",
+        "on-shallow",
+        "--format",
+        "spdx",
+        "--files",
+        "--out",
+        "s.json",
+    ];
+    let out = run_env(d, &args, &none, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read_to_string(d.join("s.json")).unwrap().trim(),
+        want.trim()
+    );
+    assert!(!d.join("s.json.fetch").exists());
+
     // Offline, nothing cached: one line naming the blob and the registry.
     reg.stop();
     let err = fail_in(

@@ -144,7 +144,12 @@ fn attach_documents(a: &AttachArgs) -> CliResult {
     let _fetched = if sbom.is_empty() {
         None
     } else {
-        super::registry::fetch_image_layers(&mut layout, &image, a.cache.cache_dir.as_deref())?
+        super::registry::fetch_image_layers(
+            &mut layout,
+            &image,
+            a.cache.cache_dir.as_deref(),
+            a.out.as_deref(),
+        )?
     };
     let time = usage(super::source_date_epoch())?;
     let opts = AttestOptions {

@@ -241,12 +241,14 @@ pub(super) fn fetch_remote_blobs(
 
 /// Fetch the remote layers of `image` (a shallow layout) into the cache, so
 /// what reads layers (an SBOM) reads them from there. Without any cache
-/// directory, a private temporary directory, removed when the returned guard
-/// drops (after the layers were read).
+/// directory (a build sandbox with no HOME: Bazel's actions), a private
+/// temporary directory beside `out` (else in the temporary directory),
+/// removed when the returned guard drops (after the layers were read).
 pub(super) fn fetch_image_layers(
     layout: &mut Layout,
     image: &strata::layout::Image,
     flag: Option<&Utf8Path>,
+    out: Option<&Utf8Path>,
 ) -> Result<Option<output::AtomicDir>> {
     let any_remote = image.manifest.layers.iter().any(|d| {
         matches!(
@@ -260,11 +262,16 @@ pub(super) fn fetch_image_layers(
     let (dir, guard) = match cache_dir(flag) {
         Ok(d) => (d, None),
         Err(_) => {
-            let tmp = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|p| {
-                Error::invalid(format!("temporary directory {}: not UTF-8", p.display()))
-            })?;
+            let at = match out {
+                Some(o) => o.with_file_name(format!("{}.fetch", o.file_name().unwrap_or("out"))),
+                None => Utf8PathBuf::from_path_buf(std::env::temp_dir())
+                    .map_err(|p| {
+                        Error::invalid(format!("temporary directory {}: not UTF-8", p.display()))
+                    })?
+                    .join("strata-sbom.fetch"),
+            };
             // Why an AtomicDir never committed: removed on drop and on SIGINT/SIGTERM.
-            let t = output::AtomicDir::create(&tmp.join("strata-sbom.fetch"))?;
+            let t = output::AtomicDir::create(&at)?;
             (t.path().to_path_buf(), Some(t))
         }
     };

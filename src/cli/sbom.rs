@@ -126,8 +126,12 @@ pub(super) fn sbom(a: SbomArgs) -> CliResult {
     let fallback_time = usage(source_date_epoch())?.unwrap_or(0);
     let (mut layout, image, name, base) = open(&a.target)?;
     // Kept until the layers were read: a temporary fetch directory, if one was needed.
-    let _fetched =
-        super::registry::fetch_image_layers(&mut layout, &image, a.cache.cache_dir.as_deref())?;
+    let _fetched = super::registry::fetch_image_layers(
+        &mut layout,
+        &image,
+        a.cache.cache_dir.as_deref(),
+        a.target.out.as_deref(),
+    )?;
     let opts = DescribeOptions {
         name,
         base,
