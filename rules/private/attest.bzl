@@ -20,6 +20,11 @@ and the purls declared by the `packages` of the `oci_layer`s listed in
 image's `created`), so the CLI, this rule and Nix's `attest` give the same
 bytes for the same image (tests/golden/hello-attest.json).
 
+On an image built on an `oci_pull` (shallow) base, the SBOM reads the base's
+layers: the action fetches them (digests verified) into a temporary
+directory beside its output, removed afterwards, so it needs the network to
+the registry, as `oci_load` of such an image does (provenance alone does not).
+
     oci_attest(
         name = "app_attested",
         image = ":app",

@@ -13,6 +13,11 @@ Deterministic: its time is the image's `created`, its identity derived from
 the manifest digest, so the CLI on the same image writes the same bytes and a
 rebuild the same file.
 
+On an image built on an `oci_pull` (shallow) base, the SBOM reads the base's
+layers: the action fetches them (digests verified) into a temporary
+directory beside its output, removed afterwards, so it needs the network to
+the registry, as `oci_load` of such an image does (provenance alone does not).
+
     oci_sbom(
         name = "app_sbom",
         image = ":app",
