@@ -54,5 +54,7 @@ derivation {
     ++ (if provenance then builtins.concatMap (k: [ "--param" "${k}=${toString params.${k}}" ]) (builtins.attrNames params) else [ ])
     ++ (if files && formats != [ ] then [ "--files" ] else [ ])
     ++ (if ref == null then [ ] else [ "--ref" ref ])
-    ++ (if linkBlobs then [ "--link-under" builtins.storeDir ] else [ ]);
+    ++ (if linkBlobs then [ "--link-under" builtins.storeDir ] else [ ])
+    # The SBOM of an image on a shallow base (pullImage): as nix/sbom.nix.
+    ++ (if formats != [ ] then [ "--cache-dir" "strata-cache" ] else [ ]);
 }

@@ -27,5 +27,9 @@ derivation {
   builder = bin;
   args = [ "sbom" "${image}" "--format" format "--out" (builtins.placeholder "out") ]
     ++ (if files then [ "--files" ] else [ ])
-    ++ (if ref == null then [ ] else [ "--ref" ref ]);
+    ++ (if ref == null then [ ] else [ "--ref" ref ])
+    # An image on a shallow base (pullImage): strata fetches the base's layers
+    # (digests verified) into a cache in the build directory, not under $HOME
+    # (/homeless-shelter must not be created). Needs the network: no sandbox.
+    ++ [ "--cache-dir" "strata-cache" ];
 }
