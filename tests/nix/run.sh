@@ -40,7 +40,8 @@
 #     (registry access log), the registry's digest is `strata digest`'s,
 #     --rebuild finds the pull bit-identical, and the image rebuilds with the
 #     registry stopped; a docker-archive on the pulled base fetches its
-#     layers at build time (no sandbox); the root flake's pushImage (fake nixpkgs' coreutils)
+#     layers at build time (no sandbox), and so does buildImage { sbom = true; }
+#     on it (the CLI's attachments); the root flake's pushImage (fake nixpkgs' coreutils)
 #     pushes the golden image; strata push and skopeo copy of images with
 #     linked blobs; the second of two releases (part 2), pushed
 #     after the first, uploads only its new layers and its config;
@@ -481,6 +482,13 @@ if require docker-registry && require skopeo; then
   "$STRATA" verify --require-complete "$(out "$REG#archive")" >/dev/null
   check "archive on pullImage: complete, same manifest" "$IMG_DIGEST" "$("$STRATA" digest "$(out "$REG#archive")")"
   check "archive on pullImage: no /homeless-shelter" no "$([ -e /homeless-shelter ] && echo yes || echo no)"
+  # buildImage { sbom = true; } on the shallow base: the SBOM reads the base's
+  # layers (fetched into the build's own cache); the CLI's attachments, byte for byte.
+  build "$REG#attested"
+  env -u SOURCE_DATE_EPOCH "$STRATA" attach -q "$IMG" --sbom spdx --out "$WORK/attested-cli" --cache-dir "$WORK/attested-cache"
+  check "buildImage sbom on pullImage: the CLI's index.json" "$(sha256sum <"$WORK/attested-cli/index.json")" "$(sha256sum <"$(out "$REG#attested")/index.json")"
+  check "buildImage sbom on pullImage: still shallow" yes "$([ -e "$(out "$REG#attested")/strata-remote.json" ] && echo yes || echo no)"
+  check "buildImage sbom on pullImage: no /homeless-shelter" no "$([ -e /homeless-shelter ] && echo yes || echo no)"
   # The root flake's lib: pushImage with (fake) nixpkgs' coreutils.
   cat >"$WORK/root-push.nix" <<EOF2
 (builtins.getFlake "$RT").lib.x86_64-linux.pushImage {

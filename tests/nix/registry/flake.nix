@@ -43,6 +43,15 @@
           config.Cmd = [ "cat" "/www/index.html" ];
           format = "docker-archive";
         };
+        # With its SBOM attached: the base's layers fetched at build time to read them.
+        attested = s.buildImage {
+          name = "app";
+          tag = "app:1";
+          fromImage = base;
+          layers = [ (s.buildLayer { name = "hello"; contents = [ ./examples/hello ]; }) ];
+          config.Cmd = [ "cat" "/www/index.html" ];
+          sbom = true;
+        };
         # `nix run .#push [REPOSITORY]`: the base's layers are mounted.
         push = s.pushImage {
           inherit image;
