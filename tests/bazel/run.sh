@@ -449,6 +449,17 @@ push_suite() {
   ls -a "$bin" | grep -q '^\.strata-tmp-' && { echo "FAIL: a fetch directory was left in bazel-bin" >&2; exit 1; }
   echo "ok: oci_load of the shallow image: every base layer fetched once, verified, = $want"
 
+  # oci_attest(sbom) on the shallow base: its action fetches the base layers
+  # once too, and attaches what `strata attach --sbom` does with a cache.
+  before=$(layer_requests "$WORK/registry-A/access.log" "$GET_BASE")
+  "${B3[@]}" build "${F3[@]}" //:app_sbom
+  [ "$(layer_requests "$WORK/registry-A/access.log" "$GET_BASE")" = $((before + 2)) ] || { echo "FAIL: oci_attest(sbom) should read each base layer once" >&2; exit 1; }
+  "$STRATA_BINARY" attach -q "$bin/app" --sbom spdx --provenance --out "$WORK/app-sbom-cli" --cache-dir "$WORK/sbom-cache"
+  cmp -s "$bin/app_sbom/index.json" "$WORK/app-sbom-cli/index.json" || { echo "FAIL: oci_attest(sbom) on the shallow base differs from strata attach" >&2; exit 1; }
+  [ -f "$bin/app_sbom/strata-remote.json" ] || { echo "FAIL: oci_attest(sbom) output is no longer shallow" >&2; exit 1; }
+  ls -a "$bin" | grep -q '^\.strata-tmp-\|\.fetch$' && { echo "FAIL: a fetch directory was left in bazel-bin" >&2; exit 1; }
+  echo "ok: oci_attest(sbom) of the shallow image: base layers fetched once, = strata attach --sbom, still shallow"
+
   # A wrong pin fails the fetch with strata's message.
   must_fail "oci_pull of an unknown digest" "$WORK/pin.log" 'oci_pull base: `strata pull .*` failed' \
     "${B3[@]}" build "${F3[@]}" --repo_env=BASE_DIGEST="sha256:$(printf '%064d' 0)" //:app
