@@ -402,6 +402,37 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Seconds since the epoch of an RFC 3339 time (fractions dropped), or
+/// `None` when it is malformed or before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    check_rfc3339(s).ok()?;
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (h, mi, sec) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let zone = s[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = if zone == "Z" || zone == "z" {
+        0
+    } else {
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let hh = zone.get(1..3)?.parse::<i64>().ok()?;
+        let mm = zone.get(4..6)?.parse::<i64>().ok()?;
+        sign * (hh * 3600 + mm * 60)
+    };
+    // Howard Hinnant's days-from-civil.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let t = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+    u64::try_from(t).ok()
+}
+
 /// Check that `s` is an RFC 3339 timestamp (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`).
 pub fn check_rfc3339(s: &str) -> Result<()> {
     let b = s.as_bytes();
@@ -486,5 +517,25 @@ mod tests {
             ..Default::default()
         };
         assert!(check_changes(&ch).is_err());
+    }
+
+    #[test]
+    fn rfc3339_times_normalize_to_utc_seconds() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123456789Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-15T00:13:20+02:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T21:13:20-01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

@@ -9,7 +9,7 @@ use camino::Utf8PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::common::CacheDirArg;
-use super::registry::{cache_dir, registries};
+use super::registry::{cache_dir, registries, temp_dir};
 use super::report::Reporter;
 use super::{usage, CliResult};
 use strata::descriptor::Platform;
@@ -160,10 +160,4 @@ pub(super) fn load(a: LoadArgs) -> CliResult {
         eprintln!("{}", summary(&report));
     }
     Ok(0)
-}
-
-fn temp_dir() -> Result<Utf8PathBuf> {
-    let t = std::env::temp_dir();
-    Utf8PathBuf::from_path_buf(t)
-        .map_err(|p| Error::invalid(format!("temporary directory {}: not UTF-8", p.display())))
 }

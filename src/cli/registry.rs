@@ -209,6 +209,31 @@ impl RegistryArgs {
     }
 }
 
+/// The blob cache that a shallow image's layers are fetched into: the cache
+/// directory (`--cache-dir`, else the environment's, see [`cache_dir`]), else
+/// a private directory at `fallback` (a build sandbox with no HOME: Bazel's
+/// actions), removed when the returned guard drops.
+fn fetch_cache(
+    flag: Option<&Utf8Path>,
+    fallback: &Utf8Path,
+) -> Result<(strata::registry::cache::Cache, Option<output::AtomicDir>)> {
+    Ok(match cache_dir(flag) {
+        Ok(d) => (strata::registry::cache::Cache::new(&d), None),
+        Err(_) => {
+            // Why an AtomicDir never committed: removed on drop and on SIGINT/SIGTERM.
+            let t = output::AtomicDir::create(fallback)?;
+            (strata::registry::cache::Cache::new(t.path()), Some(t))
+        }
+    })
+}
+
+/// The temporary directory, which strata's paths need in UTF-8.
+pub(super) fn temp_dir() -> Result<Utf8PathBuf> {
+    let t = std::env::temp_dir();
+    Utf8PathBuf::from_path_buf(t)
+        .map_err(|p| Error::invalid(format!("temporary directory {}: not UTF-8", p.display())))
+}
+
 /// Fill a plan's remote blobs from the cache (fetching what it lacks).
 /// Without any cache directory (a build sandbox with no HOME: Bazel's
 /// actions), the blobs go to a private temporary directory beside `out`,
@@ -222,16 +247,8 @@ pub(super) fn fetch_remote_blobs(
     if plan.first_remote().is_none() {
         return Ok(None);
     }
-    let (dir, guard) = match cache_dir(flag) {
-        Ok(d) => (d, None),
-        Err(_) => {
-            // Why an AtomicDir never committed: removed on drop and on SIGINT/SIGTERM.
-            let name = format!("{}.fetch", out.file_name().unwrap_or("out"));
-            let t = output::AtomicDir::create(&out.with_file_name(name))?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
-    let cache = strata::registry::cache::Cache::new(&dir);
+    let name = format!("{}.fetch", out.file_name().unwrap_or("out"));
+    let (cache, guard) = fetch_cache(flag, &out.with_file_name(name))?;
     let regs = registries(None, false, 3, &[])?;
     let progress = Reporter::new(quiet, "fetching");
     cache.materialize(plan, &regs, &progress)?;
@@ -259,23 +276,11 @@ pub(super) fn fetch_image_layers(
     if !any_remote {
         return Ok(None);
     }
-    let (dir, guard) = match cache_dir(flag) {
-        Ok(d) => (d, None),
-        Err(_) => {
-            let at = match out {
-                Some(o) => o.with_file_name(format!("{}.fetch", o.file_name().unwrap_or("out"))),
-                None => Utf8PathBuf::from_path_buf(std::env::temp_dir())
-                    .map_err(|p| {
-                        Error::invalid(format!("temporary directory {}: not UTF-8", p.display()))
-                    })?
-                    .join("strata-sbom.fetch"),
-            };
-            // Why an AtomicDir never committed: removed on drop and on SIGINT/SIGTERM.
-            let t = output::AtomicDir::create(&at)?;
-            (t.path().to_path_buf(), Some(t))
-        }
+    let at = match out {
+        Some(o) => o.with_file_name(format!("{}.fetch", o.file_name().unwrap_or("out"))),
+        None => temp_dir()?.join("strata-sbom.fetch"),
     };
-    let cache = strata::registry::cache::Cache::new(&dir);
+    let (cache, guard) = fetch_cache(flag, &at)?;
     let regs = registries(None, false, 3, &[])?;
     // Quiet: the SBOM commands print documents or digests, not transfers.
     let progress = Reporter::new(true, "fetching");
